@@ -1,0 +1,386 @@
+"""Dataset conventions shared by every eosdyn simulation.
+
+One table (:data:`VARIABLES`) gives each variable and coordinate name its CF
+``long_name`` and ``units``; :func:`label` applies it together with the dataset
+attributes (``Conventions``, ``title``, ``source``, ``model``, ``equations``,
+``history``, ``eosdyn_config``); :func:`check_dataset` enforces it.
+
+Every simulation ends with ``label(...)`` and every test of a simulation calls
+``check_dataset`` on its output, so the conventions live here and nowhere else.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr
+>>> from eosdyn.conventions import label, check_dataset
+>>> ds = xr.Dataset({"z": ("step", np.array([0.1, 0.05]))},
+...                 coords={"step": np.arange(2)})
+>>> ds = label(ds, model="demo", title="a demo", equations="Eq. 10",
+...            config={"function": "demo", "parameters": {"eta": 0.1}})
+>>> ds.z.attrs["units"]
+'1'
+>>> check_dataset(ds) is ds
+True
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ._version import __version__
+
+CONVENTIONS = "CF-1.10"
+
+#: name -> (long_name, units).  Units "1" means dimensionless.
+VARIABLES: dict[str, tuple[str, str]] = {
+    # coordinates / dims
+    "step": ("GD step", "1"),
+    "time": ("gradient-flow time t (in units of the rescaled flow, Eq. 8)", "1"),
+    "seed": ("random seed", "1"),
+    "eps": ("ε (second eigenvalue of Q is −ε, Eq. 14-15)", "1"),
+    "a": ("a = −1/λ (Q eigenvalues {1, λ}, Eq. 65-66)", "1"),
+    "lam": ("λ, second eigenvalue of Q (largest is 1)", "1"),
+    "E": ("Ẽ = η E = T(−1) − 2 z̃ (conserved)", "1"),
+    "eta": ("learning rate η", "1"),
+    "z0": ("initial rescaled residual z̃₀", "1"),
+    "T0": ("initial rescaled curvature T₀(0) = η λ_max(0)", "1"),
+    "theta0": ("initial parameter scale", "1"),
+    "init": ("initial condition index", "1"),
+    "param": ("parameter index", "1"),
+    "mode": ("eigenmode index (0 = largest)", "1"),
+    "D": ("number of datapoints D", "1"),
+    "P": ("number of parameters P", "1"),
+    "sigma_z": ("σ̃_z = D σ_z (rescaled residual scale, Eq. 29)", "1"),
+    "sigma_J": ("σ̃_J = (D P)^{1/4} σ_J (rescaled Jacobian scale, Eq. 29)", "1"),
+    # state variables
+    "z": ("rescaled residual z̃ = η z", "1"),
+    "T": ("rescaled curvature T(0) = η J Jᵀ = η λ_max", "1"),
+    "T1": ("T(1) = η J Q Jᵀ", "1"),
+    "w": ("rescaled Jacobian weight η J_i² in the eigenbasis of Q", "1"),
+    "theta": ("parameters θ", "1"),
+    "q": ("eigenvalues of Q", "1"),
+    "y": ("EOS coordinate y", "1"),
+    "sharpness": ("sharpness η λ_max", "1"),
+    "loss": ("loss L = ½ Σ z²", "1"),
+    "z_norm": ("residual norm ‖z‖", "1"),
+    "lambda_max": ("largest NTK eigenvalue λ_max", "1"),
+    # fates
+    "diverged": ("trajectory diverged", "1"),
+    "diverged_at": ("first step at which the trajectory diverged (-1: never)", "1"),
+    "converged": ("trajectory converged (|z̃| below tolerance)", "1"),
+    "converged_at": ("first step at which |z̃| fell below tolerance (-1: never)", "1"),
+    "steps_taken": ("number of GD steps taken", "1"),
+    "status": ("fate of the trajectory", "1"),
+    "final_sharpness": ("final sharpness η λ_max", "1"),
+    "final_loss": ("final loss L", "1"),
+    "final_z": ("final rescaled residual z̃", "1"),
+    "final_T": ("final rescaled curvature T(0)", "1"),
+}
+
+#: CF flag convention for ``status`` variables.
+STATUS_VALUES = {"running": 0, "converged": 1, "diverged": 2, "max_steps": 3, "cycle": 4}
+
+REQUIRED_ATTRS = ("Conventions", "title", "source", "model", "equations", "history", "eosdyn_config")
+
+
+def source() -> str:
+    """The ``source`` attribute: ``"eosdyn <version>"``."""
+    return f"eosdyn {__version__}"
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert parameters into plain JSON types (arrays become lists)."""
+    if isinstance(value, xr.DataArray):
+        return {"dims": list(value.dims), "data": _jsonable(value.values),
+                "coords": {k: _jsonable(v.values) for k, v in value.coords.items()}}
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()] if value.ndim else _jsonable(value.item())
+    if isinstance(value, (np.generic,)):
+        return _jsonable(value.item())
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.dtype) or isinstance(value, type):
+        return np.dtype(value).name
+    if isinstance(value, numbers.Number):
+        return float(value)
+    return repr(value)
+
+
+def config_json(function: str, parameters: Mapping[str, Any], **extra: Any) -> str:
+    """Serialise a regeneration recipe into the ``eosdyn_config`` JSON string.
+
+    Parameters
+    ----------
+    function : str
+        Dotted path of the public function that made the dataset,
+        e.g. ``"eosdyn.toy.two_param"``.
+    parameters : mapping
+        Every keyword argument needed to call it again.
+    **extra
+        Further provenance (e.g. library versions).
+
+    Examples
+    --------
+    >>> config_json("eosdyn.toy.two_param", {"eps": 0.1, "steps": 10})[:40]
+    '{"function": "eosdyn.toy.two_param", "pa'
+    """
+    payload = {"function": function, "parameters": _jsonable(dict(parameters)),
+               "eosdyn_version": __version__, "numpy_version": np.__version__}
+    payload.update(_jsonable(extra))
+    return json.dumps(payload, sort_keys=False, allow_nan=False, ensure_ascii=False)
+
+
+def read_config(ds: xr.Dataset) -> dict:
+    """Parse a dataset's ``eosdyn_config`` attribute back into a dict."""
+    try:
+        return json.loads(ds.attrs["eosdyn_config"])
+    except KeyError:
+        raise ValueError("dataset has no 'eosdyn_config' attribute") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"dataset attribute 'eosdyn_config' is not valid JSON: {err}") from None
+
+
+def _decode_param(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"dims", "data", "coords"}:
+        coords = {k: np.asarray(v) for k, v in value["coords"].items()}
+        return xr.DataArray(np.asarray(value["data"]), dims=value["dims"], coords=coords)
+    if value == "nan":
+        return float("nan")
+    if value in ("inf", "-inf"):
+        return float(value)
+    return value
+
+
+def regenerate(ds: xr.Dataset) -> xr.Dataset:
+    """Recompute a dataset from its ``eosdyn_config`` provenance.
+
+    Examples
+    --------
+    >>> import eosdyn
+    >>> ds = eosdyn.toy.two_param(eps=0.1, z0=0.1, T0=1.5, steps=5)  # doctest: +SKIP
+    >>> eosdyn.conventions.regenerate(ds).identical(ds)  # doctest: +SKIP
+    True
+    """
+    import importlib
+
+    cfg = read_config(ds)
+    module, _, name = cfg["function"].rpartition(".")
+    func = getattr(importlib.import_module(module), name)
+    params = {k: _decode_param(v) for k, v in cfg["parameters"].items()}
+    return func(**params)
+
+
+def append_history(ds: xr.Dataset, line: str) -> xr.Dataset:
+    """Append a timestamped line to ``ds.attrs['history']`` (never overwrite)."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    old = ds.attrs.get("history", "")
+    new = f"{stamp} {line}"
+    ds.attrs["history"] = f"{old}\n{new}" if old else new
+    return ds
+
+
+def set_variable_attrs(da: xr.DataArray, name: str | None = None, *, overwrite: bool = False) -> None:
+    """Set CF ``long_name``/``units`` on one variable from :data:`VARIABLES`."""
+    name = name if name is not None else da.name
+    if name in VARIABLES:
+        long_name, units = VARIABLES[name]
+        if overwrite or "long_name" not in da.attrs:
+            da.attrs["long_name"] = long_name
+        if overwrite or "units" not in da.attrs:
+            da.attrs["units"] = units
+    elif "units" not in da.attrs and np.issubdtype(da.dtype, np.number):
+        da.attrs["units"] = "1"
+    if name == "status" and np.issubdtype(da.dtype, np.integer):
+        da.attrs["flag_values"] = np.array(list(STATUS_VALUES.values()), dtype=da.dtype)
+        da.attrs["flag_meanings"] = " ".join(STATUS_VALUES)
+
+
+def encode_status(names: np.ndarray, dtype=np.int8) -> np.ndarray:
+    """Map status strings to their CF flag values."""
+    out = np.empty(np.shape(names), dtype=dtype)
+    flat = np.asarray(names).ravel()
+    for key, val in STATUS_VALUES.items():
+        out.ravel()[flat == key] = val
+    return out
+
+
+def decode_status(da: xr.DataArray) -> xr.DataArray:
+    """Return the ``status`` flag variable as strings (a labelled DataArray)."""
+    meanings = da.attrs.get("flag_meanings", " ".join(STATUS_VALUES)).split()
+    values = da.attrs.get("flag_values", np.arange(len(meanings)))
+    lut = {int(v): m for v, m in zip(np.atleast_1d(values), meanings)}
+    out = xr.apply_ufunc(np.vectorize(lambda v: lut.get(int(v), "unknown"), otypes=[object]), da)
+    out.attrs = {"long_name": da.attrs.get("long_name", "fate of the trajectory")}
+    return out.astype(str)
+
+
+def label(
+    ds: xr.Dataset,
+    *,
+    model: str,
+    title: str,
+    equations: str,
+    config: Mapping[str, Any] | str,
+    history: str | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Apply the eosdyn conventions to a freshly simulated dataset (in place).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The raw result with ASCII variable names.
+    model : str
+        Short model name, e.g. ``"two_param"``.
+    title : str
+        Human-readable title.
+    equations : str
+        The paper equations implemented, e.g. ``"Eq. 14-15 (Agarwala et al. 2023)"``.
+    config : mapping or str
+        Either a ``{"function": ..., "parameters": {...}}`` mapping or an already
+        serialised JSON string; stored as ``eosdyn_config``.
+    history : str, optional
+        Line appended to ``history``; defaults to the function call.
+    attrs : mapping, optional
+        Extra dataset attributes (must be str, number or 1-D numeric array).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` itself, labelled.
+    """
+    for name in list(ds.variables):
+        set_variable_attrs(ds[name], name)
+    if not isinstance(config, str):
+        config = config_json(config["function"], config.get("parameters", {}),
+                             **{k: v for k, v in config.items() if k not in ("function", "parameters")})
+    fn = json.loads(config).get("function", model)
+    ds.attrs.update({
+        "Conventions": CONVENTIONS,
+        "title": title,
+        "source": source(),
+        "model": model,
+        "equations": equations,
+        "references": "Agarwala, Pedregosa, Pennington (2023), Second-order regression models "
+                      "exhibit progressive sharpening to the edge of stability, ICML, PMLR 202:169-195",
+        "eosdyn_config": config,
+    })
+    if attrs:
+        ds.attrs.update({k: _attr_value(k, v) for k, v in attrs.items()})
+    append_history(ds, history or f"created by {fn} ({source()})")
+    return ds
+
+
+def _attr_value(key: str, value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if value is None:
+        return "none"
+    if isinstance(value, Mapping):
+        return json.dumps(_jsonable(value))
+    return value
+
+
+def _is_ascii_name(name: Any) -> bool:
+    return isinstance(name, str) and name.isascii() and name.replace("_", "a").isalnum() and not name[0].isdigit()
+
+
+def check_dataset(ds: xr.Dataset) -> xr.Dataset:
+    """Check that ``ds`` follows the eosdyn conventions; raise ``ValueError`` listing every problem.
+
+    Checks: ASCII identifier names for dims, coordinates and variables; CF
+    ``long_name`` and ``units`` on every variable and coordinate; the dataset
+    attributes ``Conventions``, ``title``, ``source``, ``model``, ``equations``,
+    ``history`` and a valid JSON ``eosdyn_config``; attribute values that survive
+    netCDF (no dict, bool or None); an integer, strictly increasing ``step``
+    coordinate; boolean ``diverged``/``converged`` flags; NaN state after
+    divergence (when ``diverged_at`` and a ``step`` trajectory are present); CF
+    ``flag_values``/``flag_meanings`` on integer ``status`` variables.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` unchanged, so the call can be chained.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> check_dataset(xr.Dataset())
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset does not follow the eosdyn conventions:
+      - missing dataset attribute 'Conventions'
+      ...
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"check_dataset expects an xarray.Dataset, got {type(ds).__name__}")
+    problems: list[str] = []
+    for key in REQUIRED_ATTRS:
+        if key not in ds.attrs:
+            problems.append(f"missing dataset attribute {key!r}")
+        elif not isinstance(ds.attrs[key], str):
+            problems.append(f"dataset attribute {key!r} must be a string")
+    if ds.attrs.get("Conventions", CONVENTIONS) != CONVENTIONS:
+        problems.append(f"Conventions must be {CONVENTIONS!r}")
+    if isinstance(ds.attrs.get("source"), str) and not ds.attrs["source"].startswith("eosdyn "):
+        problems.append("source must read 'eosdyn <version>'")
+    if isinstance(ds.attrs.get("eosdyn_config"), str):
+        try:
+            cfg = json.loads(ds.attrs["eosdyn_config"])
+            if not isinstance(cfg, dict) or "function" not in cfg:
+                problems.append("eosdyn_config must be a JSON object with a 'function' key")
+        except json.JSONDecodeError as err:
+            problems.append(f"eosdyn_config is not valid JSON ({err})")
+    for scope, attrs in [("dataset", ds.attrs)] + [(f"variable {n!r}", ds[n].attrs) for n in ds.variables]:
+        for k, v in attrs.items():
+            if isinstance(v, (dict, bool, np.bool_)) or v is None:
+                problems.append(f"{scope} attribute {k!r} has type {type(v).__name__}, which netCDF cannot store")
+    for name in list(ds.dims) + list(ds.variables):
+        if not _is_ascii_name(name):
+            problems.append(f"name {name!r} is not an ASCII identifier")
+    for name in ds.variables:
+        attrs = ds[name].attrs
+        if "long_name" not in attrs:
+            problems.append(f"variable {name!r} has no long_name")
+        if "units" not in attrs and ds[name].dtype.kind not in "OSUb":
+            problems.append(f"variable {name!r} has no units")
+    if "step" in ds.coords:
+        step = ds["step"].values
+        if step.ndim != 1 or step.dtype.kind not in "iu":
+            problems.append("coordinate 'step' must be a 1-D integer array")
+        elif step.size > 1 and not np.all(np.diff(step) > 0):
+            problems.append("coordinate 'step' must be strictly increasing")
+    for flag in ("diverged", "converged"):
+        if flag in ds and ds[flag].dtype != bool:
+            problems.append(f"variable {flag!r} must be boolean, got {ds[flag].dtype}")
+    if "status" in ds and ds["status"].dtype.kind in "iu":
+        if "flag_values" not in ds["status"].attrs or "flag_meanings" not in ds["status"].attrs:
+            problems.append("integer variable 'status' needs CF flag_values and flag_meanings")
+    if "diverged_at" in ds and "step" in ds.dims:
+        for var in ("z", "T", "sharpness"):
+            if var in ds and "step" in ds[var].dims and ds[var].dtype.kind == "f":
+                dat = ds["diverged_at"]
+                after = (ds["step"] > dat) & (dat >= 0)
+                bad = (after & np.isfinite(ds[var])).any()
+                if bool(bad):
+                    problems.append(f"variable {var!r} is finite after 'diverged_at' (state must be NaN)")
+    if problems:
+        raise ValueError("dataset does not follow the eosdyn conventions:\n  - " + "\n  - ".join(problems))
+    return ds

@@ -1,0 +1,1 @@
+"""Hot loops (numba / BLAS) with plain-array signatures; no xarray in here."""

@@ -1,0 +1,1 @@
+"""Simulations: toy maps (:mod:`.toy`), random QRM (:mod:`.qrm`), Taylor-expanded network (:mod:`.taylor`)."""
