@@ -19,8 +19,8 @@ import xarray as xr
 
 
 def _fmt_interval(lo, hi, lo_open, hi_open) -> str:
-    left = "(" if lo_open else "["
-    right = ")" if hi_open else "]"
+    left = "(" if (lo_open or lo is None) else "["
+    right = ")" if (hi_open or hi is None) else "]"
     lo_s = "-inf" if lo is None else f"{lo:g}"
     hi_s = "inf" if hi is None else f"{hi:g}"
     return f"{left}{lo_s}, {hi_s}{right}"
@@ -50,7 +50,7 @@ def check_range(name: str, value, lo=None, hi=None, *, lo_open=False, hi_open=Fa
     if hi is not None:
         ok &= (arr < hi) if hi_open else (arr <= hi)
     if not ok.all():
-        bad = arr[~ok].ravel()[0] if arr.ndim else arr.item()
+        bad = float(arr[~ok].ravel()[0])
         what = "finite and in" if finite else "in"
         raise ValueError(f"{name} must be {what} {_fmt_interval(lo, hi, lo_open, hi_open)}; got {bad!r}")
     return value

@@ -1,0 +1,1 @@
+"""Analyses that work on any eosdyn dataset (see issue: analysis)."""

@@ -1,0 +1,3 @@
+"""Theory of the one-datapoint models (Section 3, Appendix B)."""
+
+__all__: list[str] = []
