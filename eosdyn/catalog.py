@@ -1,0 +1,648 @@
+"""Catalog of named datasets: plain YAML entries, computed on first use and cached.
+
+A catalog is a hand-editable YAML file (the package's own lives in the top-level
+``catalogs/`` folder, see :func:`builtin_catalog_dir`) with a list of entries::
+
+    entries:
+      - name: theorem31
+        description: Final sharpness of the EOS map against eps.
+        paper: Theorem 3.1
+        recipe:
+          function: eosdyn.toy.two_param
+          parameters: {eps: [0.05, 0.1], z0: 0.1, T0: 1.9, steps: 20000}
+        variants:
+          quick: {steps: 5000}          # parameter overrides
+        plot: eosdyn.plot.final_sharpness_vs_eps   # optional, used by `reproduce`
+        claims:                                    # optional, used by `reproduce`
+          - eosdyn.reproduce.claim_theorem31
+
+or, instead of ``recipe``, ``stored: {path: data/x.nc, sha256: <hex>}`` (the path
+is relative to the YAML file). A recipe's dataset is computed on first use and
+cached under :func:`cache_dir` (``platformdirs.user_cache_dir("eosdyn")``, or
+``$EOSDYN_CACHE``), keyed by the SHA-256 of the function name, the canonical JSON
+of its parameters and eosdyn's major version. Writes are atomic (temp file +
+``os.replace``), serialised by a lock file, and every cache file has a sidecar
+``.sha256``: a truncated or altered file is detected and recomputed with a warning.
+
+User catalogs are added with :func:`add` or the ``EOSDYN_CATALOG_PATH``
+environment variable (``os.pathsep``-separated files or folders of ``*.yaml``);
+an entry in a user catalog replaces a built-in entry of the same name.
+
+Examples
+--------
+>>> import eosdyn
+>>> "theorem31" in eosdyn.catalog.list()  # doctest: +SKIP
+True
+>>> ds = eosdyn.catalog.open("theorem31", variant="quick")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+import yaml
+
+from ._version import __version__
+from .conventions import _jsonable, append_history, check_dataset
+from .io import open_dataset, to_netcdf
+
+__all__ = [
+    "CatalogError",
+    "Entry",
+    "add",
+    "builtin_catalog_dir",
+    "cache_dir",
+    "cache_key",
+    "cache_path",
+    "catalog_paths",
+    "clear_cache",
+    "describe",
+    "entries",
+    "get",
+    "list",
+    "load",
+    "open",
+    "parse_value",
+    "remove",
+    "resolve_function",
+]
+
+_list = builtins.list
+_open = builtins.open
+
+#: keys an entry may have
+ENTRY_KEYS = {"name", "description", "paper", "recipe", "stored", "variants", "plot", "claims", "tags"}
+#: the reserved override name that selects a variant
+VARIANT_KEY = "variant"
+
+_user_paths: _list[Path] = []
+
+
+class CatalogError(ValueError):
+    """A catalog, entry, override or stored file is invalid (a usage error: CLI exit code 2)."""
+
+
+# --------------------------------------------------------------------------- locating
+def builtin_catalog_dir() -> Path | None:
+    """Folder holding the package's own catalogs (``eosdyn.yaml`` and ``data/``).
+
+    A source checkout or editable install uses the top-level ``catalogs/`` folder
+    next to the ``eosdyn`` package; a regular install (wheel) ships a copy as
+    data files under ``<prefix>/share/eosdyn/catalogs``.
+
+    Examples
+    --------
+    >>> builtin_catalog_dir() is None or (builtin_catalog_dir() / "eosdyn.yaml").exists()
+    True
+    """
+    pkg = Path(__file__).resolve().parent
+    candidates = [pkg.parent / "catalogs"]
+    # wheel installs: data files land in <prefix>/share/eosdyn/catalogs; the package sits in
+    # <prefix>/lib/pythonX.Y/site-packages/eosdyn (posix) or <prefix>/Lib/site-packages/eosdyn.
+    for parent in _list(pkg.parents)[:5]:
+        candidates.append(parent / "share" / "eosdyn" / "catalogs")
+    candidates += [Path(sys.prefix) / "share" / "eosdyn" / "catalogs",
+                   Path(sys.base_prefix) / "share" / "eosdyn" / "catalogs"]
+    for cand in candidates:
+        if (cand / "eosdyn.yaml").is_file():
+            return cand
+    return None
+
+
+def _yaml_files(path: Path) -> _list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return [path]
+
+
+def catalog_paths() -> _list[Path]:
+    """Every catalog YAML file in lookup order: built-in, ``EOSDYN_CATALOG_PATH``, then :func:`add`.
+
+    Later files win when two entries share a name.
+    """
+    paths: _list[Path] = []
+    builtin = builtin_catalog_dir()
+    if builtin is not None:
+        paths += _yaml_files(builtin)
+    env = os.environ.get("EOSDYN_CATALOG_PATH", "")
+    for item in env.split(os.pathsep):
+        if item.strip():
+            p = Path(item.strip()).expanduser()
+            if not p.exists():
+                raise CatalogError(f"EOSDYN_CATALOG_PATH names {p}, which does not exist")
+            paths += _yaml_files(p)
+    for p in _user_paths:
+        paths += _yaml_files(p)
+    seen: set[Path] = set()
+    out = []
+    for p in paths:
+        rp = p.resolve()
+        if rp not in seen:
+            seen.add(rp)
+            out.append(p)
+    return out
+
+
+def add(path: str | os.PathLike) -> _list[str]:
+    """Add a user catalog (a YAML file or a folder of them) for this session.
+
+    The file is validated at once; its entries replace built-in ones of the same name.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``*.yaml`` catalog file or a folder of them.
+
+    Returns
+    -------
+    list of str
+        The names of the entries it defines.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "mine.yaml"
+    >>> _ = p.write_text('''
+    ... entries:
+    ...   - name: my_linear
+    ...     description: linear model
+    ...     paper: Eq. 16
+    ...     recipe: {function: eosdyn.toy.linear, parameters: {lam: 1.5, theta0: 1.0, steps: 10}}
+    ... ''')
+    >>> add(p)
+    ['my_linear']
+    >>> remove(p)
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CatalogError(f"catalog path {p} does not exist")
+    names: _list[str] = []
+    for f in _yaml_files(p):
+        names += _list(load(f))
+    if p.resolve() not in [q.resolve() for q in _user_paths]:
+        _user_paths.append(p)
+    return names
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Forget a user catalog added with :func:`add`."""
+    rp = Path(path).expanduser().resolve()
+    _user_paths[:] = [q for q in _user_paths if q.resolve() != rp]
+
+
+# --------------------------------------------------------------------------- entries
+@dataclass(frozen=True)
+class Entry:
+    """One validated catalog entry (see the module docstring for the YAML schema)."""
+
+    name: str
+    description: str
+    paper: str
+    source: Path
+    function: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    stored_path: Path | None = None
+    sha256: str | None = None
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    plot: str | None = None
+    claims: tuple = ()
+    tags: tuple = ()
+
+    @property
+    def kind(self) -> str:
+        """``"recipe"`` or ``"stored"``."""
+        return "stored" if self.stored_path is not None else "recipe"
+
+    def parameters_for(self, variant: str | None = None) -> dict:
+        """Recipe parameters of ``variant`` (``None``: the base parameters)."""
+        params = dict(self.parameters)
+        if variant is not None:
+            if variant not in self.variants:
+                valid = ", ".join(sorted(self.variants)) or "(none)"
+                raise CatalogError(f"entry {self.name!r} has no variant {variant!r}; valid variants: {valid}")
+            params.update(self.variants[variant])
+        return params
+
+
+def _err(source: Path, entry: str | int, key: str, msg: str) -> CatalogError:
+    where = f"entry {entry!r}" if isinstance(entry, str) else f"entry #{entry}"
+    return CatalogError(f"{source}: {where}, key {key!r}: {msg}")
+
+
+def _check_dotted(source, name, key, value) -> str:
+    if not isinstance(value, str) or not all(part.isidentifier() for part in value.split(".")) or "." not in value:
+        raise _err(source, name, key, f"must be a dotted function path such as 'eosdyn.toy.two_param'; got {value!r}")
+    return value
+
+
+def _parse_entry(source: Path, index: int, raw: Any) -> Entry:
+    if not isinstance(raw, Mapping):
+        raise CatalogError(f"{source}: entry #{index} must be a mapping with keys name, description, paper, "
+                           f"and recipe or stored; got {type(raw).__name__}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
+        raise _err(source, index, "name", f"must be an ASCII identifier (letters, digits, _); got {name!r}")
+    unknown = set(raw) - ENTRY_KEYS
+    if unknown:
+        raise _err(source, name, sorted(unknown)[0], f"unknown key; valid keys: {', '.join(sorted(ENTRY_KEYS))}")
+    for key in ("description", "paper"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise _err(source, name, key, "is required and must be a non-empty string")
+    has_recipe, has_stored = "recipe" in raw, "stored" in raw
+    if has_recipe == has_stored:
+        raise _err(source, name, "recipe", "an entry needs exactly one of 'recipe' or 'stored'")
+    kwargs: dict[str, Any] = {}
+    if has_recipe:
+        rec = raw["recipe"]
+        if not isinstance(rec, Mapping) or set(rec) - {"function", "parameters"} or "function" not in rec:
+            raise _err(source, name, "recipe", "must be a mapping {function: dotted.path, parameters: {...}}")
+        kwargs["function"] = _check_dotted(source, name, "recipe.function", rec["function"])
+        params = rec.get("parameters") or {}
+        if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+            raise _err(source, name, "recipe.parameters", "must be a mapping of keyword arguments")
+        if VARIANT_KEY in params:
+            raise _err(source, name, "recipe.parameters", f"{VARIANT_KEY!r} is reserved (it selects a variant)")
+        kwargs["parameters"] = dict(params)
+        variants = raw.get("variants") or {}
+        if not isinstance(variants, Mapping):
+            raise _err(source, name, "variants", "must be a mapping {variant_name: {parameter: value}}")
+        for vname, vparams in variants.items():
+            if not isinstance(vname, str) or not vname.isidentifier():
+                raise _err(source, name, "variants", f"variant name {vname!r} must be an identifier")
+            if not isinstance(vparams, Mapping):
+                raise _err(source, name, f"variants.{vname}", "must be a mapping of parameter overrides")
+            if VARIANT_KEY in vparams:
+                raise _err(source, name, f"variants.{vname}", f"{VARIANT_KEY!r} is reserved")
+        kwargs["variants"] = {k: dict(v) for k, v in variants.items()}
+    else:
+        st = raw["stored"]
+        if not isinstance(st, Mapping) or set(st) != {"path", "sha256"}:
+            raise _err(source, name, "stored", "must be a mapping {path: data/file.nc, sha256: <64 hex digits>}")
+        if not isinstance(st["path"], str) or not st["path"]:
+            raise _err(source, name, "stored.path", "must be a path relative to the catalog file")
+        sha = st["sha256"]
+        if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower()):
+            raise _err(source, name, "stored.sha256", f"must be 64 hexadecimal digits; got {sha!r}")
+        if raw.get("variants"):
+            raise _err(source, name, "variants", "stored entries have no variants")
+        path = Path(st["path"])
+        kwargs["stored_path"] = path if path.is_absolute() else (source.parent / path)
+        kwargs["sha256"] = sha.lower()
+    if raw.get("plot") is not None:
+        kwargs["plot"] = _check_dotted(source, name, "plot", raw["plot"])
+    claims = raw.get("claims") or []
+    if not isinstance(claims, (_list, tuple)):
+        raise _err(source, name, "claims", "must be a list of dotted function paths")
+    kwargs["claims"] = tuple(_check_dotted(source, name, "claims", c) for c in claims)
+    tags = raw.get("tags") or []
+    if not isinstance(tags, (_list, tuple)) or not all(isinstance(t, str) for t in tags):
+        raise _err(source, name, "tags", "must be a list of strings")
+    kwargs["tags"] = tuple(tags)
+    return Entry(name=name, description=raw["description"].strip(), paper=raw["paper"].strip(),
+                 source=source, **kwargs)
+
+
+def load(path: str | os.PathLike) -> dict[str, Entry]:
+    """Read and validate one catalog YAML file; return its entries by name.
+
+    Raises
+    ------
+    CatalogError
+        Naming the file, the entry and the key that is wrong.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise CatalogError(f"cannot read catalog {path}: {err}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise CatalogError(f"{path} is not valid YAML: {err}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("entries", []), (_list, tuple)):
+        raise CatalogError(f"{path}: top level must be a mapping with a list under 'entries'")
+    unknown = set(doc) - {"entries", "version", "description"}
+    if unknown:
+        raise CatalogError(f"{path}: unknown top-level key {sorted(unknown)[0]!r}; valid: entries, version, description")
+    out: dict[str, Entry] = {}
+    for i, raw in enumerate(doc.get("entries") or []):
+        entry = _parse_entry(path, i, raw)
+        if entry.name in out:
+            raise _err(path, entry.name, "name", "duplicate entry name in this file")
+        out[entry.name] = entry
+    return out
+
+
+def entries() -> dict[str, Entry]:
+    """All entries of all catalogs (later catalogs replace earlier entries of the same name)."""
+    out: dict[str, Entry] = {}
+    for p in catalog_paths():
+        out.update(load(p))
+    return out
+
+
+def get(name: str) -> Entry:
+    """The :class:`Entry` called ``name``; ``CatalogError`` listing the valid names otherwise."""
+    all_entries = entries()
+    if name not in all_entries:
+        valid = ", ".join(sorted(all_entries)) or "(catalog is empty)"
+        raise CatalogError(f"unknown catalog entry {name!r}; valid entries: {valid}")
+    return all_entries[name]
+
+
+def list() -> _list[str]:  # noqa: A001 - the public name asked for
+    """Names of every catalog entry, sorted.
+
+    Examples
+    --------
+    >>> isinstance(list(), builtins.list)
+    True
+    """
+    return sorted(entries())
+
+
+# --------------------------------------------------------------------------- recipes
+def resolve_function(dotted: str) -> Callable:
+    """Import ``"package.module.function"`` (lazy ``eosdyn`` submodules such as ``eosdyn.toy`` work)."""
+    parts = dotted.split(".")
+    obj = None
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            obj = None
+        break
+    if obj is None or not callable(obj):
+        raise CatalogError(f"cannot import function {dotted!r}")
+    return obj
+
+
+def _valid_keys(entry: Entry) -> _list[str]:
+    keys = set(entry.parameters)
+    for v in entry.variants.values():
+        keys |= set(v)
+    try:
+        sig = inspect.signature(resolve_function(entry.function))
+        keys |= {p.name for p in sig.parameters.values()
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    except (CatalogError, TypeError, ValueError):
+        pass
+    return sorted(keys)
+
+
+def _resolve(name: str, variant: str | None, overrides: Mapping[str, Any]) -> tuple[Entry, dict]:
+    entry = get(name)
+    if entry.kind == "stored":
+        if variant is not None or overrides:
+            raise CatalogError(f"entry {name!r} is a stored file: it takes no variant or overrides")
+        return entry, {}
+    valid = _valid_keys(entry)
+    bad = sorted(set(overrides) - set(valid))
+    if bad:
+        raise CatalogError(f"unknown override {bad[0]!r} for entry {name!r}; valid keys: {', '.join(valid)}")
+    params = entry.parameters_for(variant)
+    params.update(overrides)
+    return entry, params
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set key=value`` value with YAML rules (``0.1``, ``[0.1, 0.2]``, ``true``, ``float32``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise CatalogError(f"cannot parse value {text!r}: {err}") from None
+
+
+# --------------------------------------------------------------------------- cache
+def cache_dir() -> Path:
+    """Cache folder: ``$EOSDYN_CACHE`` or ``platformdirs.user_cache_dir("eosdyn")``."""
+    env = os.environ.get("EOSDYN_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("eosdyn"))
+
+
+def _major() -> str:
+    return __version__.split(".")[0]
+
+
+def cache_key(function: str, parameters: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the full recipe: function, canonical JSON of the parameters, eosdyn major version.
+
+    Examples
+    --------
+    >>> cache_key("eosdyn.toy.linear", {"lam": 1.5, "steps": 3}) == \\
+    ...     cache_key("eosdyn.toy.linear", {"steps": 3, "lam": 1.5})
+    True
+    """
+    payload = {"function": function, "parameters": _jsonable(dict(parameters)), "eosdyn_major": _major()}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cache_path(name: str, *, variant: str | None = None, **overrides: Any) -> Path:
+    """Where :func:`open` caches ``name`` with these variant/overrides (the file may not exist yet)."""
+    entry, params = _resolve(name, variant, overrides)
+    if entry.kind == "stored":
+        return entry.stored_path
+    return cache_dir() / f"{entry.name}-{cache_key(entry.function, params)[:24]}.nc"
+
+
+def clear_cache() -> int:
+    """Delete every cached dataset (and its checksum and lock files); return how many datasets were removed."""
+    d = cache_dir()
+    n = 0
+    if d.is_dir():
+        for p in d.iterdir():
+            if p.suffix in (".nc", ".sha256", ".lock") or p.name.endswith(".tmp"):
+                n += p.suffix == ".nc"
+                p.unlink(missing_ok=True)
+    return n
+
+
+def _sha256_file(path: Path) -> str:
+    with _open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _cache_state(path: Path) -> str:
+    """``"missing"``, ``"ok"`` or ``"corrupt"``."""
+    if not path.exists():
+        return "missing"
+    try:
+        expected = _sidecar(path).read_text().split()[0]
+        return "ok" if _sha256_file(path) == expected else "corrupt"
+    except (OSError, IndexError):
+        return "corrupt"
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fh = _open(lock_path, "a+")
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: atomic renames still prevent partial reads
+            yield
+            return
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        fh.close()
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _compute(entry: Entry, params: dict, variant: str | None) -> xr.Dataset:
+    func = resolve_function(entry.function)
+    ds = func(**params)
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"recipe {entry.function} of entry {entry.name!r} returned {type(ds).__name__}, "
+                        "not an xarray.Dataset")
+    ds.attrs["catalog_entry"] = entry.name
+    ds.attrs["catalog_variant"] = variant or "default"
+    ds.attrs["paper_reference"] = entry.paper
+    append_history(ds, f"catalog entry {entry.name!r} (variant {variant or 'default'}) via eosdyn.catalog.open")
+    return check_dataset(ds)
+
+
+def _open_stored(entry: Entry) -> xr.Dataset:
+    path = entry.stored_path
+    if not path.is_file():
+        raise CatalogError(f"stored file of entry {entry.name!r} is missing: {path} "
+                           f"(declared in {entry.source}); see catalogs/data/README.md")
+    actual = _sha256_file(path)
+    if actual != entry.sha256:
+        raise CatalogError(f"stored file of entry {entry.name!r} fails its checksum: sha256 of {path} is "
+                           f"{actual}, the catalog ({entry.source}) expects {entry.sha256}")
+    return open_dataset(path)
+
+
+def open(name: str, *, variant: str | None = None, cache: bool = True, **overrides: Any) -> xr.Dataset:  # noqa: A001
+    """Open a catalog entry as an :class:`xarray.Dataset`, computing and caching it on first use.
+
+    Parameters
+    ----------
+    name : str
+        Entry name (see :func:`list`).
+    variant : str, optional
+        A named variant of the entry (e.g. ``"quick"``), whose parameters override the base ones.
+    cache : bool, default True
+        ``False`` computes afresh and neither reads nor writes the cache.
+    **overrides
+        Recipe parameters to change; they form a different cache key.
+
+    Returns
+    -------
+    xarray.Dataset
+        Loaded into memory; it passes :func:`eosdyn.check_dataset`.
+
+    Raises
+    ------
+    CatalogError
+        (a ``ValueError``) for an unknown entry, variant or override key (the message lists
+        the valid ones), a missing stored file or a stored file whose sha256 does not match.
+
+    Examples
+    --------
+    >>> import eosdyn
+    >>> ds = eosdyn.catalog.open("theorem31", variant="quick")  # doctest: +SKIP
+    >>> ds = eosdyn.catalog.open("theorem31", variant="quick", steps=500)  # doctest: +SKIP
+    """
+    entry, params = _resolve(name, variant, overrides)
+    if entry.kind == "stored":
+        return _open_stored(entry)
+    if not cache:
+        return _compute(entry, params, variant)
+    path = cache_dir() / f"{entry.name}-{cache_key(entry.function, params)[:24]}.nc"
+    if _cache_state(path) == "ok":
+        try:
+            return open_dataset(path)
+        except ValueError:
+            pass  # replaced or damaged between check and read: fall through to the locked path
+    with _locked(path.with_name(path.name + ".lock")):
+        state = _cache_state(path)
+        if state == "ok":
+            return open_dataset(path)
+        if state == "corrupt":
+            warnings.warn(f"cache file {path} is truncated or altered (sha256 does not match its "
+                          f"checksum file); recomputing entry {name!r}", RuntimeWarning, stacklevel=2)
+        ds = _compute(entry, params, variant)
+        to_netcdf(ds, path)
+        _write_text_atomic(_sidecar(path), f"{_sha256_file(path)}  {path.name}\n")
+    return open_dataset(path)
+
+
+def describe(name: str) -> dict:
+    """A description of entry ``name`` as a plain dict (what ``eosdyn show NAME`` prints).
+
+    Keys: ``name``, ``description``, ``paper``, ``kind``, ``catalog`` and, for recipes,
+    ``function``, ``parameters``, ``variants``, ``valid_overrides``, ``cached``; for
+    stored entries ``path`` and ``sha256``; ``plot`` and ``claims`` when set.
+
+    Examples
+    --------
+    >>> describe("theorem31")["paper"]  # doctest: +SKIP
+    'Theorem 3.1'
+    """
+    entry = get(name)
+    out: dict[str, Any] = {"name": entry.name, "description": entry.description, "paper": entry.paper,
+                           "kind": entry.kind, "catalog": str(entry.source)}
+    if entry.kind == "recipe":
+        out["function"] = entry.function
+        out["parameters"] = dict(entry.parameters)
+        out["variants"] = {k: dict(v) for k, v in entry.variants.items()}
+        out["valid_overrides"] = _valid_keys(entry)
+        out["cached"] = {v or "default": _cache_state(cache_path(name, variant=v)) == "ok"
+                         for v in [None, *entry.variants]}
+    else:
+        out["path"] = str(entry.stored_path)
+        out["sha256"] = entry.sha256
+        out["available"] = entry.stored_path.is_file()
+    if entry.plot:
+        out["plot"] = entry.plot
+    if entry.claims:
+        out["claims"] = _list(entry.claims)
+    if entry.tags:
+        out["tags"] = _list(entry.tags)
+    return out
