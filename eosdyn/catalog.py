@@ -296,7 +296,7 @@ def _parse_entry(source: Path, index: int, raw: Any) -> Entry:
             raise _err(source, name, "stored.path", "must be a path relative to the catalog file")
         sha = st["sha256"]
         if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower()):
-            raise _err(source, name, "stored.sha256", f"must be 64 hexadecimal digits; got {sha!r}")
+            raise _err(source, name, "stored.sha256", f"must be 64 hexadecimal digits (quote it in YAML); got {sha!r}")
         if raw.get("variants"):
             raise _err(source, name, "variants", "stored entries have no variants")
         path = Path(st["path"])

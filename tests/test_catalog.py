@@ -366,3 +366,15 @@ def test_exported_netcdf_opens_with_plain_tools(user_catalog, tmp_path):
         assert nc.Conventions == "CF-1.10"
         assert nc.variables["theta"].long_name
     xr.testing.assert_identical(eosdyn.open_dataset(out), ds)
+
+
+def claim_linear(ds):
+    """Test claim: the last recorded theta against the closed form (1 - lam)^t theta_0 (Eq. 16)."""
+    t = int(ds["step"][-1])
+    rows = []
+    for lam in ds["lam"].values:
+        measured = float(ds["theta"].sel(lam=lam)[-1])
+        theory = (1 - lam) ** t * float(ds["theta"].sel(lam=lam)[0])
+        rows.append({"claim": f"theta_t, lam={lam:g}", "paper": "(1 - lam)^t theta_0", "theory": theory,
+                     "measured": measured, "verdict": "agrees" if np.isclose(measured, theory) else "disagrees"})
+    return rows
