@@ -59,6 +59,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "P": ("number of parameters P", "1"),
     "sigma_z": ("σ̃_z = D σ_z (rescaled residual scale, Eq. 29)", "1"),
     "sigma_J": ("σ̃_J = (D P)^{1/4} σ_J (rescaled Jacobian scale, Eq. 29)", "1"),
+    "sigma_J2": ("σ̃_J² (squared rescaled Jacobian scale, the axis of Figure 4)", "1"),
     # state variables
     "z": ("rescaled residual z̃ = η z", "1"),
     "T": ("rescaled curvature T(0) = η J Jᵀ = η λ_max", "1"),
@@ -82,6 +83,29 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "final_loss": ("final loss L", "1"),
     "final_z": ("final rescaled residual z̃", "1"),
     "final_T": ("final rescaled curvature T(0)", "1"),
+    # analysis outputs (eosdyn.analysis)
+    "attractor": ("attractor type of the trajectory tail", "1"),
+    "nl_ratio": ("ratio of the non-linear to the linear term of the residual update", "1"),
+    # real network (eosdyn.nn, eosdyn.models.taylor)
+    "z1": ("residual along the top NTK eigenvector z1 = v1ᵀz", "1"),
+    "step_h": ("GD step of a Hessian eigenvalue estimate", "1"),
+    "hessian_sharpness": ("η × top eigenvalue of the loss Hessian", "1"),
+    "hessian_matvecs": ("Hessian-vector products used for hessian_sharpness", "1"),
+    "ntk_residual": ("relative eigen-residual ‖J Jᵀ v − λ v‖ / λ", "1"),
+    "matvecs": ("NTK matrix-vector products used by the eigen-solve at this step (-1: none)", "1"),
+    "step_seconds": ("wall time of this GD step including eigen-tracking", "s"),
+    "n_examples": ("number of training examples n", "1"),
+    "t0": ("GD step t0 of the expansion point", "1"),
+    "mode_j": ("eigenmode index j (0 = largest)", "1"),
+    "mode_l": ("eigenmode index l (0 = largest)", "1"),
+    "q1_index": ("index of an extreme eigenvalue (largest first, then smallest)", "1"),
+    "ntk_eigenvalue": ("NTK eigenvalue λ_i of J Jᵀ", "1"),
+    "z_tilde": ("residual in the NTK eigenbasis z̃_i = v_iᵀ z", "1"),
+    "Q_tilde": ("reduced second-order tensor Q̃_ijl = v_i · Q(u_j, u_l)", "1"),
+    "q1_eigenvalue": ("extreme eigenvalue of Q1 = Hessian of v1ᵀ f", "1"),
+    "qrand_eigenvalue": ("extreme eigenvalue of the Hessian of wᵀ f, w a random unit vector", "1"),
+    "u_orthogonality": ("max |UᵀU − I| of the parameter directions u_i = Jᵀ v_i / √λ_i", "1"),
+    "projection_seconds": ("wall time of the projections at t0", "s"),
 }
 
 #: CF flag convention for ``status`` variables.
