@@ -86,6 +86,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     # analysis outputs (eosdyn.analysis)
     "attractor": ("attractor type of the trajectory tail", "1"),
     "nl_ratio": ("ratio of the non-linear to the linear term of the residual update", "1"),
+    # analysis outputs (eosdyn.analysis)
+    "attractor": ("attractor type of the trajectory tail", "1"),
+    "nl_ratio": ("ratio of the non-linear to the linear term of the residual update", "1"),
     # real network (eosdyn.nn, eosdyn.models.taylor)
     "z1": ("residual along the top NTK eigenvector z1 = v1ᵀz", "1"),
     "step_h": ("GD step of a Hessian eigenvalue estimate", "1"),

@@ -1,0 +1,358 @@
+"""Array cores of the analyses: plain NumPy arrays in, plain arrays out, the core dim last.
+
+Each kernel takes a 2-D array ``(rows, n)`` (the analysis wrappers flatten every non-core dim
+into ``rows``) and never sees xarray. The loops over rows run in numba, so no analysis ever loops
+in Python over members, seeds or grid points.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+#: CF flag values of the attractor classification (see :func:`eosdyn.analysis.classify`).
+ATTRACTOR_VALUES = {"fixed_point": 0, "period_2": 1, "other": 2, "diverged": 3}
+_FIXED, _P2, _OTHER, _DIVERGED = 0, 1, 2, 3
+
+
+# --------------------------------------------------------------------------- classification
+@nb.njit(cache=True, nogil=True)
+def classify_rows(a, tail, rtol, atol):
+    """Attractor code of each row of ``a`` (rows, n) from its last ``tail`` values.
+
+    Rule (per row): ``diverged`` if the last value is NaN or ±inf; otherwise with
+    ``scale = max |x|`` over the finite values of the whole row and ``tol = rtol*scale + atol``:
+    ``fixed_point`` if every one-step change in the tail is <= tol, else ``period_2`` if every
+    two-step change x[t+2] - x[t] in the tail is <= tol, else ``other`` (also when the tail holds
+    a non-finite value).
+    """
+    rows, n = a.shape
+    out = np.empty(rows, np.int8)
+    start = n - tail
+    for r in range(rows):
+        last = a[r, n - 1]
+        if not np.isfinite(last):
+            out[r] = _DIVERGED
+            continue
+        scale = 0.0
+        for t in range(n):
+            v = a[r, t]
+            if np.isfinite(v):
+                av = abs(v)
+                if av > scale:
+                    scale = av
+        tol = rtol * scale + atol
+        ok = True
+        for t in range(start, n):
+            if not np.isfinite(a[r, t]):
+                ok = False
+                break
+        if not ok:
+            out[r] = _OTHER
+            continue
+        d1 = 0.0
+        for t in range(start, n - 1):
+            d = abs(a[r, t + 1] - a[r, t])
+            if d > d1:
+                d1 = d
+        if d1 <= tol:
+            out[r] = _FIXED
+            continue
+        d2 = 0.0
+        for t in range(start, n - 2):
+            d = abs(a[r, t + 2] - a[r, t])
+            if d > d2:
+                d2 = d
+        out[r] = _P2 if d2 <= tol else _OTHER
+    return out
+
+
+# --------------------------------------------------------------------------- geometric fits
+@nb.njit(cache=True, nogil=True)
+def _inv3(m):
+    """Inverse of a 3x3 matrix by cofactors; NaN matrix if singular."""
+    out = np.empty((3, 3))
+    c00 = m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1]
+    c01 = m[1, 2] * m[2, 0] - m[1, 0] * m[2, 2]
+    c02 = m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]
+    det = m[0, 0] * c00 + m[0, 1] * c01 + m[0, 2] * c02
+    if det == 0.0 or not np.isfinite(det):
+        out[:, :] = np.nan
+        return out
+    out[0, 0] = c00 / det
+    out[1, 0] = c01 / det
+    out[2, 0] = c02 / det
+    out[0, 1] = (m[0, 2] * m[2, 1] - m[0, 1] * m[2, 2]) / det
+    out[1, 1] = (m[0, 0] * m[2, 2] - m[0, 2] * m[2, 0]) / det
+    out[2, 1] = (m[0, 1] * m[2, 0] - m[0, 0] * m[2, 1]) / det
+    out[0, 2] = (m[0, 1] * m[1, 2] - m[0, 2] * m[1, 1]) / det
+    out[1, 2] = (m[0, 2] * m[1, 0] - m[0, 0] * m[1, 2]) / det
+    out[2, 2] = (m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]) / det
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _rss_and_normal(u, L, c, r, jtj, jtr):
+    """Residual sum of squares of u_k - (L + c r^k), and the Gauss-Newton normal equations."""
+    m = u.shape[0]
+    rk = 1.0        # r^k
+    drk = 0.0       # k r^(k-1)
+    rss = 0.0
+    jtj[:, :] = 0.0
+    jtr[:] = 0.0
+    for k in range(m):
+        res = u[k] - (L + c * rk)
+        rss += res * res
+        j0, j1, j2 = 1.0, rk, c * drk
+        jtj[0, 0] += j0 * j0
+        jtj[0, 1] += j0 * j1
+        jtj[0, 2] += j0 * j2
+        jtj[1, 1] += j1 * j1
+        jtj[1, 2] += j1 * j2
+        jtj[2, 2] += j2 * j2
+        jtr[0] += j0 * res
+        jtr[1] += j1 * res
+        jtr[2] += j2 * res
+        drk = (k + 1) * rk
+        rk = rk * r
+    jtj[1, 0] = jtj[0, 1]
+    jtj[2, 0] = jtj[0, 2]
+    jtj[2, 1] = jtj[1, 2]
+    return rss
+
+
+@nb.njit(cache=True, nogil=True)
+def _linear_Lc(u, r):
+    """Least-squares (L, c) of u_k ≈ L + c r^k for a fixed r."""
+    m = u.shape[0]
+    s1 = 0.0
+    s2 = 0.0
+    sy = 0.0
+    s22 = 0.0
+    s2y = 0.0
+    rk = 1.0
+    for k in range(m):
+        s1 += 1.0
+        s2 += rk
+        sy += u[k]
+        s22 += rk * rk
+        s2y += rk * u[k]
+        rk *= r
+    det = s1 * s22 - s2 * s2
+    if det == 0.0:
+        return sy / s1, 0.0
+    L = (s22 * sy - s2 * s2y) / det
+    c = (s1 * s2y - s2 * sy) / det
+    return L, c
+
+
+@nb.njit(cache=True, nogil=True)
+def geometric_fit_rows(a, max_iter):
+    """Fit each row u_k (k = 0..m-1) of ``a`` with u_k ≈ L + c r^k.
+
+    Start from the increment ratio r0 = Σ d_k d_{k+1} / Σ d_k² (d_k = u_{k+1} - u_k), then refine
+    (L, c, r) by damped Gauss-Newton (Levenberg-Marquardt). Returns arrays
+    ``(L, c, r, rms, L_se, r_se)``; standard errors from s² (JᵀJ)⁻¹ with s² = RSS / (m - 3).
+    A row with a non-finite value, or with |r| >= 1 (not converging), gets NaN limits.
+    A row that is exactly constant gets L = that value, c = r = 0 and zero errors.
+    """
+    rows, m = a.shape
+    outL = np.full(rows, np.nan)
+    outc = np.full(rows, np.nan)
+    outr = np.full(rows, np.nan)
+    outrms = np.full(rows, np.nan)
+    outLse = np.full(rows, np.nan)
+    outrse = np.full(rows, np.nan)
+    u = np.empty(m)
+    jtj = np.empty((3, 3))
+    jtr = np.empty(3)
+    jtj_t = np.empty((3, 3))
+    jtr_t = np.empty(3)
+    for row in range(rows):
+        finite = True
+        mean = 0.0
+        for k in range(m):
+            v = a[row, k]
+            if not np.isfinite(v):
+                finite = False
+                break
+            mean += v
+        if not finite:
+            continue
+        mean /= m
+        scale = 0.0
+        for k in range(m):
+            d = abs(a[row, k] - mean)
+            if d > scale:
+                scale = d
+        if scale == 0.0:
+            outL[row] = a[row, m - 1]
+            outc[row] = 0.0
+            outr[row] = 0.0
+            outrms[row] = 0.0
+            outLse[row] = 0.0
+            outrse[row] = 0.0
+            continue
+        for k in range(m):
+            u[k] = (a[row, k] - mean) / scale
+        num = 0.0
+        den = 0.0
+        for k in range(m - 2):
+            d0 = u[k + 1] - u[k]
+            d1 = u[k + 2] - u[k + 1]
+            num += d0 * d1
+            den += d0 * d0
+        r = num / den if den > 0.0 else 0.0
+        if not (abs(r) < 1.0):
+            outr[row] = r
+            continue
+        L, c = _linear_Lc(u, r)
+        rss = _rss_and_normal(u, L, c, r, jtj, jtr)
+        lam = 1e-3
+        rel = 1.0
+        for _ in range(max_iter):
+            if rss == 0.0:
+                break
+            improved = False
+            for _try in range(12):
+                for i in range(3):
+                    for j in range(3):
+                        jtj_t[i, j] = jtj[i, j]
+                    jtj_t[i, i] = jtj[i, i] * (1.0 + lam) + 1e-300
+                inv = _inv3(jtj_t)
+                if not np.isfinite(inv[0, 0]):
+                    lam *= 10.0
+                    continue
+                dL = inv[0, 0] * jtr[0] + inv[0, 1] * jtr[1] + inv[0, 2] * jtr[2]
+                dc = inv[1, 0] * jtr[0] + inv[1, 1] * jtr[1] + inv[1, 2] * jtr[2]
+                dr = inv[2, 0] * jtr[0] + inv[2, 1] * jtr[1] + inv[2, 2] * jtr[2]
+                rn = r + dr
+                if abs(rn) < 1.0:
+                    rss_t = _rss_and_normal(u, L + dL, c + dc, rn, jtj_t, jtr_t)
+                    if rss_t < rss:
+                        L += dL
+                        c += dc
+                        r = rn
+                        rel = (rss - rss_t) / rss
+                        rss = _rss_and_normal(u, L, c, r, jtj, jtr)
+                        lam = max(lam * 0.3, 1e-12)
+                        improved = True
+                        break
+                lam *= 10.0
+            if not improved or rel < 1e-14:
+                break
+        cov = _inv3(jtj)
+        s2 = rss / (m - 3) if m > 3 else np.nan
+        outL[row] = mean + scale * L
+        outc[row] = scale * c
+        outr[row] = r
+        outrms[row] = scale * np.sqrt(rss / m)
+        outLse[row] = scale * np.sqrt(max(s2 * cov[0, 0], 0.0))
+        outrse[row] = np.sqrt(max(s2 * cov[2, 2], 0.0))
+    return outL, outc, outr, outrms, outLse, outrse
+
+
+# --------------------------------------------------------------------------- least squares
+def lstsq_rows(b: np.ndarray, A: np.ndarray, mask: np.ndarray):
+    """Batched least squares b ≈ A @ coef over the last axis, using only points where ``mask``.
+
+    ``b`` (rows, n), ``A`` (rows, n, k), ``mask`` (rows, n) bool. Normal equations per row (one
+    batched ``einsum`` + ``solve``, no Python loop over rows). Returns ``coef`` (rows, k), ``se``
+    (rows, k) from s² (AᵀA)⁻¹ with s² = RSS/(n_used − k), the uncentred ``r2`` = 1 − RSS/Σ b²
+    (the models have no intercept) and ``n_used`` (rows,). Rows with fewer than k + 1 usable points
+    or a singular AᵀA give NaN.
+    """
+    k = A.shape[-1]
+    w = (mask & np.isfinite(b) & np.all(np.isfinite(A), axis=-1)).astype(np.float64)
+    bz = np.where(w > 0, b, 0.0)
+    Az = np.where(w[..., None] > 0, A, 0.0)
+    ata = np.einsum("rnk,rnl->rkl", Az, Az)
+    atb = np.einsum("rnk,rn->rk", Az, bz)
+    btb = np.einsum("rn,rn->r", bz, bz)
+    n_used = w.sum(axis=-1).astype(np.int64)
+    det = np.linalg.det(ata) if k > 1 else ata[:, 0, 0]
+    good = (n_used > k) & np.isfinite(det) & (np.abs(det) > 0)
+    eye = np.broadcast_to(np.eye(k), ata.shape)
+    safe = np.where(good[:, None, None], ata, eye)
+    inv = np.linalg.inv(safe)
+    coef = np.einsum("rkl,rl->rk", inv, atb)
+    rss = np.maximum(btb - np.einsum("rk,rk->r", coef, atb), 0.0)
+    # recompute RSS directly where the shortcut loses precision
+    direct = np.einsum("rn,rn->r", w, (bz - np.einsum("rnk,rk->rn", Az, coef)) ** 2)
+    rss = np.where(np.isfinite(direct), direct, rss)
+    dof = np.maximum(n_used - k, 1)
+    s2 = rss / dof
+    se = np.sqrt(np.maximum(s2[:, None] * np.diagonal(inv, axis1=1, axis2=2), 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = np.where(btb > 0, 1.0 - rss / btb, np.nan)
+    coef = np.where(good[:, None], coef, np.nan)
+    se = np.where(good[:, None], se, np.nan)
+    r2 = np.where(good, r2, np.nan)
+    return coef, se, r2, n_used
+
+
+# --------------------------------------------------------------------------- statistics
+@nb.njit(cache=True, nogil=True)
+def bootstrap_mean_ci_rows(a, U, qlo, qhi):
+    """Bootstrap CI of the mean of the finite values of each row of ``a``.
+
+    ``U`` (n_boot, n) holds uniform draws in [0, 1) shared by all rows (so results do not depend
+    on how rows are chunked): resample b of a row with n_valid finite values takes the values at
+    floor(U[b, j] * n_valid), j < n_valid. Returns the ``qlo`` and ``qhi`` quantiles (linear
+    interpolation, as numpy's default) of the resampled means; NaN for rows without finite values.
+    """
+    rows, n = a.shape
+    nboot = U.shape[0]
+    lo = np.full(rows, np.nan)
+    hi = np.full(rows, np.nan)
+    vals = np.empty(n)
+    means = np.empty(nboot)
+    for r in range(rows):
+        nv = 0
+        for j in range(n):
+            v = a[r, j]
+            if np.isfinite(v):
+                vals[nv] = v
+                nv += 1
+        if nv == 0:
+            continue
+        for b in range(nboot):
+            s = 0.0
+            for j in range(nv):
+                idx = int(U[b, j] * nv)
+                if idx >= nv:
+                    idx = nv - 1
+                s += vals[idx]
+            means[b] = s / nv
+        srt = np.sort(means)
+        for qi in range(2):
+            q = qlo if qi == 0 else qhi
+            pos = q * (nboot - 1)
+            i0 = int(np.floor(pos))
+            i1 = min(i0 + 1, nboot - 1)
+            val = srt[i0] + (pos - i0) * (srt[i1] - srt[i0])
+            if qi == 0:
+                lo[r] = val
+            else:
+                hi[r] = val
+    return lo, hi
+
+
+@nb.njit(cache=True, nogil=True)
+def histogram_rows(a, edges):
+    """Counts of the finite values of each row in the bins ``[e_i, e_{i+1})`` (last bin closed)."""
+    rows, n = a.shape
+    nb_ = edges.shape[0] - 1
+    out = np.zeros((rows, nb_), np.int64)
+    lo = edges[0]
+    hi = edges[nb_]
+    for r in range(rows):
+        for j in range(n):
+            v = a[r, j]
+            if not np.isfinite(v) or v < lo or v > hi:
+                continue
+            i = np.searchsorted(edges, v, side="right") - 1
+            if i >= nb_:
+                i = nb_ - 1
+            out[r, i] += 1
+    return out

@@ -1,0 +1,432 @@
+"""Attractor fits: tail classification, geometric limit fits, two-step increment regressions.
+
+All functions lift array kernels (:mod:`eosdyn.analysis._kernels`) over every non-core dim with
+``xarray.apply_ufunc`` (``vectorize=False``, ``dask="parallelized"``): no Python loop over members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..conventions import set_variable_attrs
+from . import _kernels as K
+from ._common import (XArray, attach, check_dim, check_dims, check_xarray, flat_rows, lift,
+                      numeric_vars, regular_stride, step_values)
+from .coords import _is_toy, eos_coordinate
+from .twostep import _pair_views, two_step_pairs
+
+__all__ = ["classify", "fit_limit", "limiting_two_cycle", "fit_increments", "ATTRACTOR_VALUES"]
+
+ATTRACTOR_VALUES = K.ATTRACTOR_VALUES
+
+
+# ============================================================================ classify
+def _classify_kernel(a, tail, rtol, atol):
+    rows, lead = flat_rows(a)
+    return K.classify_rows(np.ascontiguousarray(rows), tail, rtol, atol).reshape(lead)
+
+
+def _default_rtol(dtype) -> float:
+    return max(1e-6, 100 * float(np.finfo(np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.float64).eps))
+
+
+def _flag(codes: xr.DataArray, as_strings: bool) -> xr.DataArray:
+    codes = codes.astype(np.int8)
+    codes.attrs = {}
+    codes = attach(codes, "attractor")
+    codes.attrs["flag_values"] = np.array(list(ATTRACTOR_VALUES.values()), dtype=np.int8)
+    codes.attrs["flag_meanings"] = " ".join(ATTRACTOR_VALUES)
+    if as_strings:
+        names = np.array(list(ATTRACTOR_VALUES), dtype=object)
+        out = xr.apply_ufunc(lambda c: names[c].astype(str), codes, dask="parallelized",
+                             output_dtypes=[np.dtype("U11")])
+        out.attrs = {"long_name": codes.attrs["long_name"]}
+        return out.rename("attractor")
+    return codes
+
+
+def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol: float | None = None,
+             atol: float = 0.0, variables: Sequence[Hashable] | None = None,
+             as_strings: bool = False) -> xr.DataArray:
+    """Classify the tail of every trajectory: ``fixed_point``, ``period_2``, ``other``, ``diverged``.
+
+    Rule, per member and variable (``scale`` = max |x| over the finite values of the whole series,
+    ``tol = rtol * scale + atol``):
+
+    1. ``diverged`` if the series *ends* in NaN or ±inf;
+    2. ``fixed_point`` if every one-step change |x[t+1] − x[t]| in the last ``tail`` steps is <= tol;
+    3. ``period_2`` if every two-step change |x[t+2] − x[t]| in the tail is <= tol;
+    4. ``other`` otherwise (quasi-periodic, chaotic, or still converging: "unsettled").
+
+    For a Dataset the label of a member combines its variables (default: every numeric variable
+    with ``dim``): ``diverged`` if any variable diverged, else ``other`` if any is ``other``, else
+    ``period_2`` if any is ``period_2``, else ``fixed_point``.
+
+    Parameters
+    ----------
+    x : xarray.DataArray or xarray.Dataset
+    dim : str, default "step"
+        The step dim; the tail must be recorded with stride 1 (consecutive steps).
+    tail : int, optional
+        Number of final recorded steps examined; default ``min(n, max(10, n // 10))``.
+    rtol, atol : float
+        Tolerances; ``rtol`` defaults to ``max(1e-6, 100 * machine epsilon of the dtype)``.
+    variables : list of str, optional
+        Dataset variables to combine.
+    as_strings : bool, default False
+        Return the labels as strings instead of the CF flag variable.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``attractor``: an int8 CF flag variable (``flag_values`` 0..3, ``flag_meanings``
+        "fixed_point period_2 other diverged"; decode with
+        :func:`eosdyn.conventions.decode_status`) or strings, with the input's other dims.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> t = np.arange(40)
+    >>> x = xr.DataArray(np.stack([1 + 0.5 ** t, 1 + (-1.0) ** t, 2.0 ** t]), dims=("member", "step"))
+    >>> classify(x, as_strings=True).values.tolist()
+    ['fixed_point', 'period_2', 'other']
+    """
+    check_xarray(x)
+    check_dim(x, dim)
+    n = x.sizes[dim]
+    if n < 4:
+        raise ValueError(f"classify needs at least 4 recorded steps along {dim!r}; got {n}")
+    tail = min(n, max(10, n // 10)) if tail is None else int(tail)
+    if not 3 <= tail <= n:
+        raise ValueError(f"tail must be an integer in [3, {n}] (the number of steps along {dim!r}); got {tail}")
+    steps = step_values(x, dim)[n - tail:]
+    stride = regular_stride(steps, dim, "classify")
+    if stride != 1:
+        raise ValueError(f"classify needs consecutive steps (stride 1) in the tail along {dim!r}; "
+                         f"got stride {stride}")
+    if atol < 0 or (rtol is not None and rtol < 0):
+        raise ValueError("rtol and atol must be >= 0")
+    if isinstance(x, xr.Dataset):
+        names = list(variables) if variables is not None else numeric_vars(x, dim, "f")
+        missing = [v for v in names if v not in x or dim not in x[v].dims]
+        if missing or not names:
+            raise ValueError(f"variables {missing or names} are not float variables with dim {dim!r}")
+        codes = [classify(x[v], dim, tail=tail, rtol=rtol, atol=atol).astype(np.int8) for v in names]
+        # severity order: fixed_point < period_2 < other < diverged, so the max combines them
+        combined = codes[0]
+        for c in codes[1:]:
+            combined = np.maximum(combined, c)
+        return _flag(combined, as_strings)
+    if x.dtype.kind not in "iuf":
+        raise ValueError(f"classify needs a numeric series; got dtype {x.dtype}")
+    rtol = _default_rtol(x.dtype) if rtol is None else float(rtol)
+    xf = x if x.dtype.kind == "f" else x.astype(np.float64)
+    codes = lift(_classify_kernel, xf, core_dims=[[dim]], out_core_dims=[[]], out_dtypes=[np.int8],
+                 kwargs={"tail": tail, "rtol": rtol, "atol": float(atol)})
+    return _flag(codes, as_strings)
+
+
+# ============================================================================ fit_limit
+def _geom_kernel(a, max_iter):
+    rows, lead = flat_rows(a)
+    outs = K.geometric_fit_rows(np.ascontiguousarray(rows, dtype=np.float64), max_iter)
+    return tuple(o.reshape(lead) for o in outs)
+
+
+_FIT_VARS = {
+    "limit": "fitted limit x_inf of x_t = x_inf + c rho^t on this branch",
+    "limit_se": "standard error of the fitted limit",
+    "rate": "fitted contraction factor |rho| per GD step",
+    "rate_se": "standard error of the contraction factor per step",
+    "ratio": "fitted ratio r between consecutive points of the branch (x_inf + c r^k)",
+    "amplitude": "fitted amplitude c at the first step of the window",
+    "residual": "root-mean-square residual of the geometric fit",
+    "n_points": "number of points in the fit",
+}
+
+
+def _window(x: xr.DataArray, dim, tail, start, stop):
+    steps = step_values(x, dim)
+    sel = np.ones(steps.size, bool)
+    if start is not None:
+        sel &= steps >= start
+    if stop is not None:
+        sel &= steps <= stop
+    idx = np.flatnonzero(sel)
+    if tail is not None:
+        tail = int(tail)
+        if tail < 1:
+            raise ValueError(f"tail must be a positive integer; got {tail}")
+        idx = idx[-tail:]
+    elif start is None:
+        idx = idx[-max(16, idx.size // 2):]
+    return idx, steps
+
+
+def _fit_one(x: xr.DataArray, dim, tail, start, stop, max_iter, min_points) -> xr.Dataset:
+    idx, steps = _window(x, dim, tail, start, stop)
+    branches = []
+    for parity in (0, 1):
+        bidx = idx[steps[idx] % 2 == parity]
+        if bidx.size == 0:
+            branches.append(None)
+            continue
+        if bidx.size < min_points:
+            raise ValueError(f"too few steps to fit along {dim!r}: the {'even' if parity == 0 else 'odd'} "
+                             f"branch of the window has {bidx.size} points, at least {min_points} "
+                             "are needed (increase tail or widen start/stop)")
+        spacing = regular_stride(steps[bidx], dim, "fit_limit")
+        xb = x.isel({dim: bidx})
+        L, c, r, rms, Lse, rse = lift(_geom_kernel, xb, core_dims=[[dim]], out_core_dims=[[]] * 6,
+                                      out_dtypes=[np.float64] * 6, kwargs={"max_iter": int(max_iter)})
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = abs(r) ** (1.0 / spacing)
+            rate_se = xr.where(rse == 0, 0.0, rate / (spacing * abs(r)) * rse)
+        branches.append(xr.Dataset({"limit": L, "limit_se": Lse, "rate": rate, "rate_se": rate_se,
+                                    "ratio": r, "amplitude": c, "residual": rms,
+                                    "n_points": xr.full_like(L, bidx.size, dtype=np.int64)}))
+    if all(b is None for b in branches):
+        raise ValueError(f"too few steps to fit along {dim!r}: the window is empty")
+    template = next(b for b in branches if b is not None)
+    filled = [b if b is not None else xr.full_like(template, np.nan).assign(
+        n_points=xr.zeros_like(template["n_points"])) for b in branches]
+    out = xr.concat(filled, dim=xr.DataArray(["even", "odd"], dims="branch", name="branch"),
+                    coords="minimal", compat="override", join="outer")
+    even_, odd_ = out.sel(branch="even"), out.sel(branch="odd")
+    out["cycle_mean"] = (even_.limit + odd_.limit) / 2
+    out["cycle_mean_se"] = np.hypot(even_.limit_se, odd_.limit_se) / 2
+    out["cycle_half_amplitude"] = abs(even_.limit - odd_.limit) / 2
+    out["cycle_half_amplitude_se"] = out["cycle_mean_se"]
+    for k, v in _FIT_VARS.items():
+        out[k].attrs = {"long_name": v, "units": "1"}
+    out["cycle_mean"].attrs = {"long_name": "mean of the limiting two-cycle (average of the branch limits)",
+                               "units": "1"}
+    out["cycle_mean_se"].attrs = {"long_name": "standard error of the two-cycle mean", "units": "1"}
+    out["cycle_half_amplitude"].attrs = {"long_name": "half-amplitude of the limiting two-cycle", "units": "1"}
+    out["cycle_half_amplitude_se"].attrs = {"long_name": "standard error of the two-cycle half-amplitude",
+                                            "units": "1"}
+    out["branch"].attrs = {"long_name": "step parity branch", "units": "1"}
+    return out
+
+
+def fit_limit(x: XArray, dim: Hashable = "step", *, tail: int | None = None, start: int | None = None,
+              stop: int | None = None, max_iter: int = 50, min_points: int = 4) -> xr.Dataset:
+    """Geometric tail fit x_t ≈ x∞ + c ρ^t, separately on even and odd steps.
+
+    On each parity branch the points u_k of the window are fitted by non-linear least squares
+    u_k ≈ x∞ + c r^k (start: the increment ratio r₀ = Σ d_k d_{k+1} / Σ d_k², then damped
+    Gauss-Newton); ``rate`` = |r|^{1/Δ} is the contraction per GD step (Δ = step spacing in the
+    branch, 2 for stride-1 recordings). A fixed point gives equal branch limits; a period-2
+    orbit gives the two branch values, summarised as ``cycle_mean`` and ``cycle_half_amplitude``.
+
+    Parameters
+    ----------
+    x : xarray.DataArray or xarray.Dataset
+        Series with a step dim. For a Dataset every float variable with ``dim`` is fitted and the
+        outputs are prefixed ``<var>_``.
+    dim : str, default "step"
+    tail : int, optional
+        Use only the last ``tail`` recorded points of the window. Default: the last half of the
+        series (at least 16 points) when ``start`` is not given, else everything from ``start``.
+    start, stop : int, optional
+        Restrict the window to ``start <= step <= stop`` (step values).
+    max_iter : int, default 50
+        Gauss-Newton iterations.
+    min_points : int, default 4
+        Minimum points per branch (3 parameters plus one for the error estimate).
+
+    Returns
+    -------
+    xarray.Dataset
+        With dim ``branch`` ("even", "odd"): ``limit``, ``limit_se`` (from s² (JᵀJ)⁻¹), ``rate``,
+        ``rate_se``, ``ratio``, ``amplitude``, ``residual`` (RMS), ``n_points``; and
+        ``cycle_mean``, ``cycle_mean_se``, ``cycle_half_amplitude``, ``cycle_half_amplitude_se``.
+        A branch with a non-finite value in the window, or that does not converge (|r| >= 1),
+        has NaN limit. A branch absent from the recording (stride 2) is NaN.
+
+    Raises
+    ------
+    ValueError
+        Missing dim, irregular steps in a branch, or fewer than ``min_points`` points per branch.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> t = np.arange(60)
+    >>> x = xr.DataArray(2.0 + 0.3 * (-1.0) ** t + 0.5 * 0.9 ** t, dims="step")
+    >>> f = fit_limit(x)
+    >>> np.round(f.limit.values, 6).tolist(), round(float(f.rate.sel(branch="even")), 6)
+    ([2.3, 1.7], 0.9)
+    """
+    check_xarray(x)
+    check_dim(x, dim)
+    if min_points < 4:
+        raise ValueError(f"min_points must be >= 4; got {min_points}")
+    if isinstance(x, xr.Dataset):
+        names = numeric_vars(x, dim, "f")
+        if not names:
+            raise ValueError(f"the dataset has no float variable with dim {dim!r} to fit")
+        parts = []
+        for v in names:
+            f = _fit_one(x[v], dim, tail, start, stop, max_iter, min_points)
+            parts.append(f.rename({k: f"{v}_{k}" for k in f.data_vars}))
+        return xr.merge(parts, compat="override", join="outer")
+    return _fit_one(x, dim, tail, start, stop, max_iter, min_points)
+
+
+def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, **kwargs) -> xr.Dataset:
+    """Limiting two-cycle of a sharpness series: mean, half-amplitude, and ``edge − mean``.
+
+    ``x`` is a ``sharpness`` DataArray or a dataset holding one (mode 0 of a ``mode`` dim is used).
+    The branch limits come from :func:`fit_limit` (keyword arguments are passed on).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> t = np.arange(80)
+    >>> s = xr.DataArray(1.95 + 0.1 * (-1.0) ** t * (1 + 0.8 ** t), dims="step", name="sharpness")
+    >>> c = limiting_two_cycle(s)
+    >>> round(float(c.mean), 6), round(float(c.half_amplitude), 6), round(float(c.deviation), 6)
+    (1.95, 0.1, 0.05)
+    """
+    check_xarray(x)
+    if isinstance(x, xr.Dataset):
+        if "sharpness" not in x:
+            raise ValueError("limiting_two_cycle needs a variable 'sharpness'")
+        x = x["sharpness"]
+    if "mode" in x.dims:
+        x = x.isel(mode=0)
+    f = _fit_one(x, dim, kwargs.pop("tail", None), kwargs.pop("start", None), kwargs.pop("stop", None),
+                 kwargs.pop("max_iter", 50), kwargs.pop("min_points", 4))
+    if kwargs:
+        raise ValueError(f"unknown keyword arguments {sorted(kwargs)}")
+    out = xr.Dataset({"mean": f.cycle_mean, "mean_se": f.cycle_mean_se,
+                      "half_amplitude": f.cycle_half_amplitude,
+                      "half_amplitude_se": f.cycle_half_amplitude_se,
+                      "deviation": edge - f.cycle_mean})
+    out["mean"].attrs = {"long_name": "mean of the limiting two-cycle of the sharpness", "units": "1"}
+    out["mean_se"].attrs = {"long_name": "standard error of the two-cycle mean", "units": "1"}
+    out["half_amplitude"].attrs = {"long_name": "half-amplitude of the limiting two-cycle", "units": "1"}
+    out["half_amplitude_se"].attrs = {"long_name": "standard error of the half-amplitude", "units": "1"}
+    out["deviation"].attrs = {"long_name": f"{edge:g} minus the two-cycle mean", "units": "1"}
+    return out
+
+
+# ============================================================================ fit_increments
+def _lstsq_kernel(b, *cols_and_mask, ncore):
+    b, *cols, mask = np.broadcast_arrays(b, *cols_and_mask)
+    b2, lead = flat_rows(np.asarray(b, dtype=np.float64), ncore)
+    b2 = b2.reshape(b2.shape[0], -1)
+    A = np.stack([np.asarray(c, dtype=np.float64).reshape(b2.shape) for c in cols], axis=-1)
+    m = np.asarray(mask, dtype=bool).reshape(b2.shape)
+    coef, se, r2, n_used = K.lstsq_rows(b2, A, m)
+    outs = []
+    for i in range(len(cols)):
+        outs += [coef[:, i].reshape(lead), se[:, i].reshape(lead)]
+    return (*outs, r2.reshape(lead), n_used.reshape(lead))
+
+
+def _regress(target, columns, mask, core):
+    k = len(columns)
+    args = [target, *columns, mask]
+    res = lift(_lstsq_kernel, *args, core_dims=[core] * len(args), out_core_dims=[[]] * (2 * k + 2),
+               out_dtypes=[np.float64] * (2 * k + 1) + [np.int64], kwargs={"ncore": len(core)})
+    return res
+
+
+def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Hashable] = (),
+                   z_max: float | None = None, y_max: float | None = None,
+                   start: int | None = None, stop: int | None = None) -> xr.Dataset:
+    """Regress two-step increments on the low-order model terms (Eq. 18-19, Figure 6 middle).
+
+    * Toy datasets (``z``, ``T``, ``eps``/``a``): with y from :func:`eos_coordinate`,
+      Δ₂z̃ ≈ c₁ y z̃ and Δ₂y ≈ c₂ y z̃² + c₃ z̃², where Δ₂x = x_{t+2} − x_t. Theory (E = 0,
+      λ = −ε): c₁ = 2, c₂ = −2(4 − 3ε + 4ε²), c₃ = −4ε (to lowest order in y, z̃).
+    * Network datasets (``z1`` and ``sharpness``): Δ₂z₁ ≈ c₁ y z₁ with y = sharpness − 2
+      (mode 0); the paper's Figure 6 (middle) has c₁ = 2.
+
+    Each regression has no intercept and is solved per member from batched normal equations over
+    the points of the core dims (``dim`` plus the dims in ``over``, pooled), restricted to the
+    window |z̃_t| <= z_max, |y_t| <= y_max, start <= t <= stop (all optional). Pool over members
+    (``over=("init",)``) when y hardly varies along one trajectory (c₂ and c₃ are then separated
+    by the spread of y across members).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``c1``, ``c1_se``, ``r2_z``, ``n_points`` and, for toy datasets, ``c2``, ``c2_se``, ``c3``,
+        ``c3_se``, ``r2_y``, ``n_points_y``. Standard errors from s² (AᵀA)⁻¹; R² is uncentred
+        (1 − RSS/Σ target²) since the models have no intercept. Fewer usable points than terms
+        gives NaN.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> t = np.arange(30)
+    >>> y = np.full(30, 0.01)
+    >>> z1 = 0.1 * (1 + 2 * 0.01) ** (t / 2)          # Δ₂z₁ = 2 y z₁ exactly
+    >>> ds = xr.Dataset({"z1": ("step", z1), "sharpness": ("step", 2 + y)}, coords={"step": t})
+    >>> round(float(fit_increments(ds).c1), 10)
+    2.0
+    """
+    check_xarray(ds, "ds")
+    if not isinstance(ds, xr.Dataset):
+        raise ValueError("fit_increments needs a Dataset (toy: 'z', 'T', 'eps'/'a'; network: 'z1', 'sharpness')")
+    check_dim(ds, dim)
+    over = check_dims(ds, over, "over") if len(over) else ()
+    if dim in over:
+        raise ValueError(f"over must not contain the step dim {dim!r}")
+    core = [dim, *over]
+    toy = _is_toy(ds)
+    if toy:
+        zname = "z"
+    elif "z1" in ds and "sharpness" in ds:
+        zname = "z1"
+    else:
+        raise ValueError("fit_increments needs a toy dataset (variables 'z', 'T' and coordinate 'eps' or "
+                         "'a') or a network dataset (variables 'z1' and 'sharpness'); got variables "
+                         f"{list(ds.data_vars)}")
+    y = eos_coordinate(ds)
+    z = ds[zname]
+    pairs = two_step_pairs(step_values(ds, dim), dim)
+    z0, z2 = _pair_views(z, dim, pairs)
+    y0, y2 = _pair_views(y, dim, pairs)
+    dz = z2 - z0.variable
+    t = z0[dim] if dim in z0.coords else xr.DataArray(step_values(ds, dim)[pairs[0]], dims=dim)
+    mask = xr.ones_like(z0 * y0, dtype=bool)
+    if z_max is not None:
+        mask = mask & (abs(z0) <= z_max)
+    if y_max is not None:
+        mask = mask & (abs(y0) <= y_max)
+    if start is not None:
+        mask = mask & (t >= start)
+    if stop is not None:
+        mask = mask & (t <= stop)
+    zy = z0 * y0
+    c1, c1se, r2z, nz = _regress(dz, [zy], mask, core)
+    out = xr.Dataset({"c1": c1, "c1_se": c1se, "r2_z": r2z, "n_points": nz})
+    what = "z" if toy else "z1"
+    out["c1"].attrs = {"long_name": f"coefficient c1 of Delta2 {what} ~ c1 y {what} (theory: 2)", "units": "1"}
+    if toy:
+        dy = y2 - y0.variable
+        z02 = z0 * z0
+        c2, c2se, c3, c3se, r2y, ny = _regress(dy, [y0 * z02, z02], mask, core)
+        out.update({"c2": c2, "c2_se": c2se, "c3": c3, "c3_se": c3se, "r2_y": r2y, "n_points_y": ny})
+        out["c2"].attrs = {"long_name": "coefficient c2 of Delta2 y ~ c2 y z^2 + c3 z^2 "
+                                        "(Eq. 19: -2(4-3eps+4eps^2))", "units": "1"}
+        out["c3"].attrs = {"long_name": "coefficient c3 of Delta2 y ~ c2 y z^2 + c3 z^2 (Eq. 19: -4 eps)",
+                           "units": "1"}
+    for k in out.data_vars:
+        if "long_name" not in out[k].attrs:
+            out[k].attrs["long_name"] = {
+                "c1_se": "standard error of c1", "c2_se": "standard error of c2",
+                "c3_se": "standard error of c3", "r2_z": f"uncentred R^2 of the Delta2 {what} regression",
+                "r2_y": "uncentred R^2 of the Delta2 y regression",
+                "n_points": "points used in the regression", "n_points_y": "points used in the y regression",
+            }[k]
+        out[k].attrs.setdefault("units", "1")
+        set_variable_attrs(out[k], k)
+    return out

@@ -1,0 +1,258 @@
+"""Fixed points and period-2 orbits of the P = 2 toy map, found directly.
+
+The map F(z̃, T) is :func:`eosdyn.kernels.maps.two_param_step` with λ = −ε (or −1/a) and Ẽ; it is
+never re-derived here. Roots of F(x) − x and F(F(x)) − x are found by Newton's method from a grid
+of starts, all starts at once (vectorised), with Jacobians by the complex-step derivative (the
+map is a polynomial, so Im F(x + i h e_j)/h is exact to rounding). Roots are deduplicated.
+
+**The fixed line.** Every point with z̃ = 0 is a fixed point: z̃' = z̃(1 − T + ½ z̃ T(1)) vanishes
+and T' = T − 2 z̃ T(1) + z̃² T(2) = T. At (0, T) the Jacobian is lower triangular,
+
+    ∂z̃'/∂z̃ = 1 − T,   ∂z̃'/∂T = 0,   ∂T'/∂z̃ = −2 T(1)|_{z̃=0},   ∂T'/∂T = 1,
+
+so its eigenvalues are 1 − T (transverse) and 1 (neutral, along the line). The line is
+transversally stable iff |1 − T| < 1, i.e. 0 < T < 2, whatever ε (or a) and Ẽ; a trajectory that
+converges lands on it at some T∞ ∈ (0, 2] and z̃ decays like (1 − T∞)^t. :func:`fixed_points`
+reports the line's multiplier on a grid of T (from the computed Jacobian) next to the isolated
+fixed points (z̃ ≠ 0). Period-2 orbits are the solutions of F(F(x)) = x that are not fixed
+points; the line is fixed by F∘F too and is excluded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .._validate import check_int, check_range
+
+__all__ = ["fixed_points", "period_two_orbits", "map_jacobian"]
+
+_H = 1e-30
+
+
+def _lam(eps, a) -> float:
+    if (eps is None) == (a is None):
+        raise ValueError("pass exactly one of eps (in (0, 1]) or a (|a| >= 1)")
+    if eps is not None:
+        check_range("eps", eps, 0, 1, lo_open=True)
+        if np.ndim(eps):
+            raise ValueError("eps must be a scalar for fixed_points/period_two_orbits")
+        return -float(eps)
+    check_range("a", a)
+    if np.ndim(a) or abs(float(a)) < 1:
+        raise ValueError(f"a must be a scalar with |a| >= 1; got {a!r}")
+    return -1.0 / float(a)
+
+
+def _F(z, T, lam, E, n):
+    from ..kernels.maps import two_param_step
+
+    for _ in range(n):
+        z, T = two_param_step(z, T, lam, E)
+    return z, T
+
+
+def map_jacobian(z, T, *, lam: float, E: float = 0.0, n: int = 1):
+    """Jacobian of the n-fold map F^n at points (z, T) by the complex-step derivative.
+
+    Returns an array of shape ``z.shape + (2, 2)`` with ``[..., i, j] = ∂F_i/∂x_j``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> J = map_jacobian(np.array([0.0]), np.array([1.5]), lam=-0.1)
+    >>> np.round(J[0], 12)          # at z = 0: [[1 - T, 0], [-2 T(1), 1]]
+    array([[-0.5,  0. ],
+           [-2.7,  1. ]])
+    """
+    z = np.asarray(z, dtype=np.complex128)
+    T = np.asarray(T, dtype=np.complex128)
+    dz = _F(z + 1j * _H, T, lam, E, n)
+    dT = _F(z, T + 1j * _H, lam, E, n)
+    J = np.empty(np.broadcast(z, T).shape + (2, 2))
+    J[..., 0, 0] = dz[0].imag / _H
+    J[..., 1, 0] = dz[1].imag / _H
+    J[..., 0, 1] = dT[0].imag / _H
+    J[..., 1, 1] = dT[1].imag / _H
+    return J
+
+
+def _newton(z, T, lam, E, n, iters=80):
+    """Vectorised Newton on F^n(x) − x from every start at once."""
+    with np.errstate(all="ignore"):
+        for _ in range(iters):
+            fz, fT = _F(z, T, lam, E, n)
+            gz, gT = fz - z, fT - T
+            J = map_jacobian(z, T, lam=lam, E=E, n=n)
+            a, b = J[..., 0, 0] - 1, J[..., 0, 1]
+            c, d = J[..., 1, 0], J[..., 1, 1] - 1
+            det = a * d - b * c
+            dz = -(d * gz - b * gT) / det
+            dT = -(-c * gz + a * gT) / det
+            bad = ~np.isfinite(dz) | ~np.isfinite(dT)
+            z = np.where(bad, np.nan, z + dz)
+            T = np.where(bad, np.nan, T + dT)
+        fz, fT = _F(z, T, lam, E, n)
+        res = np.hypot(fz - z, fT - T)
+    return z, T, res
+
+
+def _accept(z, T, tol):
+    """Residual threshold: relative to the point's size *and* to its distance |z| from the fixed
+    line, so that Newton iterates creeping towards the (degenerate) line are not taken as roots."""
+    with np.errstate(invalid="ignore"):
+        return tol * np.minimum(1.0, np.abs(z)) * np.maximum(1.0, np.hypot(z, T))
+
+
+def _starts(z_range, T_range, n_starts):
+    zs = np.linspace(*z_range, n_starts)
+    Ts = np.linspace(*T_range, n_starts)
+    Z, TT = np.meshgrid(zs, Ts, indexing="ij")
+    return Z.ravel(), TT.ravel()
+
+
+def _dedupe(z, T, tol):
+    """Unique points (first of each cluster within ``tol`` in max-norm), sorted by (z, T)."""
+    order = np.lexsort((T, z))
+    kept: list[int] = []
+    for i in order:  # loop over candidate roots (a few dozen), not over trajectories
+        if all(max(abs(z[i] - z[k]), abs(T[i] - T[k])) > tol for k in kept):
+            kept.append(i)
+    return np.array(kept, dtype=np.int64)
+
+
+def _check_box(z_range, T_range, n_starts):
+    for name, r in (("z_range", z_range), ("T_range", T_range)):
+        if len(r) != 2 or not np.all(np.isfinite(r)) or not r[0] < r[1]:
+            raise ValueError(f"{name} must be a finite interval (lo, hi) with lo < hi; got {r!r}")
+    return check_int("n_starts", n_starts, 2, 2000)
+
+
+def _eig_vars(J, dims):
+    ev = np.linalg.eigvals(J)
+    idx = np.argsort(-np.abs(ev), axis=-1)
+    ev = np.take_along_axis(ev, idx, axis=-1)
+    return {
+        "multiplier_real": (dims + ("eig",), ev.real, {"long_name": "Jacobian eigenvalue (real part), "
+                                                      "largest modulus first", "units": "1"}),
+        "multiplier_imag": (dims + ("eig",), ev.imag, {"long_name": "Jacobian eigenvalue (imaginary part)",
+                                                      "units": "1"}),
+        "stable": (dims, np.abs(ev).max(axis=-1) < 1, {"long_name": "linearly stable (all |eigenvalues| < 1)"}),
+    }
+
+
+def _params_attrs(lam, E, eps, a):
+    return {"lam": lam, "E": float(E), **({"eps": float(eps)} if eps is not None else {"a": float(a)})}
+
+
+def fixed_points(*, eps: float | None = None, a: float | None = None, E: float = 0.0,
+                 z_range=(-2.0, 2.0), T_range=(-1.0, 6.0), n_starts: int = 40, line_T=None,
+                 tol: float = 1e-10) -> xr.Dataset:
+    """Fixed points of the P = 2 map (Eq. 65-66): isolated ones by root finding, plus the z̃ = 0 line.
+
+    Parameters
+    ----------
+    eps, a : float
+        Exactly one: λ = −ε (ε ∈ (0, 1]) or λ = −1/a (|a| >= 1).
+    E : float, default 0
+        Ẽ.
+    z_range, T_range : (float, float)
+        Box of Newton starts (``n_starts`` × ``n_starts`` grid).
+    line_T : array, optional
+        T values at which the stability of the fixed line z̃ = 0 is reported (default: 201 values
+        spanning ``T_range``).
+    tol : float
+        Residual |F(x) − x| accepted as a root, relative to max(1, |x|) · min(1, |z̃|); points within 1e-7 (max-norm) are merged, and roots
+        with |z̃| < 1e-8 belong to the line.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``point``: ``z``, ``T``, ``residual``, ``multiplier_real``/``multiplier_imag`` (dim
+        ``eig``, largest modulus first), ``stable``. Dim ``line_T``: ``line_multiplier`` (the
+        transverse eigenvalue ∂z̃'/∂z̃ = 1 − T from the Jacobian) and ``line_stable``
+        (|1 − T| < 1). Attributes ``lam``, ``E`` and ``eps`` or ``a``.
+
+    Examples
+    --------
+    >>> fp = fixed_points(eps=0.1, line_T=[0.5, 1.5, 2.5])
+    >>> fp.line_multiplier.values, fp.line_stable.values
+    (array([ 0.5, -0.5, -1.5]), array([ True,  True, False]))
+    """
+    lam = _lam(eps, a)
+    check_range("E", E)
+    n_starts = _check_box(z_range, T_range, n_starts)
+    z0, T0 = _starts(z_range, T_range, n_starts)
+    z, T, res = _newton(z0, T0, lam, E, 1)
+    ok = np.isfinite(z) & np.isfinite(T) & (np.abs(z) > 1e-8) & (res < _accept(z, T, tol))
+    z, T, res = z[ok], T[ok], res[ok]
+    keep = _dedupe(z, T, 1e-7)
+    z, T, res = z[keep], T[keep], res[keep]
+    J = map_jacobian(z, T, lam=lam, E=E) if z.size else np.empty((0, 2, 2))
+    line_T = np.linspace(*T_range, 201) if line_T is None else np.asarray(line_T, dtype=float)
+    check_range("line_T", line_T)
+    JL = map_jacobian(np.zeros_like(line_T), line_T, lam=lam, E=E)
+    data = {"z": (("point",), z, {"long_name": "z of the isolated fixed point", "units": "1"}),
+            "T": (("point",), T, {"long_name": "T of the isolated fixed point", "units": "1"}),
+            "residual": (("point",), res, {"long_name": "|F(x) - x| at the root", "units": "1"}),
+            **_eig_vars(J, ("point",)),
+            "line_multiplier": (("line_T",), JL[:, 0, 0],
+                                {"long_name": "transverse Jacobian eigenvalue of the fixed line z = 0 "
+                                              "(= 1 - T)", "units": "1"}),
+            "line_stable": (("line_T",), np.abs(JL[:, 0, 0]) < 1,
+                            {"long_name": "fixed line z = 0 transversally stable (|1 - T| < 1)"})}
+    ds = xr.Dataset(data, coords={"line_T": ("line_T", line_T, {"long_name": "T on the fixed line z = 0",
+                                                                  "units": "1"})})
+    ds.attrs.update(_params_attrs(lam, E, eps, a))
+    ds.attrs["fixed_line"] = "every point (0, T) is fixed; eigenvalues 1 - T and 1"
+    return ds
+
+
+def period_two_orbits(*, eps: float | None = None, a: float | None = None, E: float = 0.0,
+                      z_range=(-2.0, 2.0), T_range=(-1.0, 6.0), n_starts: int = 40,
+                      tol: float = 1e-10) -> xr.Dataset:
+    """Period-2 orbits {x, F(x)} of the P = 2 map: roots of F(F(x)) − x that are not fixed points.
+
+    Newton on F∘F − id from a grid of starts; roots with |z̃| < 1e-8 (the fixed line) or
+    |F(x) − x| < 1e-7 (fixed points) are dropped; the two points of an orbit are merged into one
+    entry (dim ``phase``: the point with the smaller z̃ first).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``orbit``, ``phase`` (2), ``eig`` (2): ``z``, ``T`` (orbit, phase), ``residual``,
+        ``multiplier_real``/``multiplier_imag`` (eigenvalues of D(F∘F), the same at both points),
+        ``stable``.
+
+    Examples
+    --------
+    >>> orb = period_two_orbits(eps=1.0, n_starts=20)   # the catapult map
+    >>> sorted(orb.sizes)
+    ['eig', 'orbit', 'phase']
+    """
+    lam = _lam(eps, a)
+    check_range("E", E)
+    n_starts = _check_box(z_range, T_range, n_starts)
+    z0, T0 = _starts(z_range, T_range, n_starts)
+    z, T, res = _newton(z0, T0, lam, E, 2)
+    with np.errstate(all="ignore"):
+        fz, fT = _F(z, T, lam, E, 1)
+        move = np.hypot(fz - z, fT - T)
+    ok = (np.isfinite(z) & np.isfinite(T) & (np.abs(z) > 1e-8) & (res < _accept(z, T, tol))
+          & (move > 1e-7 * np.maximum(1.0, np.hypot(z, T))))
+    z, T, fz, fT, res = z[ok], T[ok], fz[ok], fT[ok], res[ok]
+    first = z <= fz   # canonical representative: the point with the smaller z
+    za, Ta = np.where(first, z, fz), np.where(first, T, fT)
+    zb, Tb = np.where(first, fz, z), np.where(first, fT, T)
+    keep = _dedupe(za, Ta, 1e-7)
+    za, Ta, zb, Tb, res = za[keep], Ta[keep], zb[keep], Tb[keep], res[keep]
+    J = map_jacobian(za, Ta, lam=lam, E=E, n=2) if za.size else np.empty((0, 2, 2))
+    data = {"z": (("orbit", "phase"), np.stack([za, zb], -1).reshape(-1, 2),
+                  {"long_name": "z on the period-2 orbit", "units": "1"}),
+            "T": (("orbit", "phase"), np.stack([Ta, Tb], -1).reshape(-1, 2),
+                  {"long_name": "T on the period-2 orbit", "units": "1"}),
+            "residual": (("orbit",), res, {"long_name": "|F(F(x)) - x| at the root", "units": "1"}),
+            **_eig_vars(J, ("orbit",))}
+    ds = xr.Dataset(data)
+    ds.attrs.update(_params_attrs(lam, E, eps, a))
+    return ds
