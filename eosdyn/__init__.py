@@ -13,6 +13,7 @@ import importlib
 from ._version import __version__
 from .conventions import check_dataset
 from .io import open_dataset, to_netcdf
+from .analysis import accessor as _eos_accessor  # noqa: F401,E402  (light: registers Dataset.eos)
 
 _SUBMODULES = {
     "toy": "eosdyn.models.toy",
