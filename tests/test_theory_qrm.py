@@ -167,7 +167,13 @@ def test_theorem41_asymptotic_within_10_percent(D, P):
 
 @pytest.mark.slow
 def test_theorem41_raw_monte_carlo_at_100():
-    """Raw joint sampling of (J, z, Q) at D = P = 100 (no conditional averaging)."""
+    """Raw joint sampling of (J, z, Q) at D = P = 100, no conditional averaging (~1 min).
+
+    Antithetic pairs (Q, -Q) — an exact symmetry of the ensemble — cancel the part
+    of lambda'' that is odd in Q (2 u^T Q_1 J^T J g, zero mean but ~13x the mean
+    in standard deviation at this size); lambda' is odd in Q, so it is checked on
+    the plain (first) member of each pair.
+    """
     D = P = 100
     n = 300
     rng = np.random.default_rng(2024)
@@ -179,11 +185,13 @@ def test_theorem41_raw_monte_carlo_at_100():
         J = rng.standard_normal((D, P))
         z = sigma_z * rng.standard_normal(D)
         Q = sample_q(rng, (D,), P)
-        lam[i], d1[i], d2[i] = th.lambda_max_derivatives(J, z, Q)
+        ll, dd1, dd2 = th.lambda_max_derivatives(np.stack([J, J]), np.stack([z, z]), np.stack([Q, -Q]))
+        lam[i], d1[i], d2[i] = ll[0], dd1[0], dd2.mean()
     r = d2.mean() / lam.mean()
     se = np.std(d2 - r * lam, ddof=1) / np.sqrt(n) / lam.mean()
     exact, se_ex = th.theorem41_ratio(D=D, P=P, sigma_z=sigma_z, exact=True, n_samples=400, seed=9,
                                       return_stderr=True)
+    assert se < 0.04 * r
     assert abs(r - exact) < 4 * np.hypot(se, se_ex)
     assert r == pytest.approx(th.theorem41_ratio(D=D, P=P, sigma_z=sigma_z), rel=0.10)
     assert abs(d1.mean()) < 4 * d1.std(ddof=1) / np.sqrt(n)
