@@ -41,7 +41,7 @@ def _flag(codes: xr.DataArray, as_strings: bool) -> xr.DataArray:
     codes.attrs["flag_meanings"] = " ".join(ATTRACTOR_VALUES)
     if as_strings:
         names = np.array(list(ATTRACTOR_VALUES), dtype=object)
-        out = xr.apply_ufunc(lambda c: names[c].astype(str), codes, dask="parallelized",
+        out = xr.apply_ufunc(lambda c: np.asarray(names[c]).astype("U11"), codes, dask="parallelized",
                              output_dtypes=[np.dtype("U11")])
         out.attrs = {"long_name": codes.attrs["long_name"]}
         return out.rename("attractor")
@@ -130,10 +130,13 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
 
 
 # ============================================================================ fit_limit
-def _geom_kernel(a, max_iter):
+def _geom_kernel(a, max_iter, spacing):
     rows, lead = flat_rows(a)
-    outs = K.geometric_fit_rows(np.ascontiguousarray(rows, dtype=np.float64), max_iter)
-    return tuple(o.reshape(lead) for o in outs)
+    L, c, r, rms, Lse, rse = K.geometric_fit_rows(np.ascontiguousarray(rows, dtype=np.float64), max_iter)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.abs(r) ** (1.0 / spacing)
+        rate_se = np.where(rse == 0, 0.0, rate / (spacing * np.abs(r)) * rse)
+    return tuple(o.reshape(lead) for o in (L, c, r, rms, Lse, rate, rate_se))
 
 
 _FIT_VARS = {
@@ -180,19 +183,19 @@ def _fit_one(x: xr.DataArray, dim, tail, start, stop, max_iter, min_points) -> x
                              "are needed (increase tail or widen start/stop)")
         spacing = regular_stride(steps[bidx], dim, "fit_limit")
         xb = x.isel({dim: bidx})
-        L, c, r, rms, Lse, rse = lift(_geom_kernel, xb, core_dims=[[dim]], out_core_dims=[[]] * 6,
-                                      out_dtypes=[np.float64] * 6, kwargs={"max_iter": int(max_iter)})
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rate = abs(r) ** (1.0 / spacing)
-            rate_se = xr.where(rse == 0, 0.0, rate / (spacing * abs(r)) * rse)
+        L, c, r, rms, Lse, rate, rate_se = lift(
+            _geom_kernel, xb, core_dims=[[dim]], out_core_dims=[[]] * 7, out_dtypes=[np.float64] * 7,
+            kwargs={"max_iter": int(max_iter), "spacing": spacing})
         branches.append(xr.Dataset({"limit": L, "limit_se": Lse, "rate": rate, "rate_se": rate_se,
                                     "ratio": r, "amplitude": c, "residual": rms,
                                     "n_points": xr.full_like(L, bidx.size, dtype=np.int64)}))
     if all(b is None for b in branches):
         raise ValueError(f"too few steps to fit along {dim!r}: the window is empty")
     template = next(b for b in branches if b is not None)
-    filled = [b if b is not None else xr.full_like(template, np.nan).assign(
-        n_points=xr.zeros_like(template["n_points"])) for b in branches]
+    empty = template.copy()
+    for k in empty.data_vars:
+        empty[k] = xr.zeros_like(template[k]) if k == "n_points" else xr.full_like(template[k], np.nan)
+    filled = [b if b is not None else empty for b in branches]
     out = xr.concat(filled, dim=xr.DataArray(["even", "odd"], dims="branch", name="branch"),
                     coords="minimal", compat="override", join="outer")
     even_, odd_ = out.sel(branch="even"), out.sel(branch="odd")
@@ -278,7 +281,7 @@ def fit_limit(x: XArray, dim: Hashable = "step", *, tail: int | None = None, sta
 
 
 def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, **kwargs) -> xr.Dataset:
-    """Limiting two-cycle of a sharpness series: mean, half-amplitude, and ``edge − mean``.
+    """Limiting two-cycle of a sharpness series: ``cycle_mean``, ``half_amplitude``, ``deviation`` = edge − mean.
 
     ``x`` is a ``sharpness`` DataArray or a dataset holding one (mode 0 of a ``mode`` dim is used).
     The branch limits come from :func:`fit_limit` (keyword arguments are passed on).
@@ -289,7 +292,7 @@ def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, 
     >>> t = np.arange(80)
     >>> s = xr.DataArray(1.95 + 0.1 * (-1.0) ** t * (1 + 0.8 ** t), dims="step", name="sharpness")
     >>> c = limiting_two_cycle(s)
-    >>> round(float(c.mean), 6), round(float(c.half_amplitude), 6), round(float(c.deviation), 6)
+    >>> round(float(c.cycle_mean), 6), round(float(c.half_amplitude), 6), round(float(c.deviation), 6)
     (1.95, 0.1, 0.05)
     """
     check_xarray(x)
@@ -303,12 +306,12 @@ def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, 
                  kwargs.pop("max_iter", 50), kwargs.pop("min_points", 4))
     if kwargs:
         raise ValueError(f"unknown keyword arguments {sorted(kwargs)}")
-    out = xr.Dataset({"mean": f.cycle_mean, "mean_se": f.cycle_mean_se,
+    out = xr.Dataset({"cycle_mean": f.cycle_mean, "cycle_mean_se": f.cycle_mean_se,
                       "half_amplitude": f.cycle_half_amplitude,
                       "half_amplitude_se": f.cycle_half_amplitude_se,
                       "deviation": edge - f.cycle_mean})
-    out["mean"].attrs = {"long_name": "mean of the limiting two-cycle of the sharpness", "units": "1"}
-    out["mean_se"].attrs = {"long_name": "standard error of the two-cycle mean", "units": "1"}
+    out["cycle_mean"].attrs = {"long_name": "mean of the limiting two-cycle of the sharpness", "units": "1"}
+    out["cycle_mean_se"].attrs = {"long_name": "standard error of the two-cycle mean", "units": "1"}
     out["half_amplitude"].attrs = {"long_name": "half-amplitude of the limiting two-cycle", "units": "1"}
     out["half_amplitude_se"].attrs = {"long_name": "standard error of the half-amplitude", "units": "1"}
     out["deviation"].attrs = {"long_name": f"{edge:g} minus the two-cycle mean", "units": "1"}
@@ -339,7 +342,8 @@ def _regress(target, columns, mask, core):
 
 def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Hashable] = (),
                    z_max: float | None = None, y_max: float | None = None,
-                   start: int | None = None, stop: int | None = None) -> xr.Dataset:
+                   start: int | None = None, stop: int | None = None,
+                   y: xr.DataArray | None = None) -> xr.Dataset:
     """Regress two-step increments on the low-order model terms (Eq. 18-19, Figure 6 middle).
 
     * Toy datasets (``z``, ``T``, ``eps``/``a``): with y from :func:`eos_coordinate`,
@@ -353,6 +357,19 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
     window |z̃_t| <= z_max, |y_t| <= y_max, start <= t <= stop (all optional). Pool over members
     (``over=("init",)``) when y hardly varies along one trajectory (c₂ and c₃ are then separated
     by the spread of y across members).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    dim : str, default "step"
+    over : sequence of str
+        Further dims pooled into each regression.
+    z_max, y_max : float, optional
+        Window on |z̃_t| (or |z₁|) and |y_t|.
+    start, stop : int, optional
+        Window on the step value t of the increment x_{t+2} − x_t.
+    y : xarray.DataArray, optional
+        Precomputed EOS coordinate (default: :func:`eos_coordinate` of ``ds``).
 
     Returns
     -------
@@ -389,7 +406,7 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
         raise ValueError("fit_increments needs a toy dataset (variables 'z', 'T' and coordinate 'eps' or "
                          "'a') or a network dataset (variables 'z1' and 'sharpness'); got variables "
                          f"{list(ds.data_vars)}")
-    y = eos_coordinate(ds)
+    y = eos_coordinate(ds) if y is None else y
     z = ds[zname]
     pairs = two_step_pairs(step_values(ds, dim), dim)
     z0, z2 = _pair_views(z, dim, pairs)

@@ -110,7 +110,8 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
     Returns
     -------
     xarray.Dataset
-        Over the other dims: ``median``, ``quantiles`` (dim ``quantile``), ``mean``, ``std``,
+        Over the other dims: ``median_sharpness``, ``quantiles`` (dim ``quantile``), ``mean_sharpness``,
+        ``std_sharpness``,
         ``mean_ci_lower``/``mean_ci_upper``, ``deviation`` (edge − median), ``frac_converged``,
         ``frac_eos``, ``frac_diverged`` (fractions of *all* members), ``n_total``, ``n_valid``,
         ``n_diverged``, ``n_excluded`` (= n_total − n_valid), ``hist`` (dim ``bin`` with coords
@@ -122,7 +123,7 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
     >>> import numpy as np, xarray as xr
     >>> v = xr.DataArray([1.9, 2.0, 2.1, np.nan], dims="seed", name="final_sharpness")
     >>> s = final_sharpness_stats(v, n_boot=200)
-    >>> float(s.median), int(s.n_valid), int(s.n_excluded), float(s.frac_diverged)
+    >>> float(s.median_sharpness), int(s.n_valid), int(s.n_excluded), float(s.frac_diverged)
     (2.0, 3, 1, 0.25)
     """
     check_xarray(ds, "ds")
@@ -168,9 +169,9 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
     out["quantiles"] = q.assign_coords(quantile=qs)
     med = lift(_quantile_kernel, v, core_dims=[[dim]], out_core_dims=[["quantile"]], out_dtypes=[np.float64],
                out_sizes={"quantile": 1}, kwargs={"qs": np.array([0.5])}).isel(quantile=0, drop=True)
-    out["median"] = med
-    out["mean"] = v.mean(dim, skipna=True)
-    out["std"] = v.std(dim, skipna=True, ddof=1)
+    out["median_sharpness"] = med
+    out["mean_sharpness"] = v.mean(dim, skipna=True)
+    out["std_sharpness"] = v.std(dim, skipna=True, ddof=1)
     U = np.random.default_rng(np.random.SeedSequence(seed)).random((int(n_boot), n))
     lo, hi = lift(_boot_kernel, v, core_dims=[[dim]], out_core_dims=[[], []], out_dtypes=[np.float64] * 2,
                   kwargs={"U": U, "qlo": (1 - ci) / 2, "qhi": 1 - (1 - ci) / 2})
@@ -187,8 +188,9 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
         "n_diverged": "members that diverged", "n_excluded": "members excluded (n_total - n_valid)",
         "frac_converged": "fraction of members that converged", "frac_diverged": "fraction of members that diverged",
         "frac_eos": f"fraction of members at the EOS (|sharpness - {edge:g}| < {eos_tol:g})",
-        "quantiles": "quantiles of the final sharpness over valid members", "median": "median final sharpness",
-        "mean": "mean final sharpness over valid members", "std": "standard deviation of the final sharpness",
+        "quantiles": "quantiles of the final sharpness over valid members", "median_sharpness": "median final sharpness",
+        "mean_sharpness": "mean final sharpness over valid members",
+        "std_sharpness": "standard deviation of the final sharpness",
         "mean_ci_lower": f"lower end of the {ci:.0%} bootstrap CI of the mean",
         "mean_ci_upper": f"upper end of the {ci:.0%} bootstrap CI of the mean",
         "deviation": f"{edge:g} minus the median final sharpness",
@@ -217,8 +219,8 @@ def phase_table(ds: XArray, dim: Hashable = "seed", **kwargs) -> xr.Dataset:
     >>> import numpy as np, xarray as xr
     >>> v = xr.DataArray(np.full((2, 3), 1.9), dims=("sigma_z", "seed"), name="final_sharpness",
     ...                  coords={"sigma_z": [0.1, 0.2]})
-    >>> phase_table(v, n_boot=20).median.values
+    >>> phase_table(v, n_boot=20).median_sharpness.values
     array([1.9, 1.9])
     """
     s = final_sharpness_stats(ds, dim, **kwargs)
-    return s[["median", "deviation", "frac_eos", "frac_diverged", "n_valid", "n_excluded"]]
+    return s[["median_sharpness", "deviation", "frac_eos", "frac_diverged", "n_valid", "n_excluded"]]
