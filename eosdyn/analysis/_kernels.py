@@ -17,25 +17,36 @@ _FIXED, _P2, _OTHER, _DIVERGED = 0, 1, 2, 3
 
 # --------------------------------------------------------------------------- classification
 @nb.njit(cache=True, nogil=True)
-def classify_rows(a, tail, rtol, atol):
-    """Attractor code of each row of ``a`` (rows, n) from its last ``tail`` values.
+def classify_rows(a, ends, tail, rtol, atol):
+    """Attractor code of each row of ``a`` (rows, n) from the last ``tail`` values before ``ends[r]``.
 
-    Rule (per row): ``diverged`` if the last value is NaN or ±inf; otherwise with
-    ``scale = max |x|`` over the finite values of the whole row and ``tol = rtol*scale + atol``:
-    ``fixed_point`` if every one-step change in the tail is <= tol, else ``period_2`` if every
-    two-step change x[t+2] - x[t] in the tail is <= tol, else ``other`` (also when the tail holds
-    a non-finite value).
+    ``tail = 0`` means per row ``min(end, max(10, end // 10))``.
+
+    ``ends[r]`` is the number of recorded values of row r (later values are padding, e.g. after an
+    early stop); ``ends[r] < 0`` means "flagged diverged". Rule (per row): ``diverged`` if flagged
+    or if the last value is NaN or ±inf; otherwise with ``scale = max |x|`` over the finite values
+    of the row and ``tol = rtol*scale + atol``: ``fixed_point`` if every one-step change in the tail
+    is <= tol, else ``period_2`` if every two-step change x[t+2] - x[t] in the tail is <= tol, else
+    ``other`` (also when the tail holds a non-finite value or is shorter than 3 values).
     """
     rows, n = a.shape
     out = np.empty(rows, np.int8)
-    start = n - tail
     for r in range(rows):
-        last = a[r, n - 1]
-        if not np.isfinite(last):
+        end = ends[r]
+        if end < 0:
             out[r] = _DIVERGED
             continue
+        end = min(end, n)
+        if end == 0 or not np.isfinite(a[r, end - 1]):
+            out[r] = _DIVERGED
+            continue
+        tl = tail if tail > 0 else min(end, max(10, end // 10))
+        start = end - tl
+        if start < 0 or tl < 3:
+            out[r] = _OTHER
+            continue
         scale = 0.0
-        for t in range(n):
+        for t in range(end):
             v = a[r, t]
             if np.isfinite(v):
                 av = abs(v)
@@ -43,7 +54,7 @@ def classify_rows(a, tail, rtol, atol):
                     scale = av
         tol = rtol * scale + atol
         ok = True
-        for t in range(start, n):
+        for t in range(start, end):
             if not np.isfinite(a[r, t]):
                 ok = False
                 break
@@ -51,7 +62,7 @@ def classify_rows(a, tail, rtol, atol):
             out[r] = _OTHER
             continue
         d1 = 0.0
-        for t in range(start, n - 1):
+        for t in range(start, end - 1):
             d = abs(a[r, t + 1] - a[r, t])
             if d > d1:
                 d1 = d
@@ -59,7 +70,7 @@ def classify_rows(a, tail, rtol, atol):
             out[r] = _FIXED
             continue
         d2 = 0.0
-        for t in range(start, n - 2):
+        for t in range(start, end - 2):
             d = abs(a[r, t + 2] - a[r, t])
             if d > d2:
                 d2 = d

@@ -24,9 +24,27 @@ ATTRACTOR_VALUES = K.ATTRACTOR_VALUES
 
 
 # ============================================================================ classify
-def _classify_kernel(a, tail, rtol, atol):
+def _classify_kernel(a, ends, tail, rtol, atol):
     rows, lead = flat_rows(a)
-    return K.classify_rows(np.ascontiguousarray(rows), tail, rtol, atol).reshape(lead)
+    ends = np.ascontiguousarray(np.broadcast_to(ends, lead), dtype=np.int64).reshape(-1)
+    return K.classify_rows(np.ascontiguousarray(rows), ends, tail, rtol, atol).reshape(lead)
+
+
+def _record_ends(ds: xr.Dataset, dim) -> xr.DataArray | None:
+    """Per member: number of recorded steps <= ``steps_taken``, −1 where ``status`` says diverged."""
+    ends = None
+    if "steps_taken" in ds and dim not in ds["steps_taken"].dims:
+        steps = step_values(ds, dim)
+        st = ds["steps_taken"]
+        ends = xr.apply_ufunc(lambda s: np.searchsorted(steps, s, side="right").astype(np.int64), st,
+                              dask="parallelized", output_dtypes=[np.int64])
+    if "status" in ds and dim not in ds["status"].dims:
+        from .stats import _status_mask
+
+        div = _status_mask(ds["status"], "diverged")
+        base = ends if ends is not None else xr.full_like(div, ds.sizes[dim], dtype=np.int64)
+        ends = xr.where(div, -1, base)
+    return ends
 
 
 def _default_rtol(dtype) -> float:
@@ -61,9 +79,12 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
     3. ``period_2`` if every two-step change |x[t+2] − x[t]| in the tail is <= tol;
     4. ``other`` otherwise (quasi-periodic, chaotic, or still converging: "unsettled").
 
-    For a Dataset the label of a member combines its variables (default: every numeric variable
+    For a Dataset the label of a member combines its variables (default: every float variable
     with ``dim``): ``diverged`` if any variable diverged, else ``other`` if any is ``other``, else
-    ``period_2`` if any is ``period_2``, else ``fixed_point``.
+    ``period_2`` if any is ``period_2``, else ``fixed_point``. If the Dataset has ``steps_taken``
+    (runs stopped early and NaN-padded, as QRM sweeps), each member's tail ends at its last
+    recorded step <= ``steps_taken``; if it has a CF ``status`` flag, members flagged
+    ``diverged`` are ``diverged``.
 
     Parameters
     ----------
@@ -71,7 +92,8 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
     dim : str, default "step"
         The step dim; the tail must be recorded with stride 1 (consecutive steps).
     tail : int, optional
-        Number of final recorded steps examined; default ``min(n, max(10, n // 10))``.
+        Number of final recorded steps examined; default ``min(n, max(10, n // 10))`` with n the
+        number of recorded steps of the member.
     rtol, atol : float
         Tolerances; ``rtol`` defaults to ``max(1e-6, 100 * machine epsilon of the dtype)``.
     variables : list of str, optional
@@ -99,14 +121,18 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
     n = x.sizes[dim]
     if n < 4:
         raise ValueError(f"classify needs at least 4 recorded steps along {dim!r}; got {n}")
-    tail = min(n, max(10, n // 10)) if tail is None else int(tail)
-    if not 3 <= tail <= n:
-        raise ValueError(f"tail must be an integer in [3, {n}] (the number of steps along {dim!r}); got {tail}")
-    steps = step_values(x, dim)[n - tail:]
+    if tail is not None:
+        tail = int(tail)
+        if not 3 <= tail <= n:
+            raise ValueError(f"tail must be an integer in [3, {n}] (the number of steps along {dim!r}); "
+                             f"got {tail}")
+    tl = min(n, max(10, n // 10)) if tail is None else tail
+    steps = step_values(x, dim)[n - tl:]
     stride = regular_stride(steps, dim, "classify")
     if stride != 1:
         raise ValueError(f"classify needs consecutive steps (stride 1) in the tail along {dim!r}; "
                          f"got stride {stride}")
+    tail = 0 if tail is None else tail
     if atol < 0 or (rtol is not None and rtol < 0):
         raise ValueError("rtol and atol must be >= 0")
     if isinstance(x, xr.Dataset):
@@ -114,19 +140,25 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
         missing = [v for v in names if v not in x or dim not in x[v].dims]
         if missing or not names:
             raise ValueError(f"variables {missing or names} are not float variables with dim {dim!r}")
-        codes = [classify(x[v], dim, tail=tail, rtol=rtol, atol=atol).astype(np.int8) for v in names]
+        ends = _record_ends(x, dim)
+        codes = [_classify_da(x[v], dim, tail, rtol, atol, ends) for v in names]
         # severity order: fixed_point < period_2 < other < diverged, so the max combines them
         combined = codes[0]
         for c in codes[1:]:
             combined = np.maximum(combined, c)
         return _flag(combined, as_strings)
+    return _flag(_classify_da(x, dim, tail, rtol, atol, None), as_strings)
+
+
+def _classify_da(x: xr.DataArray, dim, tail, rtol, atol, ends) -> xr.DataArray:
     if x.dtype.kind not in "iuf":
         raise ValueError(f"classify needs a numeric series; got dtype {x.dtype}")
     rtol = _default_rtol(x.dtype) if rtol is None else float(rtol)
     xf = x if x.dtype.kind == "f" else x.astype(np.float64)
-    codes = lift(_classify_kernel, xf, core_dims=[[dim]], out_core_dims=[[]], out_dtypes=[np.int8],
-                 kwargs={"tail": tail, "rtol": rtol, "atol": float(atol)})
-    return _flag(codes, as_strings)
+    if ends is None:
+        ends = xr.DataArray(np.int64(x.sizes[dim]))
+    return lift(_classify_kernel, xf, ends, core_dims=[[dim], []], out_core_dims=[[]], out_dtypes=[np.int8],
+                kwargs={"tail": tail, "rtol": rtol, "atol": float(atol)})
 
 
 # ============================================================================ fit_limit
