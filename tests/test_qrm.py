@@ -1,0 +1,304 @@
+"""Random quadratic regression models: kernel, sweep, gradient flow.
+
+Truth used here: a plain per-trajectory einsum implementation of Eq. 25-26
+written below, singular values of J (LAPACK gesdd, a different algorithm from
+the eigvalsh used by the kernel), the analytic flow derivatives of
+eosdyn.theory.qrm.lambda_max_derivatives, GD with a small step as a second
+method for the flow, and bitwise identity across chunkings/schedulers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import eosdyn
+from eosdyn.conventions import STATUS_VALUES
+from eosdyn.kernels.qrm import lambda_max, q_operator, run_gd
+from eosdyn.models import qrm
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """The machine is shared: spinning BLAS threads on a loaded box slow everything down."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
+def ref_gd(Q, J, z, eta, steps):
+    """Eq. 25-26 for one trajectory, written with einsum (the test's own reference)."""
+    J = J.copy()
+    z = z.copy()
+    zs, Js = [z.copy()], [J.copy()]
+    for _ in range(steps):
+        g = np.einsum("ai,a->i", J, z)
+        Qg = np.tensordot(g, Q, axes=([0], [1]))  # Q(g, ·)_aj = Σ_i Q_aij g_i
+        z = z - eta * np.einsum("ai,i->a", J, g) + 0.5 * eta**2 * np.einsum("aj,j->a", Qg, g)
+        J = J - eta * Qg
+        zs.append(z.copy())
+        Js.append(J.copy())
+    return np.array(zs), np.array(Js)
+
+
+def sv_lambda_max(J):
+    return np.linalg.svd(J, compute_uv=False)[..., 0] ** 2
+
+
+# ----------------------------------------------------------------------------- kernel
+def test_q_operator_contracts_first_parameter_index(rng):
+    D, P = 3, 5
+    G = rng.standard_normal((D, P, P))
+    Q = (G + G.transpose(0, 2, 1)) / math.sqrt(2)
+    g = rng.standard_normal((2, P))
+    M = (g @ q_operator(Q)).reshape(2, D, P)
+    np.testing.assert_allclose(M, np.einsum("aij,bi->baj", Q, g), rtol=1e-13, atol=1e-13)
+
+
+def test_kernel_matches_einsum_reference_500_steps():
+    """Batched kernel vs per-trajectory einsum, D=30, P=60, 500 steps, ≤ 1e-10 relative.
+
+    The compared members stay below the edge (no chaotic amplification of rounding);
+    the batch also holds diverging members, so compaction is exercised.
+    """
+    D, P, steps = 30, 60, 500
+    sz = np.array([0.1, 0.2, 3.0, 0.15, 10.0])
+    sj = np.sqrt(np.array([0.05, 0.2, 0.2, 0.4, 0.1]))
+    Q, J0, z0 = qrm.initial_state(11, D=D, P=P, sigma_z=sz, sigma_J=sj)
+    res = run_gd(Q, J0, z0, 1.0, steps, 1, tol=1e-300, record_z=True, return_J=True,
+                 compact_fraction=0.0)
+    assert res.status.tolist() == [STATUS_VALUES["max_steps"], STATUS_VALUES["max_steps"],
+                                   STATUS_VALUES["diverged"], STATUS_VALUES["max_steps"],
+                                   STATUS_VALUES["diverged"]]
+    for b in (0, 1, 3):
+        zs, Js = ref_gd(Q, J0[b], z0[b], 1.0, steps)
+        err = np.max(np.abs(res.z[b] - zs) / np.max(np.abs(zs), axis=1, keepdims=True))
+        assert err <= 1e-10, (b, err)
+        np.testing.assert_allclose(res.final_J[b], Js[-1], rtol=0, atol=1e-10 * np.abs(Js[-1]).max())
+        # recorded sharpness vs singular values of the reference J at every step
+        np.testing.assert_allclose(res.sharpness[b], sv_lambda_max(Js), rtol=1e-8)
+        np.testing.assert_allclose(res.loss[b], 0.5 * np.sum(zs**2, axis=1), rtol=1e-10)
+
+
+def test_kernel_learning_rate_and_float32(rng):
+    """η ≠ 1 (reference with the same η) and float32 close to float64 over a short run."""
+    D, P = 8, 16
+    G = rng.standard_normal((D, P, P))
+    Q = (G + G.transpose(0, 2, 1)) / math.sqrt(2)
+    J0 = 0.05 * rng.standard_normal((3, D, P))
+    z0 = 0.05 * rng.standard_normal((3, D))
+    res = run_gd(Q, J0, z0, 0.7, 50, 1, tol=1e-300, record_z=True)
+    for b in range(3):
+        zs, _ = ref_gd(Q, J0[b], z0[b], 0.7, 50)
+        np.testing.assert_allclose(res.z[b], zs, rtol=1e-11, atol=1e-13 * np.abs(zs).max())
+    r32 = run_gd(Q.astype(np.float32), J0.astype(np.float32), z0.astype(np.float32), 0.7, 50, 1,
+                 tol=1e-30, record_z=True)
+    assert r32.z.dtype == np.float32
+    np.testing.assert_allclose(r32.z, res.z, rtol=0, atol=1e-5 * np.abs(res.z).max())
+
+
+def test_kernel_fates_and_nan_after_divergence(rng):
+    D, P = 6, 12
+    G = rng.standard_normal((D, P, P))
+    Q = (G + G.transpose(0, 2, 1)) / math.sqrt(2)
+    J0 = np.stack([0.2 * rng.standard_normal((D, P)), 3.0 * rng.standard_normal((D, P)),
+                   0.05 * rng.standard_normal((D, P))])
+    z0 = np.stack([0.01 * rng.standard_normal(D), 1.0 * rng.standard_normal(D), np.zeros(D)])
+    res = run_gd(Q, J0, z0, 1.0, 3000, 1)
+    assert res.status[0] in (STATUS_VALUES["converged"],)
+    assert res.status[1] == STATUS_VALUES["diverged"]
+    assert res.status[2] == STATUS_VALUES["converged"] and res.steps_taken[2] == 0
+    d = res.diverged_at[1]
+    assert 1 <= d <= 3000 and res.steps_taken[1] == d
+    assert np.all(np.isnan(res.loss[1, d:])) and np.all(np.isfinite(res.loss[1, :d]))
+    assert np.isnan(res.final_sharpness[1]) and np.isnan(res.final_loss[1])
+    # converged: loss below tol at steps_taken, above before
+    s0 = res.steps_taken[0]
+    assert res.loss[0, s0] < 1e-12 <= res.loss[0, s0 - 1]
+    assert res.diverged_at[0] == -1
+    np.testing.assert_allclose(res.final_sharpness[0], res.sharpness[0, s0], rtol=1e-14)
+
+
+def test_lambda_max_exact(rng):
+    J = rng.standard_normal((5, 7, 4))
+    np.testing.assert_allclose(lambda_max(J), sv_lambda_max(J), rtol=1e-12)
+    np.testing.assert_allclose(lambda_max(J.transpose(0, 2, 1)), sv_lambda_max(J), rtol=1e-12)
+
+
+def test_cycle_early_stop_is_opt_in():
+    """A period-2 orbit: the map z -> -z is exact GD for Q = 0, J Jᵀ = 2 I (η = 1)."""
+    D, P = 2, 2
+    Q = np.zeros((D, P, P))
+    J0 = np.sqrt(2.0) * np.eye(2)[None]
+    z0 = np.array([[0.3, -0.2]])
+    off = run_gd(Q, J0, z0, 1.0, 500)
+    assert off.status[0] == STATUS_VALUES["max_steps"]
+    on = run_gd(Q, J0, z0, 1.0, 500, cycle_tol=1e-8, cycle_window=20)
+    assert on.status[0] == STATUS_VALUES["cycle"] and on.steps_taken[0] == 21
+    np.testing.assert_allclose(on.final_sharpness[0], 2.0, rtol=1e-14)
+
+
+# ----------------------------------------------------------------------------- sweep
+SMALL = dict(D=10, P=20, sigma_z=[0.1, 0.3, 3.0], sigma_J2=[0.05, 0.3], max_steps=300)
+
+
+def test_sweep_dataset_conventions_and_roundtrip(tmp_path):
+    ds = eosdyn.qrm.sweep(**SMALL, seeds=[4, 1], record=7, record_points=[(0.3, 0.3), (3.0, 0.05)])
+    eosdyn.check_dataset(ds)
+    assert ds.final_sharpness.dims == ("sigma_z", "sigma_J", "seed")
+    assert ds.sharpness.dims == ("sigma_z", "sigma_J", "seed", "step")
+    assert ds.step.values.tolist() == list(range(0, 301, 7))
+    assert ds.status.dtype == np.int8 and "flag_meanings" in ds.status.attrs
+    np.testing.assert_allclose(ds.sigma_J.values ** 2, ds.sigma_J2.values, rtol=1e-15)
+    assert int(ds.D) == 10 and int(ds.P) == 20 and float(ds.eta) == 1.0
+    # unrecorded points are NaN, recorded ones start at the initial sharpness
+    assert np.all(np.isnan(ds.sharpness.sel(sigma_z=0.1)))
+    Q, J0, z0 = qrm.initial_state(4, D=10, P=20, sigma_z=[0.3], sigma_J=[math.sqrt(0.3)])
+    np.testing.assert_allclose(ds.sharpness.isel(sigma_z=1, sigma_J=1).sel(seed=4, step=0),
+                               sv_lambda_max(J0)[0], rtol=1e-12)
+    np.testing.assert_allclose(ds.loss.isel(sigma_z=1, sigma_J=1).sel(seed=4, step=0),
+                               0.5 * np.sum(z0**2), rtol=1e-14)
+    # big sigma_z diverges
+    assert (ds.status.sel(sigma_z=3.0) == STATUS_VALUES["diverged"]).all()
+    path = tmp_path / "qrm.nc"
+    eosdyn.to_netcdf(ds, path)
+    assert eosdyn.open_dataset(path).identical(ds)
+
+
+def test_sweep_final_sharpness_matches_kernel_and_common_random_numbers():
+    ds = eosdyn.qrm.sweep(**SMALL, seeds=[5])
+    Q, zh, Jh = qrm.instance(5, D=10, P=20)
+    # every grid point of a seed scales the same zhat, Jhat
+    Q2, J0, z0 = qrm.initial_state(5, D=10, P=20, sigma_z=[0.3, 0.1], sigma_J=[0.2, 0.4])
+    np.testing.assert_array_equal(Q2, Q)
+    np.testing.assert_allclose(z0[0] / z0[1], 3.0, rtol=1e-14)
+    np.testing.assert_allclose(J0[1] / J0[0], 2.0, rtol=1e-14)
+    np.testing.assert_allclose(z0[0], 0.3 / 10 * zh, rtol=1e-15)
+    np.testing.assert_allclose(J0[0], 0.2 / 200**0.25 * Jh, rtol=1e-15)
+    # symmetrisation convention: off-diagonal variance 1, diagonal variance 2
+    Qb, _, _ = qrm.instance(0, D=40, P=60)
+    iu = np.triu_indices(60, 1)
+    assert abs(Qb[:, iu[0], iu[1]].var() - 1.0) < 0.02
+    assert abs(np.einsum("aii->ai", Qb).var() - 2.0) < 0.1
+
+
+def test_sweep_converged_final_sharpness_is_exact():
+    ds = eosdyn.qrm.sweep(D=10, P=20, sigma_z=0.1, sigma_J2=0.05, seeds=1, max_steps=2000)
+    assert int(ds.status.squeeze()) == STATUS_VALUES["converged"]
+    Q, J0, z0 = qrm.initial_state(0, D=10, P=20, sigma_z=[0.1], sigma_J=[math.sqrt(0.05)])
+    n = int(ds.steps_taken.squeeze())
+    zs, Js = ref_gd(Q, J0[0], z0[0], 1.0, n)
+    np.testing.assert_allclose(float(ds.final_sharpness.squeeze()), sv_lambda_max(Js[-1]), rtol=1e-10)
+    assert 0.5 * np.sum(zs[-1] ** 2) < 1e-12 <= 0.5 * np.sum(zs[-2] ** 2)
+
+
+def test_bitwise_chunks_and_seed_subsets():
+    kw = dict(D=12, P=24, sigma_z=[0.2, 0.5, 2.0], sigma_J2=[0.05, 0.5], max_steps=400, record=50)
+    one = eosdyn.qrm.sweep(**kw, seeds=4, chunk_size=4)
+    four = eosdyn.qrm.sweep(**kw, seeds=4, chunk_size=1)
+    for v in ("final_sharpness", "final_loss", "steps_taken", "status", "diverged_at", "sharpness", "loss"):
+        np.testing.assert_array_equal(one[v].values, four[v].values)
+    eight = eosdyn.qrm.sweep(**kw, seeds=8, scheduler="synchronous")
+    sub = eosdyn.qrm.sweep(**kw, seeds=[3, 7])
+    xr.testing.assert_identical(sub.drop_attrs(), eight.sel(seed=[3, 7]).drop_attrs())
+
+
+def test_bitwise_threads_vs_process_cluster():
+    distributed = pytest.importorskip("distributed")
+    kw = dict(D=12, P=24, sigma_z=[0.2, 0.5], sigma_J2=[0.05, 0.5], seeds=3, max_steps=300)
+    local = eosdyn.qrm.sweep(**kw, scheduler="threads")
+    with distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        remote = eosdyn.qrm.sweep(**kw)  # picks up the active client
+    xr.testing.assert_identical(local.drop_attrs(), remote.drop_attrs())
+
+
+def test_sweep_resume(tmp_path):
+    kw = dict(**SMALL, seeds=3, record=10)
+    first = eosdyn.qrm.sweep(**kw, resume=tmp_path / "run")
+    files = sorted((tmp_path / "run").glob("chunk-*.nc"))
+    assert len(files) == 3
+    files[1].unlink()  # as if interrupted before this chunk finished
+    mtimes = {f: f.stat().st_mtime_ns for f in (files[0], files[2])}
+    again = eosdyn.qrm.sweep(**kw, resume=tmp_path / "run")
+    assert all(f.stat().st_mtime_ns == t for f, t in mtimes.items())
+    assert files[1].exists()
+    xr.testing.assert_identical(first.drop_attrs(), again.drop_attrs())
+    with pytest.raises(ValueError, match="different sweep"):
+        eosdyn.qrm.sweep(**{**kw, "max_steps": 301}, resume=tmp_path / "run")
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(D=0), "D"), (dict(P=0), "P"), (dict(D=2.5), "D"), (dict(P="3"), "P"),
+    (dict(sigma_z=[-0.1, 0.2]), "sigma_z"), (dict(sigma_J2=[-1.0]), "sigma_J2"),
+    (dict(eta=0.0), "eta"), (dict(eta=-1.0), "eta"), (dict(sigma_z=[]), "sigma_z"),
+    (dict(seeds=[]), "seeds"), (dict(seeds=0), "seeds"), (dict(seeds=[1, 1]), "seeds"),
+    (dict(max_steps=0), "max_steps"), (dict(record=0), "record"), (dict(dtype="int32"), "dtype"),
+    (dict(record=1, max_steps=10**6, max_memory="10MB"), "max_memory"),
+    (dict(max_memory="lots"), "max_memory"), (dict(sigma_J=0.3), "sigma_J"),
+    (dict(record=1, record_points=[(0.2, 0.7)]), "record_points"),
+])
+def test_bad_input(kwargs, name):
+    base = dict(D=4, P=6, sigma_z=[0.1, 0.3], sigma_J2=[0.1], seeds=2, max_steps=5)
+    base.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        eosdyn.qrm.sweep(**base)
+
+
+def test_memory_estimate_is_stated():
+    need = qrm.estimate_memory(D=60, P=120, n_points=400, n_seeds=100, n_record_points=400,
+                               n_records=10001, itemsize=8, concurrent=2)
+    # 3 recorded float64 variables x 400 points x 100 seeds x 10001 steps, built twice
+    assert need > 2 * 3 * 8 * 400 * 100 * 10001
+    with pytest.raises(ValueError, match="max_memory"):
+        eosdyn.qrm.sweep(D=60, P=120, sigma_z=np.logspace(-1, 1, 20), sigma_J2=np.logspace(-2, 1, 20),
+                         seeds=100, max_steps=10000, record=1)
+
+
+def test_float32_sweep():
+    ds32 = eosdyn.qrm.sweep(**SMALL, seeds=2, dtype="float32")
+    ds64 = eosdyn.qrm.sweep(**SMALL, seeds=2)
+    assert ds32.final_sharpness.dtype == np.float32
+    eosdyn.check_dataset(ds32)
+    conv = (ds64.status == STATUS_VALUES["converged"]) & (ds32.status == STATUS_VALUES["converged"])
+    assert int(conv.sum()) >= 4
+    np.testing.assert_allclose(ds32.final_sharpness.where(conv), ds64.final_sharpness.where(conv),
+                               rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- gradient flow
+def test_gradient_flow_derivatives_match_theory():
+    """Sharpness of the integrated flow at small t vs the analytic λ̇(0), λ̈(0)."""
+    from eosdyn.theory.qrm import lambda_max_derivatives
+
+    D, P, eta, h = 8, 16, 0.8, 1e-3
+    ds = eosdyn.qrm.gradient_flow(D=D, P=P, sigma_z=2.0, sigma_J=0.7, seeds=[2], t_max=4 * h, n_times=5,
+                                  eta=eta, rtol=1e-13, atol=1e-16)
+    eosdyn.check_dataset(ds)
+    Q, J0, z0 = qrm.initial_state(2, D=D, P=P, sigma_z=[2.0], sigma_J=[0.7])
+    lam, dlam, ddlam = lambda_max_derivatives(J0[0], z0[0], Q, eta=eta)
+    s = ds.sharpness.squeeze().values / eta
+    np.testing.assert_allclose(s[0], lam, rtol=1e-12)
+    c = np.polynomial.polynomial.polyfit(ds.time.values, s, 4)  # exact through degree 4
+    np.testing.assert_allclose(c[1], dlam, rtol=1e-4, atol=1e-4 * abs(ddlam))
+    np.testing.assert_allclose(2 * c[2], ddlam, rtol=1e-3)
+
+
+def test_gradient_flow_vs_small_step_gd(tmp_path):
+    """Flow at time t vs GD with step η/n for n·t steps (first-order agreement)."""
+    D, P = 6, 12
+    fl = eosdyn.qrm.gradient_flow(D=D, P=P, sigma_z=[0.5, 2.0], sigma_J2=0.3, seeds=1, t_max=3.0,
+                                  n_times=4)
+    path = tmp_path / "flow.nc"
+    eosdyn.to_netcdf(fl, path)
+    assert eosdyn.open_dataset(path).identical(fl)
+    assert bool((fl.loss.diff("time") < 0).all())
+    n = 2000
+    gd = eosdyn.qrm.sweep(D=D, P=P, sigma_z=[0.5, 2.0], sigma_J2=0.3, seeds=1, eta=1.0 / n,
+                          max_steps=3 * n, record=n, tol=1e-300)
+    np.testing.assert_allclose(gd.loss.values, fl.loss.values, rtol=5e-3)
+    np.testing.assert_allclose(gd.sharpness.values * n, fl.sharpness.values, rtol=5e-3)
