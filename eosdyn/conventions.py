@@ -83,6 +83,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "final_loss": ("final loss L", "1"),
     "final_z": ("final rescaled residual z̃", "1"),
     "final_T": ("final rescaled curvature T(0)", "1"),
+    "final_theta": ("final rescaled coordinate θ̃ of the linear model", "1"),
+    "Q": ("matrix Q of the quadratic model (Eq. 4)", "1"),
+    "param2": ("second parameter index (columns of Q)", "1"),
     # analysis outputs (eosdyn.analysis)
     "attractor": ("attractor type of the trajectory tail", "1"),
     "nl_ratio": ("ratio of the non-linear to the linear term of the residual update", "1"),
