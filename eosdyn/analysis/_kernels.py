@@ -158,32 +158,39 @@ def _linear_Lc(u, r):
 
 
 @nb.njit(cache=True, nogil=True)
-def geometric_fit_rows(a, max_iter):
-    """Fit each row u_k (k = 0..m-1) of ``a`` with u_k ≈ L + c r^k.
+def geometric_fit_rows(a, starts, ends, min_points, max_iter):
+    """Fit each row u_k = a[row, starts[row] + k] (k < m = ends[row] - starts[row]): u_k ≈ L + c r^k.
 
     Start from the increment ratio r0 = Σ d_k d_{k+1} / Σ d_k² (d_k = u_{k+1} - u_k), then refine
     (L, c, r) by damped Gauss-Newton (Levenberg-Marquardt). Returns arrays
     ``(L, c, r, rms, L_se, r_se)``; standard errors from s² (JᵀJ)⁻¹ with s² = RSS / (m - 3).
     A row with a non-finite value, or with |r| >= 1 (not converging), gets NaN limits.
-    A row that is exactly constant gets L = that value, c = r = 0 and zero errors.
+    A row that is exactly constant gets L = that value, c = r = 0 and zero errors. Rows with fewer
+    than ``min_points`` points get NaN. Also returns the number of points used.
     """
-    rows, m = a.shape
+    rows, n = a.shape
     outL = np.full(rows, np.nan)
     outc = np.full(rows, np.nan)
     outr = np.full(rows, np.nan)
     outrms = np.full(rows, np.nan)
     outLse = np.full(rows, np.nan)
     outrse = np.full(rows, np.nan)
-    u = np.empty(m)
+    outn = np.zeros(rows, np.int64)
+    u = np.empty(n)
     jtj = np.empty((3, 3))
     jtr = np.empty(3)
     jtj_t = np.empty((3, 3))
     jtr_t = np.empty(3)
     for row in range(rows):
+        s0 = max(starts[row], 0)
+        m = min(ends[row], n) - s0
+        outn[row] = max(m, 0)
+        if m < min_points or m < 3:
+            continue
         finite = True
         mean = 0.0
         for k in range(m):
-            v = a[row, k]
+            v = a[row, s0 + k]
             if not np.isfinite(v):
                 finite = False
                 break
@@ -193,11 +200,11 @@ def geometric_fit_rows(a, max_iter):
         mean /= m
         scale = 0.0
         for k in range(m):
-            d = abs(a[row, k] - mean)
+            d = abs(a[row, s0 + k] - mean)
             if d > scale:
                 scale = d
         if scale == 0.0:
-            outL[row] = a[row, m - 1]
+            outL[row] = a[row, s0 + m - 1]
             outc[row] = 0.0
             outr[row] = 0.0
             outrms[row] = 0.0
@@ -205,7 +212,8 @@ def geometric_fit_rows(a, max_iter):
             outrse[row] = 0.0
             continue
         for k in range(m):
-            u[k] = (a[row, k] - mean) / scale
+            u[k] = (a[row, s0 + k] - mean) / scale
+        um = u[:m]
         num = 0.0
         den = 0.0
         for k in range(m - 2):
@@ -217,8 +225,8 @@ def geometric_fit_rows(a, max_iter):
         if not (abs(r) < 1.0):
             outr[row] = r
             continue
-        L, c = _linear_Lc(u, r)
-        rss = _rss_and_normal(u, L, c, r, jtj, jtr)
+        L, c = _linear_Lc(um, r)
+        rss = _rss_and_normal(um, L, c, r, jtj, jtr)
         lam = 1e-3
         rel = 1.0
         for _ in range(max_iter):
@@ -239,13 +247,13 @@ def geometric_fit_rows(a, max_iter):
                 dr = inv[2, 0] * jtr[0] + inv[2, 1] * jtr[1] + inv[2, 2] * jtr[2]
                 rn = r + dr
                 if abs(rn) < 1.0:
-                    rss_t = _rss_and_normal(u, L + dL, c + dc, rn, jtj_t, jtr_t)
+                    rss_t = _rss_and_normal(um, L + dL, c + dc, rn, jtj_t, jtr_t)
                     if rss_t < rss:
                         L += dL
                         c += dc
                         r = rn
                         rel = (rss - rss_t) / rss
-                        rss = _rss_and_normal(u, L, c, r, jtj, jtr)
+                        rss = _rss_and_normal(um, L, c, r, jtj, jtr)
                         lam = max(lam * 0.3, 1e-12)
                         improved = True
                         break
@@ -260,7 +268,7 @@ def geometric_fit_rows(a, max_iter):
         outrms[row] = scale * np.sqrt(rss / m)
         outLse[row] = scale * np.sqrt(max(s2 * cov[0, 0], 0.0))
         outrse[row] = np.sqrt(max(s2 * cov[2, 2], 0.0))
-    return outL, outc, outr, outrms, outLse, outrse
+    return outL, outc, outr, outrms, outLse, outrse, outn
 
 
 # --------------------------------------------------------------------------- least squares

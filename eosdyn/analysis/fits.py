@@ -30,7 +30,7 @@ def _classify_kernel(a, ends, tail, rtol, atol):
     return K.classify_rows(np.ascontiguousarray(rows), ends, tail, rtol, atol).reshape(lead)
 
 
-def _record_ends(ds: xr.Dataset, dim) -> xr.DataArray | None:
+def _record_ends(ds: xr.Dataset, dim, with_status: bool = True) -> xr.DataArray | None:
     """Per member: number of recorded steps <= ``steps_taken``, −1 where ``status`` says diverged."""
     ends = None
     if "steps_taken" in ds and dim not in ds["steps_taken"].dims:
@@ -38,7 +38,7 @@ def _record_ends(ds: xr.Dataset, dim) -> xr.DataArray | None:
         st = ds["steps_taken"]
         ends = xr.apply_ufunc(lambda s: np.searchsorted(steps, s, side="right").astype(np.int64), st,
                               dask="parallelized", output_dtypes=[np.int64])
-    if "status" in ds and dim not in ds["status"].dims:
+    if with_status and "status" in ds and dim not in ds["status"].dims:
         from .stats import _status_mask
 
         div = _status_mask(ds["status"], "diverged")
@@ -162,13 +162,24 @@ def _classify_da(x: xr.DataArray, dim, tail, rtol, atol, ends) -> xr.DataArray:
 
 
 # ============================================================================ fit_limit
-def _geom_kernel(a, max_iter, spacing):
+def _geom_kernel(a, ends, bidx, tail, default_tail, min_points, max_iter, spacing):
     rows, lead = flat_rows(a)
-    L, c, r, rms, Lse, rse = K.geometric_fit_rows(np.ascontiguousarray(rows, dtype=np.float64), max_iter)
+    end_pos = np.broadcast_to(ends, lead).reshape(-1).astype(np.int64)
+    e_b = np.searchsorted(bidx, end_pos, side="left")
+    if tail is not None:
+        t_r = np.full_like(end_pos, tail)
+    elif default_tail:
+        t_r = np.maximum(16, end_pos // 2)
+    else:
+        t_r = end_pos + 1
+    s_b = np.searchsorted(bidx, end_pos - t_r, side="left")
+    L, c, r, rms, Lse, rse, npts = K.geometric_fit_rows(np.ascontiguousarray(rows, dtype=np.float64),
+                                                        s_b.astype(np.int64), e_b.astype(np.int64),
+                                                        min_points, max_iter)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.abs(r) ** (1.0 / spacing)
         rate_se = np.where(rse == 0, 0.0, rate / (spacing * np.abs(r)) * rse)
-    return tuple(o.reshape(lead) for o in (L, c, r, rms, Lse, rate, rate_se))
+    return tuple(o.reshape(lead) for o in (L, c, r, rms, Lse, rate, rate_se, npts))
 
 
 _FIT_VARS = {
@@ -183,44 +194,42 @@ _FIT_VARS = {
 }
 
 
-def _window(x: xr.DataArray, dim, tail, start, stop):
+def _fit_one(x: xr.DataArray, dim, tail, start, stop, max_iter, min_points, ends=None) -> xr.Dataset:
     steps = step_values(x, dim)
-    sel = np.ones(steps.size, bool)
+    n = steps.size
+    sel = np.ones(n, bool)
     if start is not None:
         sel &= steps >= start
     if stop is not None:
         sel &= steps <= stop
-    idx = np.flatnonzero(sel)
     if tail is not None:
         tail = int(tail)
         if tail < 1:
             raise ValueError(f"tail must be a positive integer; got {tail}")
-        idx = idx[-tail:]
-    elif start is None:
-        idx = idx[-max(16, idx.size // 2):]
-    return idx, steps
-
-
-def _fit_one(x: xr.DataArray, dim, tail, start, stop, max_iter, min_points) -> xr.Dataset:
-    idx, steps = _window(x, dim, tail, start, stop)
+    default_tail = tail is None and start is None
+    if ends is None:
+        ends = xr.DataArray(np.int64(n))
     branches = []
     for parity in (0, 1):
-        bidx = idx[steps[idx] % 2 == parity]
+        bidx = np.flatnonzero(sel & (steps % 2 == parity))
         if bidx.size == 0:
             branches.append(None)
             continue
-        if bidx.size < min_points:
+        t_full = tail if tail is not None else (max(16, n // 2) if default_tail else n + 1)
+        avail = bidx.size - np.searchsorted(bidx, n - t_full, side="left")
+        if avail < min_points:
             raise ValueError(f"too few steps to fit along {dim!r}: the {'even' if parity == 0 else 'odd'} "
-                             f"branch of the window has {bidx.size} points, at least {min_points} "
+                             f"branch of the window has {avail} points, at least {min_points} "
                              "are needed (increase tail or widen start/stop)")
         spacing = regular_stride(steps[bidx], dim, "fit_limit")
         xb = x.isel({dim: bidx})
-        L, c, r, rms, Lse, rate, rate_se = lift(
-            _geom_kernel, xb, core_dims=[[dim]], out_core_dims=[[]] * 7, out_dtypes=[np.float64] * 7,
-            kwargs={"max_iter": int(max_iter), "spacing": spacing})
+        L, c, r, rms, Lse, rate, rate_se, npts = lift(
+            _geom_kernel, xb, ends, core_dims=[[dim], []], out_core_dims=[[]] * 8,
+            out_dtypes=[np.float64] * 7 + [np.int64],
+            kwargs={"bidx": bidx, "tail": tail, "default_tail": default_tail, "min_points": int(min_points),
+                    "max_iter": int(max_iter), "spacing": spacing})
         branches.append(xr.Dataset({"limit": L, "limit_se": Lse, "rate": rate, "rate_se": rate_se,
-                                    "ratio": r, "amplitude": c, "residual": rms,
-                                    "n_points": xr.full_like(L, bidx.size, dtype=np.int64)}))
+                                    "ratio": r, "amplitude": c, "residual": rms, "n_points": npts}))
     if all(b is None for b in branches):
         raise ValueError(f"too few steps to fit along {dim!r}: the window is empty")
     template = next(b for b in branches if b is not None)
@@ -266,6 +275,9 @@ def fit_limit(x: XArray, dim: Hashable = "step", *, tail: int | None = None, sta
     tail : int, optional
         Use only the last ``tail`` recorded points of the window. Default: the last half of the
         series (at least 16 points) when ``start`` is not given, else everything from ``start``.
+        For a Dataset with ``steps_taken`` (early-stopped, NaN-padded runs) the window of each
+        member ends at its last recorded step <= steps_taken (and the default tail is half of
+        that member's record); a member with too few points there gets NaN.
     start, stop : int, optional
         Restrict the window to ``start <= step <= stop`` (step values).
     max_iter : int, default 50
@@ -304,9 +316,10 @@ def fit_limit(x: XArray, dim: Hashable = "step", *, tail: int | None = None, sta
         names = numeric_vars(x, dim, "f")
         if not names:
             raise ValueError(f"the dataset has no float variable with dim {dim!r} to fit")
+        ends = _record_ends(x, dim, with_status=False)
         parts = []
         for v in names:
-            f = _fit_one(x[v], dim, tail, start, stop, max_iter, min_points)
+            f = _fit_one(x[v], dim, tail, start, stop, max_iter, min_points, ends)
             parts.append(f.rename({k: f"{v}_{k}" for k in f.data_vars}))
         return xr.merge(parts, compat="override", join="outer")
     return _fit_one(x, dim, tail, start, stop, max_iter, min_points)
@@ -328,14 +341,17 @@ def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, 
     (1.95, 0.1, 0.05)
     """
     check_xarray(x)
+    check_dim(x, dim)
+    ends = None
     if isinstance(x, xr.Dataset):
         if "sharpness" not in x:
             raise ValueError("limiting_two_cycle needs a variable 'sharpness'")
+        ends = _record_ends(x, dim, with_status=False)
         x = x["sharpness"]
     if "mode" in x.dims:
         x = x.isel(mode=0)
     f = _fit_one(x, dim, kwargs.pop("tail", None), kwargs.pop("start", None), kwargs.pop("stop", None),
-                 kwargs.pop("max_iter", 50), kwargs.pop("min_points", 4))
+                 kwargs.pop("max_iter", 50), kwargs.pop("min_points", 4), ends)
     if kwargs:
         raise ValueError(f"unknown keyword arguments {sorted(kwargs)}")
     out = xr.Dataset({"cycle_mean": f.cycle_mean, "cycle_mean_se": f.cycle_mean_se,
