@@ -85,6 +85,29 @@ def test_lambda_max_derivatives_match_flow(D, P, eta):
     assert d2 == pytest.approx(fd2, rel=2e-5)
 
 
+def test_simulator_gradient_flow_matches_derivatives():
+    """Cross-check with eosdyn.qrm.gradient_flow (the simulator's solve_ivp flow, Eq. 22 with rate eta):
+    its sharpness(time) near t = 0 has Taylor coefficients eta*lam, eta*lam', eta*lam''/2."""
+    from eosdyn.models.qrm import initial_state
+
+    D, P, eta, t_max, n = 5, 8, 0.7, 0.02, 9
+    sz, sj, seeds = np.array([0.8, 2.0]), np.array([0.6, 1.2]), [0, 3]
+    ds = eosdyn.qrm.gradient_flow(D=D, P=P, sigma_z=sz, sigma_J=sj, seeds=seeds, t_max=t_max, n_times=n,
+                                  eta=eta, rtol=1e-13, atol=1e-16)
+    t = ds["time"].values
+    SZ, SJ = np.meshgrid(sz, sj, indexing="ij")
+    for s in seeds:
+        Q, J0, z0 = initial_state(s, D=D, P=P, sigma_z=SZ.ravel(), sigma_J=SJ.ravel())
+        lam, d1, d2 = th.lambda_max_derivatives(J0, z0, np.broadcast_to(Q, (len(J0),) + Q.shape), eta=eta)
+        for b in range(len(J0)):
+            i, j = divmod(b, sj.size)
+            y = ds["sharpness"].sel(seed=s).isel(sigma_z=i, sigma_J=j).transpose("time").values
+            coef = np.polynomial.polynomial.polyfit(t, y, 6)
+            assert y[0] == pytest.approx(eta * lam[b], rel=1e-12)
+            assert coef[1] == pytest.approx(eta * d1[b], rel=1e-6)
+            assert 2 * coef[2] == pytest.approx(eta * d2[b], rel=1e-4)
+
+
 def test_lambda_max_derivatives_batch_equals_loop():
     rng = np.random.default_rng(5)
     J = rng.standard_normal((7, 3, 4))
