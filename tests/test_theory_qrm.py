@@ -377,3 +377,10 @@ def test_bad_input_helpers():
         th.rescale_sigmas(D=2, P=3, sigma_J=-1.0)
     with pytest.raises(ValueError, match="sigma_z_tilde"):
         th.unrescale_sigmas(D=2, P=3, sigma_z_tilde=-1.0)
+
+
+def test_docstring_examples():
+    import doctest
+
+    res = doctest.testmod(th, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted > 5 and res.failed == 0
