@@ -150,26 +150,23 @@ def unrescale_sigmas(*, D, P, sigma_z_tilde=None, sigma_J_tilde=None):
     """
     _check_count("D", D)
     _check_count("P", P)
-    out = []
+    sz = sj = None
     if sigma_z_tilde is not None:
         check_range("sigma_z_tilde", sigma_z_tilde, 0, None)
-        out.append(_lift(lambda s, d: s / d, (sigma_z_tilde, D), "sigma_z", "residual scale sigma_z"))
-    else:
-        out.append(None)
+        sz = _unrescale_z(D)(sigma_z_tilde)
     if sigma_J_tilde is not None:
         check_range("sigma_J_tilde", sigma_J_tilde, 0, None)
-        out.append(_lift(lambda s, d, p: s / (d * p) ** 0.25, (sigma_J_tilde, D, P), "sigma_J",
-                         "Jacobian scale sigma_J"))
-    else:
-        out.append(None)
-    return tuple(out)
+        sj = _unrescale_J(D, P)(sigma_J_tilde)
+    return sz, sj
 
 
 def _unrescale_z(D):
+    """sigma_z_tilde -> sigma_z = sigma_z_tilde / D (Eq. 29)."""
     return lambda s: _lift(lambda s_, d: s_ / d, (s, D), "sigma_z", "residual scale sigma_z")
 
 
 def _unrescale_J(D, P):
+    """sigma_J_tilde -> sigma_J = sigma_J_tilde / (D P)^(1/4) (Eq. 29)."""
     return lambda s: _lift(lambda s_, d, p: s_ / (d * p) ** 0.25, (s, D, P), "sigma_J", "Jacobian scale sigma_J")
 
 
