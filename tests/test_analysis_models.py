@@ -1,0 +1,91 @@
+"""eosdyn.analysis on real model output (eosdyn.toy.two_param, eosdyn.qrm.sweep).
+
+Truth: the Eq. 18-19 coefficients (EQUATIONS.md), the fixed-line multiplier 1 − T, the models'
+own fate flags (status), and plain NumPy recomputation of statistics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import eosdyn
+from eosdyn import analysis as A
+from eosdyn.conventions import STATUS_VALUES, decode_status
+
+toy = pytest.importorskip("eosdyn.models.toy")
+
+
+def _init(z0, T0):
+    return (xr.DataArray(np.asarray(z0, float), dims="init", coords={"init": np.arange(len(z0))}),
+            xr.DataArray(np.asarray(T0, float), dims="init", coords={"init": np.arange(len(T0))}))
+
+
+def test_two_param_eq18_19_coefficients():
+    rng = np.random.default_rng(11)
+    n = 40
+    z0, T0 = _init(rng.uniform(2e-5, 1e-4, n) * rng.choice([-1, 1], n), 2.0 + rng.uniform(-1e-3, 1e-3, n))
+    eps = np.array([0.05, 0.1, 0.3])
+    ds = eosdyn.toy.two_param(eps=eps, z0=z0, T0=T0, steps=200)
+    assert ds.z.dims == ("eps", "init", "step")
+    f = A.fit_increments(ds, over=("init",))
+    e = f.eps.values
+    np.testing.assert_allclose(f.c1, 2.0, rtol=1e-3)
+    np.testing.assert_allclose(f.c2, -2 * (4 - 3 * e + 4 * e ** 2), rtol=1e-3)
+    np.testing.assert_allclose(f.c3, -4 * e, rtol=1e-3)
+    # y settles towards y* = −2ε/(4 − 3ε + 4ε²) (Eq. 19) only slowly; here just check the sign/scale
+    y = A.eos_coordinate(ds)
+    assert y.dims == ds.z.dims and np.all(np.isfinite(y))
+
+
+def test_two_param_fates_and_fixed_line():
+    z0, T0 = _init([0.05, 0.1, 1.5], [0.6, 1.3, 6.0])
+    ds = eosdyn.toy.two_param(eps=[0.1, 0.4], z0=z0, T0=T0, steps=400)
+    lab = A.classify(ds, as_strings=True)
+    assert lab.dims == ("eps", "init")
+    expected = np.where(decode_status(ds.status) == "diverged", "diverged", "fixed_point")
+    np.testing.assert_array_equal(lab.values, expected)
+    assert (lab.sel(init=2) == "diverged").all() and (lab.sel(init=[0, 1]) == "fixed_point").all()
+    conv = ds.isel(init=[0, 1])
+    fz, fT = A.fit_limit(conv.z, start=100), A.fit_limit(conv["T"], start=100)
+    np.testing.assert_allclose(fz.limit, 0.0, atol=1e-12)
+    for e in conv.eps.values:
+        for i in conv.init.values:
+            Ti = float(fT.cycle_mean.sel(eps=e, init=i))
+            np.testing.assert_allclose(Ti, float(conv.final_T.sel(eps=e, init=i)), atol=1e-9)
+            mult = float(A.fixed_points(eps=float(e), line_T=[Ti]).line_multiplier[0])
+            np.testing.assert_allclose(float(fz.rate.sel(eps=e, init=i, branch="odd")), abs(mult), rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def qrm_ds():
+    qrm = pytest.importorskip("eosdyn.models.qrm")
+    return qrm.sweep(D=6, P=12, sigma_z=[0.2, 1.0], sigma_J2=[0.2, 0.5], seeds=range(4), max_steps=1500,
+                     record=1)
+
+
+def test_qrm_classify_and_fits_follow_status(qrm_ds):
+    ds = qrm_ds
+    lab = A.classify(ds[["sharpness", "steps_taken", "status"]], rtol=1e-4, as_strings=True)
+    assert lab.dims == ("sigma_z", "sigma_J", "seed")
+    status = decode_status(ds.status)
+    assert ((lab == "diverged") == (status == "diverged")).all()
+    assert (lab.where(status == "converged", "fixed_point") == "fixed_point").all()
+    cyc = A.limiting_two_cycle(ds)
+    ok = status == "converged"
+    np.testing.assert_allclose(cyc.cycle_mean.where(ok), ds.final_sharpness.where(ok), atol=1e-3)
+    assert cyc.cycle_mean.where(~ok).isnull().all()
+
+
+def test_qrm_final_sharpness_stats(qrm_ds):
+    ds = qrm_ds
+    st = A.final_sharpness_stats(ds, n_boot=200)
+    assert st.median_sharpness.dims == ("sigma_z", "sigma_J")
+    n_div = (ds.status == STATUS_VALUES["diverged"]).sum("seed")
+    np.testing.assert_array_equal(st.n_diverged, n_div)
+    np.testing.assert_array_equal(st.n_valid, ds.seed.size - n_div)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="All-NaN"):
+        med = np.nanmedian(ds.final_sharpness.values, axis=-1)
+    np.testing.assert_allclose(st.median_sharpness, med)
+    assert A.two_step(ds).sharpness.dims == ds.sharpness.dims
