@@ -31,6 +31,10 @@ __all__ = [
     "trajectories",
     "heatmap",
     "histogram",
+    "qrm_trajectories",
+    "phase_diagrams",
+    "rnl",
+    "theorem41",
 ]
 
 _BACKEND_LOADED = False
@@ -99,6 +103,7 @@ def _label(da: xr.DataArray) -> str:
 def _members(da: xr.DataArray, dim: str, max_curves: int):
     """Yield ``(label, 1-D DataArray along dim)`` for up to ``max_curves`` members, evenly thinned."""
     other = [d for d in da.dims if d != dim]
+    varying = [d for d in other if da.sizes[d] > 1]
     if not other:
         yield "", da
         return
@@ -107,8 +112,12 @@ def _members(da: xr.DataArray, dim: str, max_curves: int):
     idx = np.unique(np.linspace(0, n - 1, min(n, max_curves)).round().astype(int))
     for i in idx:
         m = stacked.isel(member=int(i))
-        lab = ", ".join(f"{d}={_fmt(m[d].item())}" for d in other)
+        lab = ", ".join(f"{d}={_fmt(m[d].item())}" for d in varying) if _has_coords(m, varying) else ""
         yield lab, m.drop_vars([c for c in m.coords if c not in (dim,)])
+
+
+def _has_coords(m, dims) -> bool:
+    return all(d in m.coords for d in dims)
 
 
 def _fmt(v) -> str:
@@ -151,7 +160,8 @@ def trajectories(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, dim: 
     over = hv.Overlay(curves)
     if hline is not None:
         over = over * hv.HLine(hline).opts(color="black", linestyle="--", linewidth=1)
-    opts = dict(title=title or _label(da), fig_size=160, aspect=1.6, show_legend=len(curves) <= 8)
+    opts = dict(title=title or _label(da), fig_size=160, aspect=1.6, show_legend=1 < len(curves) <= 8,
+                legend_position="right")
     if logy:
         opts["logy"] = True
     return over.opts(**opts)
@@ -184,7 +194,7 @@ def histogram(values, *, bins: int = 40, label: str = "value", title: str = "", 
     v = np.asarray(values, float).ravel()
     v = v[np.isfinite(v)]
     counts, edges = np.histogram(v, bins=bins) if v.size else (np.zeros(1), np.array([0.0, 1.0]))
-    h = hv.Histogram((edges, counts), label, "count").opts(title=title, fig_size=140, aspect=1.5)
+    h = hv.Histogram((edges, counts), kdims=[label], vdims=["count"]).opts(title=title, fig_size=140, aspect=1.5)
     if vline is not None:
         h = h * hv.VLine(vline).opts(color="red", linestyle="--")
     return h
@@ -230,3 +240,79 @@ def auto(ds: xr.Dataset, *, max_panels: int = 6):
     if not panels:
         panels.append(hv.Text(0, 0, ds.attrs.get("title", "empty dataset")))
     return hv.Layout(panels).cols(min(2, len(panels))).opts(title=ds.attrs.get("title", ""))
+
+
+# --------------------------------------------------------------------------- QRM views
+def qrm_trajectories(ds: xr.Dataset, *, max_curves: int = MAX_CURVES):
+    """Figure 3: loss (log scale) and sharpness η λ_max against GD step, one curve per σ̃_z (and σ̃_J, seed).
+
+    Examples
+    --------
+    >>> import eosdyn
+    >>> ds = eosdyn.qrm.sweep(D=6, P=12, sigma_z=[0.1, 0.3], sigma_J2=0.2, seeds=1,
+    ...                       max_steps=50, record=1)  # doctest: +SKIP
+    >>> qrm_trajectories(ds)  # doctest: +SKIP
+    """
+    hv = _hv()
+    loss = trajectories(ds, "loss", max_curves=max_curves, logy=True, title="loss")
+    sharp = trajectories(ds, "sharpness", max_curves=max_curves, hline=2.0, title="sharpness eta lambda_max")
+    D, P = int(ds["D"]), int(ds["P"])
+    return hv.Layout([loss, sharp]).cols(2).opts(title=f"QRM GD dynamics, D={D}, P={P}, eta={float(ds['eta']):g}")
+
+
+def phase_diagrams(ds: xr.Dataset):
+    """Figure 4: median final sharpness over seeds on the (σ̃_z, σ̃_J²) plane, one panel per (D, P).
+
+    Uses :func:`eosdyn.analysis.final_sharpness_stats` for the median (diverged members excluded;
+    grid points where all diverged are blank).
+    """
+    hv = _hv()
+    from .analysis import final_sharpness_stats
+
+    sizes = ds["size"].values if "size" in ds.dims else [None]
+    panels = []
+    for i in sizes:
+        sub = ds if i is None else ds.sel(size=i)
+        med = final_sharpness_stats(sub, dim="seed", n_boot=100)["median_sharpness"]
+        med = xr.DataArray(med.transpose("sigma_J", "sigma_z").values, dims=("sigma_J2", "log10_sigma_z"),
+                           coords={"sigma_J2": sub["sigma_J"].values ** 2,
+                                   "log10_sigma_z": np.log10(sub["sigma_z"].values)},
+                           name="median final sharpness")
+        panels.append(heatmap(med, "log10_sigma_z", "sigma_J2", title=f"D={int(sub['D'])}, P={int(sub['P'])}",
+                              cmap="RdBu_r", clim=(0.0, 4.0)))
+    return hv.Layout(panels).cols(min(3, len(panels))).opts(
+        title="median final eta lambda_max (edge = 2, white)")
+
+
+def rnl(ds: xr.Dataset):
+    """r_NL against σ̃_z: Monte Carlo (error bars), eosdyn's exact formula, the paper's ½ η σ_z D."""
+    hv = _hv()
+    panels = []
+    for i in ds["size"].values:
+        sub = ds.sel(size=i)
+        x = sub["sigma_z"].values
+        over = (hv.ErrorBars((x, sub["r_nl_mc"].values, 2 * sub["r_nl_mc_stderr"].values), "sigma_z", ["r_NL", "err"])
+                * hv.Scatter((x, sub["r_nl_mc"].values), "sigma_z", "r_NL", label="Monte Carlo").opts(s=30)
+                * hv.Curve((x, sub["r_nl_theory"].values), "sigma_z", "r_NL", label="eosdyn (exact)")
+                * hv.Curve((x, sub["r_nl_paper"].values), "sigma_z", "r_NL", label="paper").opts(linestyle="--"))
+        panels.append(over.opts(title=f"D={int(sub['D'])}, P={int(sub['P'])}", fig_size=120, show_legend=True))
+    return hv.Layout(panels).cols(min(3, len(panels))).opts(title="non-linearity ratio r_NL (Eq. 27)")
+
+
+def theorem41(ds: xr.Dataset):
+    """Theorem 4.1 ratio E[λ̈]/E[λ] against σ̃_z: Monte Carlo, exact finite size, large size, paper (log-log)."""
+    hv = _hv()
+    panels = []
+    for i in ds["size"].values:
+        sub = ds.sel(size=i)
+        x = sub["sigma_z"].values
+        y = "E[lam'']/E[lam]"
+        over = (hv.ErrorBars((x, sub["theorem41_mc"].values, 2 * sub["theorem41_mc_stderr"].values), "sigma_z",
+                             [y, "err"])
+                * hv.Scatter((x, sub["theorem41_mc"].values), "sigma_z", y, label="Monte Carlo").opts(s=30)
+                * hv.Curve((x, sub["theorem41_exact"].values), "sigma_z", y, label="exact (finite size)")
+                * hv.Curve((x, sub["theorem41_theory"].values), "sigma_z", y, label="large D, P")
+                * hv.Curve((x, sub["theorem41_paper"].values), "sigma_z", y, label="paper").opts(linestyle="--"))
+        panels.append(over.opts(title=f"D={int(sub['D'])}, P={int(sub['P'])}", logy=True, fig_size=120,
+                                show_legend=True))
+    return hv.Layout(panels).cols(min(3, len(panels))).opts(title="Theorem 4.1 under gradient flow")

@@ -1,0 +1,50 @@
+"""eosdyn.plot: every view renders a PNG; generic views on arbitrary datasets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+pytest.importorskip("holoviews")
+pytest.importorskip("matplotlib")
+
+import eosdyn  # noqa: E402
+from eosdyn import plot, recipes  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def is_png(path) -> bool:
+    return path.read_bytes()[:8] == PNG and path.stat().st_size > 1000
+
+
+def test_auto_and_generic(tmp_path):
+    ds = xr.Dataset({"z": (("eps", "step"), np.random.default_rng(0).random((30, 5))),
+                     "m": (("a", "b"), np.ones((3, 4))), "f": ("eps", np.arange(30.0)),
+                     "status": ("eps", np.zeros(30, np.int8))},
+                    coords={"eps": np.linspace(0.1, 0.2, 30), "step": np.arange(5)}, attrs={"title": "demo"})
+    out = plot.save_png(plot.auto(ds), tmp_path / "auto.png")
+    assert is_png(out)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    over = plot.trajectories(ds, "z", max_curves=7, hline=2.0)
+    assert len([c for c in over if type(c).__name__ == "Curve"]) == 7
+    assert is_png(plot.save_png(plot.histogram(ds["f"], vline=2.0), tmp_path / "h.png"))
+
+
+def test_qrm_views(tmp_path):
+    ds = eosdyn.qrm.sweep(D=6, P=12, sigma_z=[0.1, 0.3], sigma_J2=0.2, seeds=[0], max_steps=60, record=1)
+    assert is_png(plot.save_png(plot.qrm_trajectories(ds), tmp_path / "f3.png"))
+    pd = recipes.qrm_phase_diagrams(sizes=[[6, 12], [8, 4]], sigma_z=[0.1, 0.3, 1.0], sigma_J2=[0.1, 0.3],
+                                    seeds=2, max_steps=200)
+    assert is_png(plot.save_png(plot.phase_diagrams(pd), tmp_path / "f4.png"))
+    rn = recipes.rnl_monte_carlo(sizes=[[6, 8]], sigma_z=[0.5, 1.0], n_samples=10)
+    assert is_png(plot.save_png(plot.rnl(rn), tmp_path / "rnl.png"))
+    t4 = recipes.theorem41_monte_carlo(sizes=[[6, 8]], sigma_z=[0.5, 1.0], n_samples=10)
+    assert is_png(plot.save_png(plot.theorem41(t4), tmp_path / "t41.png"))
+
+
+def test_save_png_failure_leaves_nothing(tmp_path):
+    with pytest.raises(Exception):
+        plot.save_png(object(), tmp_path / "bad.png")
+    assert list(tmp_path.iterdir()) == []
