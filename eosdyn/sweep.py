@@ -35,7 +35,8 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,9 @@ from ._validate import check_int
 __all__ = ["normalize_seeds", "chunk_seeds", "run", "active_client"]
 
 MANIFEST = "manifest.json"
+
+#: netCDF4/HDF5 are not thread-safe: chunk files are read and written under this lock.
+_NC_LOCK = threading.Lock()
 
 
 def normalize_seeds(seeds) -> np.ndarray:
@@ -106,7 +110,8 @@ def _chunk_path(resume: Path | None, seeds: np.ndarray) -> Path | None:
 def _run_chunk(func: Callable, seeds: np.ndarray, path: str | None, blas_threads: int | None) -> xr.Dataset:
     """Run (or load) one chunk; executed inside a dask task."""
     if path is not None and os.path.exists(path):
-        return _io.open_dataset(path)
+        with _NC_LOCK:
+            return _io.open_dataset(path)
     if blas_threads is None:
         ds = func(seeds)
     else:
@@ -117,7 +122,8 @@ def _run_chunk(func: Callable, seeds: np.ndarray, path: str | None, blas_threads
     if not isinstance(ds, xr.Dataset) or "seed" not in ds.dims:
         raise TypeError("a sweep chunk function must return an xarray.Dataset with a 'seed' dim")
     if path is not None:
-        _io.to_netcdf(ds, path)
+        with _NC_LOCK:
+            _io.to_netcdf(ds, path)
     return ds
 
 

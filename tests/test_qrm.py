@@ -302,3 +302,82 @@ def test_gradient_flow_vs_small_step_gd(tmp_path):
                           max_steps=3 * n, record=n, tol=1e-300)
     np.testing.assert_allclose(gd.loss.values, fl.loss.values, rtol=5e-3)
     np.testing.assert_allclose(gd.sharpness.values * n, fl.sharpness.values, rtol=5e-3)
+
+
+# ----------------------------------------------------------------------------- Figure 4 phenomenology
+def _phenomenology(ds, small, mid, big_z, big_j):
+    conv = ds.status == STATUS_VALUES["converged"]
+    init = ds.sharpness.isel(step=0)
+    # small sigma_z: converges with the sharpness close to where it started
+    s = ds.sel(sigma_z=small)
+    assert bool(conv.sel(sigma_z=small, sigma_J=s.sigma_J[s.sigma_J2 < 0.45]).all())
+    d = (s.final_sharpness - init.sel(sigma_z=small)).where(s.sigma_J2 < 0.45, drop=True)
+    assert float(abs(d).max()) < 0.05
+    # intermediate sigma_z: sharpens up to the edge of stability
+    m = ds.final_sharpness.sel(sigma_z=mid).where(ds.sigma_J2 < 0.45, drop=True).median("seed")
+    assert bool(((m >= 1.85) & (m <= 2.0)).all()), m.values
+    assert bool((init.sel(sigma_z=mid).where(ds.sigma_J2 < 0.45, drop=True) < 0.5).all())
+    # large sigma_z or large sigma_J: diverge
+    assert bool((ds.status.sel(sigma_z=big_z) == STATUS_VALUES["diverged"]).all())
+    assert bool((ds.status.sel(sigma_J=ds.sigma_J[ds.sigma_J2 >= big_j]) == STATUS_VALUES["diverged"]).all())
+
+
+def test_figure4_phenomenology_quick():
+    ds = eosdyn.qrm.sweep(D=60, P=120, sigma_z=[0.01, 0.35, 3.0], sigma_J2=[0.02, 0.1, 10.0], seeds=3,
+                          max_steps=3000, record=3000)
+    eosdyn.check_dataset(ds)
+    _phenomenology(ds, 0.01, 0.35, 3.0, 10.0)
+
+
+@pytest.mark.slow
+def test_figure4_phenomenology_6x6_10_seeds():
+    """D=60, P=120, 6×6 grid × 10 seeds (≈ 1 min on a free 2-core machine).
+
+    With this ensemble (Q symmetrised as (G+Gᵀ)/√2, Eq. 29 widths) the EOS band of
+    D=60, P=120 lies at σ̃_z ≈ 0.3-0.45; σ̃_z ≳ 0.6 diverges (see docs/qrm.md).
+    """
+    ds = eosdyn.qrm.sweep(D=60, P=120, sigma_z=[0.01, 0.1, 0.3, 1.0, 3.0, 10.0],
+                          sigma_J2=[0.01, 0.02, 0.05, 0.1, 1.0, 10.0], seeds=10, max_steps=10000,
+                          record=10000)
+    eosdyn.check_dataset(ds)
+    _phenomenology(ds, 0.01, 0.3, 1.0, 1.0)
+    # the sharpening grows with sigma_z (Theorem 4.1) along the small-sigma_J rows
+    med = ds.final_sharpness.sel(sigma_z=[0.01, 0.1, 0.3]).median("seed").isel(sigma_J=slice(0, 4))
+    assert bool((med.diff("sigma_z") > 0).all())
+
+
+# ----------------------------------------------------------------------------- sensitivity
+def sensitivity(D, P, sigma_z, sigma_J2, seeds, max_steps):
+    """Outcome changes under (a) another batch composition, (b) a 1e-15 relative perturbation of z₀."""
+    SZ, SJ = np.meshgrid(sigma_z, np.sqrt(sigma_J2), indexing="ij")
+    shape = SZ.shape
+    out = {k: [] for k in ("ref", "split", "pert")}
+    for s in seeds:
+        Q, J0, z0 = qrm.initial_state(s, D=D, P=P, sigma_z=SZ.ravel(), sigma_J=SJ.ravel())
+        ref = run_gd(Q, J0, z0, 1.0, max_steps)
+        h = J0.shape[0] // 2  # same members, split into two batches of another size
+        a, b = run_gd(Q, J0[:h], z0[:h], 1.0, max_steps), run_gd(Q, J0[h:], z0[h:], 1.0, max_steps)
+        pert = run_gd(Q, J0, z0 * (1 + 1e-15), 1.0, max_steps)
+        out["ref"].append((ref.status, ref.final_sharpness))
+        out["split"].append((np.r_[a.status, b.status], np.r_[a.final_sharpness, b.final_sharpness]))
+        out["pert"].append((pert.status, pert.final_sharpness))
+    res = {}
+    st0 = np.stack([o[0] for o in out["ref"]], -1).reshape(*shape, -1)
+    sh0 = np.stack([o[1] for o in out["ref"]], -1).reshape(*shape, -1)
+    for k in ("split", "pert"):
+        st = np.stack([o[0] for o in out[k]], -1).reshape(*shape, -1)
+        sh = np.stack([o[1] for o in out[k]], -1).reshape(*shape, -1)
+        changed = (st != st0) | ~np.isclose(sh, sh0, rtol=1e-6, atol=0, equal_nan=True)
+        res[k] = dict(changed=float(changed.mean()),
+                      median_change=float(np.nanmax(np.abs(np.nanmedian(sh, -1) - np.nanmedian(sh0, -1)))),
+                      status_changed=float((st != st0).mean()))
+    return res
+
+
+@pytest.mark.slow
+def test_sensitivity_of_eos_statistics():
+    """Single EOS trajectories are sensitive to rounding; per-cell medians are not."""
+    res = sensitivity(60, 120, [0.3, 0.35, 0.4], [0.02, 0.1], seeds=range(12), max_steps=4000)
+    print("sensitivity", res)
+    for k in ("split", "pert"):
+        assert res[k]["median_change"] < 0.05, res
