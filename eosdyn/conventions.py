@@ -102,9 +102,6 @@ VARIABLES: dict[str, tuple[str, str]] = {
     # analysis outputs (eosdyn.analysis)
     "attractor": ("attractor type of the trajectory tail", "1"),
     "nl_ratio": ("ratio of the non-linear to the linear term of the residual update", "1"),
-    # analysis outputs (eosdyn.analysis)
-    "attractor": ("attractor type of the trajectory tail", "1"),
-    "nl_ratio": ("ratio of the non-linear to the linear term of the residual update", "1"),
     # real network (eosdyn.nn, eosdyn.models.taylor)
     "z1": ("residual along the top NTK eigenvector z1 = v1ᵀz", "1"),
     "step_h": ("GD step of a Hessian eigenvalue estimate", "1"),
@@ -211,6 +208,31 @@ def _decode_param(value: Any) -> Any:
     return value
 
 
+def resolve_function(path: str):
+    """Import the callable named by a dotted path such as ``"eosdyn.qrm.sweep"``.
+
+    Works for real modules and for eosdyn's lazily imported submodules (``eosdyn.toy``,
+    ``eosdyn.qrm``, ...), which are attributes rather than importable module paths.
+    """
+    import importlib
+
+    parts = str(path).split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            break
+        if callable(obj):
+            return obj
+        break
+    raise ValueError(f"cannot resolve function {path!r} (expected a dotted path to a callable)")
+
+
 def regenerate(ds: xr.Dataset) -> xr.Dataset:
     """Recompute a dataset from its ``eosdyn_config`` provenance.
 
@@ -221,11 +243,8 @@ def regenerate(ds: xr.Dataset) -> xr.Dataset:
     >>> eosdyn.conventions.regenerate(ds).identical(ds)  # doctest: +SKIP
     True
     """
-    import importlib
-
     cfg = read_config(ds)
-    module, _, name = cfg["function"].rpartition(".")
-    func = getattr(importlib.import_module(module), name)
+    func = resolve_function(cfg["function"])
     params = {k: _decode_param(v) for k, v in cfg["parameters"].items()}
     return func(**params)
 
