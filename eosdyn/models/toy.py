@@ -524,7 +524,8 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop_on_conve
     fz, fT = o["fz"], o["fT"]
     fz[div] = np.nan
     fT[div] = np.nan
-    loss = (0.5 * (rz / ed.reshape((n, 1))) ** 2).astype(dt)
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = (0.5 * (rz / ed.reshape((n, 1))) ** 2).astype(dt)
     coords = C.param_coords(grid, ["E", "eta"])
     f = C.fates(d, o["c"], nsteps)
     return C.build_dataset(
@@ -696,7 +697,8 @@ def one_datapoint_flow(*, Q, theta0, E=0.0, eta, times, rtol=1e-12, atol=1e-14,
         for k in range(K):
             if np.all(np.isfinite(Y[i, k])):
                 z[i, k], T[i, k] = maps.one_datapoint_observe(np.ascontiguousarray(Y[i, k]), Qm, Ef[i], ef[i], g)
-    loss = 0.5 * (z / ef[:, None]) ** 2
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = 0.5 * (z / ef[:, None]) ** 2
     coords = C.param_coords(grid, ["E", "eta"])
     return C.build_dataset(
         bdims=bdims, bshape=bshape, coords=coords, steps=None, time=tv,

@@ -1,0 +1,473 @@
+"""Toy simulations (eosdyn.toy) against independent truth.
+
+Truths used: parameter-space GD vs the eigenbasis hierarchy vs the closed (z̃, T) map (three
+different computations), conservation of Ẽ = T(−1) − 2z̃ computed from θ, the closed forms
+ΔT = z̃²(T − 4) (catapult) and θ̃_t = (1 − λ)^t θ̃₀ (linear), a hand-written numpy GD of a
+one-hidden-layer linear network (App. A.2), convergence of GD to gradient flow as η → 0, and
+a plain numpy loop of the step formula for the exact fates of the batch kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import eosdyn
+from eosdyn.conventions import STATUS_VALUES, regenerate
+from eosdyn.kernels import maps
+
+toy = eosdyn.toy
+
+
+def _orth(rng, P):
+    q, r = np.linalg.qr(rng.normal(size=(P, P)))
+    return q * np.sign(np.diag(r))
+
+
+def _setup(rng, P, eta, E, T_target=1.2):
+    """Random Q (top eigenvalue 1, others in [-1, 1)), θ0 scaled so that T0 = η J Jᵀ = T_target."""
+    q = np.concatenate([[1.0], rng.uniform(-1.0, 0.9, P - 1)])
+    R = _orth(rng, P)
+    Q = (R * q) @ R.T
+    Q = 0.5 * (Q + Q.T)
+    theta = rng.normal(size=P)
+    theta *= np.sqrt(T_target / (eta * theta @ Q @ Q @ theta))
+    return Q, theta
+
+
+def _eig_inputs(Q, theta, eta, E):
+    q, R = np.linalg.eigh(Q)
+    c = R.T @ theta
+    w = eta * (q * c) ** 2
+    z0 = eta * 0.5 * (theta @ Q @ theta - E)
+    return q, w, z0
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+
+
+# --------------------------------------------------------------------------- three methods agree
+@pytest.mark.parametrize("P", [2, 3, 5])
+@pytest.mark.parametrize("eta", [0.05, 0.5, 2.0])
+def test_parameter_space_matches_hierarchy_and_two_param(P, eta):
+    rng = np.random.default_rng(100 * P + int(eta * 10))
+    E = 0.3 / eta  # Ẽ = 0.3 whatever η
+    Q, theta = _setup(rng, P, eta, E)
+    steps = 60
+    gd = toy.one_datapoint(Q=Q, theta0=theta, E=E, eta=eta, steps=steps)
+    assert not gd.diverged
+    q, w, z0 = _eig_inputs(Q, theta, eta, E)
+    hi = toy.hierarchy(q=q, w0=w, z0=z0, steps=steps)
+    assert _rel(gd.z, hi.z) <= 1e-12
+    assert _rel(gd.T, hi.T) <= 1e-12
+    # hierarchy's Ẽ (from w0, z0) is η E
+    assert abs(float(hi.E) - 0.3) <= 1e-12
+    # the trajectories are not trivial: z̃ changes by O(1) relative and T moves
+    assert float(abs(gd.z).max()) > 10 * float(abs(gd.z.isel(step=-1)))
+    if P == 2:
+        lam = q[0] if abs(q[1] - 1.0) < 1e-12 else q[1]
+        tp = toy.two_param(a=-1.0 / lam, E=0.3, z0=z0, T0=float(gd.T[0]), steps=steps)
+        assert _rel(gd.z, tp.z) <= 1e-12
+        assert _rel(gd.T, tp.T) <= 1e-12
+
+
+def test_E_conserved_along_gd():
+    rng = np.random.default_rng(7)
+    for P, eta in [(2, 0.7), (3, 1.0), (5, 0.2)]:
+        E = -0.4 / eta
+        Q, theta = _setup(rng, P, eta, E, T_target=1.5)
+        gd = toy.one_datapoint(Q=Q, theta0=theta, E=E, eta=eta, steps=80)
+        th = gd.theta.values
+        J = th @ Q                                   # rows: J_t = θ_tᵀ Q
+        Tm1 = eta * np.einsum("ti,ij,tj->t", J, np.linalg.inv(Q), J)
+        Et = Tm1 - 2 * gd.z.values
+        np.testing.assert_allclose(Et, eta * E, rtol=0, atol=1e-12 * max(1.0, np.abs(Tm1).max()))
+        q, w, z0 = _eig_inputs(Q, theta, eta, E)
+        hi = toy.hierarchy(q=q, w0=w, z0=z0, steps=80)
+        Eh = (hi.w / hi.q).sum("mode") - 2 * hi.z
+        np.testing.assert_allclose(Eh.values, eta * E, rtol=0, atol=1e-12 * max(1.0, float(hi.T.max())))
+
+
+def test_hierarchy_levels_follow_eq11():
+    """T(k)' − T(k) = −z̃ (2 T(k+1) − z̃ T(k+2)) for k = 0..3, from the recorded weights."""
+    q = np.array([1.0, -0.3, 0.6, -0.9])
+    ds = toy.hierarchy(q=q, w0=[0.5, 0.2, 0.4, 0.1], z0=0.2, steps=20)
+    w, z = ds.w.values, ds.z.values
+    Tk = lambda k: (w * q ** k).sum(axis=1)  # noqa: E731
+    for k in range(4):
+        lhs = Tk(k)[1:] - Tk(k)[:-1]
+        rhs = -z[:-1] * (2 * Tk(k + 1)[:-1] - z[:-1] * Tk(k + 2)[:-1])
+        np.testing.assert_allclose(lhs, rhs, rtol=0, atol=1e-13)
+    # z̃ update of Eq. 10
+    np.testing.assert_allclose(z[1:] - z[:-1], -z[:-1] * Tk(0)[:-1] + 0.5 * z[:-1] ** 2 * Tk(1)[:-1],
+                               rtol=0, atol=1e-14)
+
+
+def test_hierarchy_T0_E_input_matches_w0_input():
+    a = toy.hierarchy(q=[1.0, -0.2], z0=0.1, T0=1.6, E=0.1, steps=30)
+    w = a.w.isel(step=0).values
+    b = toy.hierarchy(q=[1.0, -0.2], z0=0.1, w0=w, steps=30)
+    np.testing.assert_array_equal(a.z.values, b.z.values)
+    c = toy.two_param(eps=0.2, E=0.1, z0=0.1, T0=1.6, steps=30)
+    assert _rel(a.z, c.z) <= 1e-12 and _rel(a.T, c.T) <= 1e-12
+
+
+# --------------------------------------------------------------------------- closed forms
+def test_catapult_sign_rule():
+    zs = np.concatenate([-np.geomspace(0.9, 1e-3, 12), np.geomspace(1e-3, 0.9, 12)])
+    Ts = np.linspace(0.05, 7.9, 41)
+    Ts = Ts[np.abs(Ts - 4.0) > 1e-9]
+    z, T = np.meshgrid(zs, Ts, indexing="ij")
+    ok = T >= np.abs(2 * z)
+    init = xr.DataArray(np.arange(ok.sum()), dims="init")
+    ds = toy.catapult(z0=xr.DataArray(z[ok], dims="init"), T0=xr.DataArray(T[ok], dims="init"),
+                      steps=1).assign_coords(init=init)
+    dT = (ds.T.isel(step=1) - ds.T.isel(step=0)).values
+    assert np.array_equal(np.sign(dT), np.sign(T[ok] - 4.0))
+    np.testing.assert_allclose(dT, z[ok] ** 2 * (T[ok] - 4.0), rtol=1e-12, atol=1e-15)
+    # and the z̃ update of Eq. 12 with Ẽ = 0
+    dz = (ds.z.isel(step=1) - ds.z.isel(step=0)).values
+    np.testing.assert_allclose(dz, -z[ok] * T[ok] + z[ok] ** 3, rtol=1e-12, atol=1e-15)
+
+
+def test_catapult_is_two_param_with_a_equal_1():
+    a = toy.catapult(E=0.2, z0=0.3, T0=[1.0, 2.5], steps=25)
+    b = toy.two_param(a=1.0, E=0.2, z0=0.3, T0=[1.0, 2.5], steps=25)
+    c = toy.two_param(eps=1.0, E=0.2, z0=0.3, T0=[1.0, 2.5], steps=25)
+    np.testing.assert_array_equal(a.z.values, b.z.values)
+    np.testing.assert_array_equal(a.T.values, c.T.values)
+    assert a.attrs["model"] == "catapult"
+
+
+def test_linear_closed_form_and_two_step():
+    lam = np.array([0.3, 1.0, 1.7, 1.99, 2.5, -0.1])
+    ds = toy.linear(lam=lam, theta0=[1.0, -2.0], steps=40, tol=1e-6)
+    th = ds.theta.transpose("lam", "theta0", "step").values
+    t = np.arange(41)
+    expect = (1 - lam)[:, None, None] ** t[None, None, :] * np.array([1.0, -2.0])[None, :, None]
+    np.testing.assert_allclose(th, expect, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(th[..., 2:], (1 - lam)[:, None, None] ** 2 * th[..., :-2], rtol=1e-14, atol=0)
+    below = np.abs(expect) < 1e-6
+    first = np.where(below.any(axis=2), below.argmax(axis=2), -1)
+    np.testing.assert_array_equal(ds.converged_at.transpose("lam", "theta0").values, first)
+    assert first[1, 0] == 1 and first[0, 0] == 39 and first[4, 0] == -1
+    assert ds.diverged.sum() == 0  # |1 - 2.5|^40 = 1e7 is large but below the divergence threshold
+
+
+def test_one_hidden_layer_linear_network_is_catapult():
+    """App. A.2: GD on f = vᵀUx with one datapoint equals the catapult map with Q = ±‖x‖."""
+    rng = np.random.default_rng(3)
+    n, K, eta, yhat = 4, 3, 0.05, 0.7
+    x = rng.normal(size=n)
+    v, U = 0.5 * rng.normal(size=K), 0.5 * rng.normal(size=(K, n))
+    s = np.linalg.norm(x)
+    zs, Ts = [], []
+    for _ in range(41):
+        f = v @ U @ x
+        r = f - yhat
+        zs.append(eta * s * r)
+        Ts.append(eta * (np.sum((U @ x) ** 2) + np.sum(v ** 2) * s ** 2))
+        gv, gU = r * (U @ x), r * np.outer(v, x)
+        v, U = v - eta * gv, U - eta * gU
+    ds = toy.catapult(E=2 * eta * yhat * s, z0=zs[0], T0=Ts[0], steps=40)
+    assert _rel(ds.z, zs) <= 1e-11
+    assert _rel(ds.T, Ts) <= 1e-11
+    assert abs(zs[-1]) < 0.5 * abs(zs[0])  # a real, non-trivial trajectory
+
+
+# --------------------------------------------------------------------------- GD → gradient flow
+def _slope(etas, errs):
+    return np.polyfit(np.log(etas), np.log(errs), 1)[0]
+
+
+def test_gd_tracks_gradient_flow_parameter_space():
+    Q = np.array([[1.0, 0.3, 0.0], [0.3, -0.2, 0.1], [0.0, 0.1, 0.5]])
+    theta0, E, S = np.array([1.0, 0.4, -0.6]), 0.2, 2.0   # physical time S = η t
+    etas = np.array([0.04, 0.02, 0.01, 0.005])
+    errs = []
+    for eta in etas:
+        N = int(round(S / eta))
+        gd = toy.one_datapoint(Q=Q, theta0=theta0, E=E, eta=eta, steps=N, record_every=None)
+        gf = toy.one_datapoint_flow(Q=Q, theta0=theta0, E=E, eta=eta, times=[float(N)])
+        errs.append(float(np.linalg.norm(gd.theta.isel(step=-1) - gf.theta.isel(time=-1))))
+    assert 0.9 < _slope(etas, errs) < 1.1
+    assert errs[-1] < 1e-2
+
+
+def test_gd_tracks_gradient_flow_two_param():
+    """Rescaled initial conditions (z̃, T, Ẽ) = η (ζ, τ, e) and N = S/η steps: GD → flow at t = N."""
+    zeta, tau, e, S = 0.5, 2.0, 0.1, 3.0
+    etas = np.array([0.04, 0.02, 0.01, 0.005])
+    errs = []
+    for eta in etas:
+        N = int(round(S / eta))
+        gd = toy.two_param(eps=0.3, E=eta * e, z0=eta * zeta, T0=eta * tau, steps=N, record_every=None)
+        gf = toy.two_param_flow(eps=0.3, E=eta * e, z0=eta * zeta, T0=eta * tau, times=[float(N)])
+        d = np.hypot(float(gd.z.isel(step=-1) - gf.z.isel(time=-1)), float(gd.T.isel(step=-1) - gf.T.isel(time=-1)))
+        errs.append(d / eta)  # error in the unscaled (z, λ) coordinates
+    assert 0.9 < _slope(etas, errs) < 1.1
+
+
+def test_flows_agree_with_each_other_and_conserve_E():
+    rng = np.random.default_rng(11)
+    eta, E = 0.5, 0.2
+    Q, theta = _setup(rng, 3, eta, E)
+    times = np.linspace(0, 20, 9)
+    a = toy.one_datapoint_flow(Q=Q, theta0=theta, E=E, eta=eta, times=times)
+    q, w, z0 = _eig_inputs(Q, theta, eta, E)
+    b = toy.hierarchy_flow(q=q, w0=w, z0=z0, times=times)
+    assert _rel(a.z, b.z) < 1e-9 and _rel(a.T, b.T) < 1e-9
+    Eh = (b.w / b.q).sum("mode") - 2 * b.z
+    np.testing.assert_allclose(Eh.values, eta * E, atol=1e-10)
+    Q2 = np.diag([1.0, -0.25])
+    th2 = np.array([0.8, 1.1])
+    c = toy.one_datapoint_flow(Q=Q2, theta0=th2, E=E, eta=eta, times=times)
+    d = toy.two_param_flow(eps=0.25, E=eta * E, z0=float(c.z[0]), T0=float(c.T[0]), times=times)
+    assert _rel(c.z, d.z) < 1e-9 and _rel(c.T, d.T) < 1e-9
+    assert float(c.loss[-1]) < float(c.loss[0])
+
+
+# --------------------------------------------------------------------------- kernel exactness, fates
+def test_batch_kernel_bitwise_and_exact_fates():
+    """The blocked kernel equals a plain loop of the step formula, bit for bit, with exact fate steps."""
+    rng = np.random.default_rng(0)
+    m, steps, tol = 700, 150, 1e-3
+    z = rng.uniform(-1, 1, m)
+    T = rng.uniform(0, 5, m)
+    lam, E = -rng.uniform(0.01, 1, m), rng.uniform(-0.5, 0.5, m)
+    ds = toy.two_param(eps=xr.DataArray(-lam, dims="init"), E=xr.DataArray(E, dims="init"),
+                       z0=xr.DataArray(z, dims="init"),
+                       T0=xr.DataArray(np.maximum(T, np.maximum(2 * z + E, lam * (2 * z + E)) + 1e-9), dims="init"),
+                       steps=steps, tol=tol)
+    zz, TT = ds.z.isel(step=0).values.copy(), ds.T.isel(step=0).values.copy()
+    thr = ds.attrs["divergence_threshold"]
+    D = np.full(m, -1)
+    Cv = np.where(np.abs(zz) < tol, 0, -1)
+    with np.errstate(all="ignore"):
+        for t in range(1, steps + 1):
+            zz, TT = maps.two_param_step(zz, TT, lam, E)
+            D[(D < 0) & ~((np.abs(zz) < thr) & (np.abs(TT) < thr))] = t
+            Cv[(Cv < 0) & (np.abs(zz) < tol)] = t
+            alive = D < 0
+            np.testing.assert_array_equal(ds.z.isel(step=t).values[alive], zz[alive])
+            np.testing.assert_array_equal(ds.T.isel(step=t).values[alive], TT[alive])
+    np.testing.assert_array_equal(ds.diverged_at.values, D)
+    np.testing.assert_array_equal(ds.converged_at.values, Cv)
+    assert (D >= 0).sum() > 50 and (Cv >= 0).sum() > 50
+    assert np.array_equal(ds.diverged.values, D >= 0)
+
+
+def test_divergence_is_data():
+    ds = toy.catapult(z0=xr.DataArray([0.9, 0.05], dims="init"), T0=xr.DataArray([6.0, 1.0], dims="init"),
+                      steps=200)
+    div = ds.diverged.values
+    assert div.tolist() == [True, False]
+    k = int(ds.diverged_at[0])
+    assert 0 < k < 200
+    assert np.isnan(ds.z.isel(init=0).values[k + 1:]).all() and np.isnan(ds.final_z[0])
+    assert np.isfinite(ds.z.isel(init=0).values[:k]).all()
+    assert int(ds.status[0]) == STATUS_VALUES["diverged"]
+    assert int(ds.status[1]) == STATUS_VALUES["converged"]
+    assert int(ds.steps_taken[0]) == k and int(ds.steps_taken[1]) == 200
+    gd = toy.one_datapoint(Q=[1.0, -0.5], theta0=[3.0, 1.0], eta=1.0, steps=50)
+    assert bool(gd.diverged) and np.isnan(gd.theta.values[int(gd.diverged_at) + 1:]).all()
+    eosdyn.check_dataset(gd)
+
+
+def test_stop_on_convergence_and_no_freezing():
+    kw = dict(eps=0.1, z0=0.05, T0=[1.0, 1.5, 1.9])
+    ds = toy.two_param(**kw, steps=100_000, stop_on_convergence=True, record_every=None)
+    conv = ds.converged_at.values
+    assert (conv >= 0).all() and (ds.status.values == STATUS_VALUES["converged"]).all()
+    S = int(conv.max())
+    assert ds.step.values.tolist() == [0, S] and (ds.steps_taken.values == S).all()
+    # the members that converged earlier were iterated until S (no freezing): equals a plain S-step run
+    ref = toy.two_param(**kw, steps=S, record_every=None)
+    np.testing.assert_array_equal(ds.final_z.values, ref.final_z.values)
+    np.testing.assert_array_equal(ds.converged_at.values, ref.converged_at.values)
+    # same for the hierarchy and parameter space GD
+    h = toy.hierarchy(q=[1.0, -0.1], z0=0.05, T0=[1.0, 1.5], E=0.0, steps=100_000, stop_on_convergence=True)
+    assert int(h.step[-1]) == int(h.converged_at.max())
+    g = toy.one_datapoint(Q=[1.0, -0.1], theta0=[[1.0, 0.3], [1.2, 0.1]], eta=1.0, steps=100_000,
+                          stop_on_convergence=True, record_every=7)
+    assert (g.converged_at >= 0).all() and int(g.step[-1]) <= int(g.converged_at.max())
+    assert int(g.steps_taken[0]) == int(g.converged_at.max())
+
+
+def test_record_every_subsamples_the_full_run():
+    full = toy.two_param(eps=0.2, z0=[0.1, 0.3], T0=1.7, steps=100)
+    sub = toy.two_param(eps=0.2, z0=[0.1, 0.3], T0=1.7, steps=100, record_every=7)
+    assert sub.step.values.tolist() == list(range(0, 101, 7))
+    np.testing.assert_array_equal(sub.z.values, full.z.sel(step=sub.step).values)
+    fin = toy.two_param(eps=0.2, z0=[0.1, 0.3], T0=1.7, steps=100, record_every=None)
+    np.testing.assert_array_equal(fin.z.values, full.z.isel(step=[0, -1]).values)
+    np.testing.assert_array_equal(fin.final_T.values, full.T.isel(step=-1).values)
+    h_full = toy.hierarchy(q=[1.0, 0.5, -0.4], w0=[0.3, 0.3, 0.6], z0=0.2, steps=30)
+    h_sub = toy.hierarchy(q=[1.0, 0.5, -0.4], w0=[0.3, 0.3, 0.6], z0=0.2, steps=30, record_every=None)
+    np.testing.assert_array_equal(h_sub.w.values, h_full.w.isel(step=[0, -1]).values)
+
+
+def test_chunking_and_order_invariance():
+    eps = np.array([0.05, 0.1, 0.5, 1.0])
+    z0 = np.linspace(-0.4, 0.4, 9)
+    T0 = np.linspace(1.0, 3.9, 50)
+    zg, Tg = np.meshgrid(z0, T0, indexing="ij")
+    big = toy.two_param(eps=eps, z0=xr.DataArray(zg.ravel(), dims="init"), T0=xr.DataArray(Tg.ravel(), dims="init"),
+                        steps=300, record_every=10)
+    sub = toy.two_param(eps=eps[::-1][:3], z0=xr.DataArray(zg.ravel()[::-1][5:200], dims="init"),
+                        T0=xr.DataArray(Tg.ravel()[::-1][5:200], dims="init"), steps=300, record_every=10)
+    bz = big.z.transpose("eps", "init", "step").values
+    sz = sub.z.transpose("eps", "init", "step").values
+    ref = bz[::-1][:3][:, ::-1][:, 5:200]
+    np.testing.assert_array_equal(sz, ref)
+    np.testing.assert_array_equal(sub.diverged_at.transpose("eps", "init").values,
+                                  big.diverged_at.transpose("eps", "init").values[::-1][:3][:, ::-1][:, 5:200])
+
+
+def test_float32():
+    a = toy.two_param(eps=0.1, z0=0.1, T0=1.9, steps=50, dtype="float32")
+    b = toy.two_param(eps=0.1, z0=0.1, T0=1.9, steps=50)
+    assert a.z.dtype == np.float32 and a.final_T.dtype == np.float32
+    np.testing.assert_allclose(a.T.values, b.T.values, rtol=1e-4)
+    c = toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.0, 0.5], eta=0.5, steps=20, dtype=np.float32)
+    assert c.theta.dtype == np.float32
+    eosdyn.check_dataset(a)
+    eosdyn.check_dataset(c)
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("call, name", [
+    (lambda: toy.two_param(eps=0.0, z0=0.1, T0=1.5, steps=3), "eps"),
+    (lambda: toy.two_param(eps=1.5, z0=0.1, T0=1.5, steps=3), "eps"),
+    (lambda: toy.two_param(eps=[0.1, np.nan], z0=0.1, T0=1.5, steps=3), "eps"),
+    (lambda: toy.two_param(a=0.5, z0=0.1, T0=1.5, steps=3), "a must"),
+    (lambda: toy.two_param(a=-1.0, z0=0.1, T0=1.5, steps=3), "a must"),
+    (lambda: toy.two_param(eps=0.1, a=10.0, z0=0.1, T0=1.5, steps=3), "exactly one"),
+    (lambda: toy.two_param(z0=0.1, T0=1.5, steps=3), "exactly one"),
+    (lambda: toy.two_param(eps=0.1, z0=0.5, T0=0.5, steps=3), "z0, T0"),
+    (lambda: toy.two_param(eps=0.1, z0=-0.5, T0=0.05, steps=3), "z0, T0"),
+    (lambda: toy.two_param(a=-3.0, z0=0.1, T0=1.5, steps=3), "z0, T0"),
+    (lambda: toy.catapult(z0=0.5, T0=0.9, steps=3), "z0, T0"),
+    (lambda: toy.two_param(eps=0.1, z0=np.inf, T0=1.5, steps=3), "z0"),
+    (lambda: toy.two_param(eps=0.1, z0=0.1, T0=1.5, steps=-1), "steps"),
+    (lambda: toy.two_param(eps=0.1, z0=0.1, T0=1.5, steps=2.5), "steps"),
+    (lambda: toy.two_param(eps=0.1, z0=0.1, T0=1.5, steps=3, record_every=0), "record_every"),
+    (lambda: toy.two_param(eps=0.1, z0=0.1, T0=1.5, steps=3, tol=0.0), "tol"),
+    (lambda: toy.two_param(eps=0.1, z0=0.1, T0=1.5, steps=3, dtype="int32"), "dtype"),
+    (lambda: toy.two_param(eps=xr.DataArray([0.1, 0.2], dims="init"), z0=0.1,
+                           T0=xr.DataArray([1.5, 1.6, 1.7], dims="init"), steps=3), "mismatched"),
+    (lambda: toy.two_param(eps=[[0.1]], z0=0.1, T0=1.5, steps=3), "eps"),
+    (lambda: toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.0, 0.5], eta=0.0, steps=3), "eta"),
+    (lambda: toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.0, 0.5], eta=-1.0, steps=3), "eta"),
+    (lambda: toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.0, 0.5], eta=np.inf, steps=3), "eta"),
+    (lambda: toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.0, 0.5, 2.0], eta=0.5, steps=3), "theta0"),
+    (lambda: toy.one_datapoint(Q=[[1.0, 0.2], [0.0, 1.0]], theta0=[1.0, 0.5], eta=0.5, steps=3), "symmetric"),
+    (lambda: toy.one_datapoint(Q=np.ones((2, 3)), theta0=[1.0, 0.5], eta=0.5, steps=3), "Q must"),
+    (lambda: toy.one_datapoint_flow(Q=[1.0], theta0=[1.0], eta=0.5, times=[1.0, 0.5]), "times"),
+    (lambda: toy.hierarchy(q=[1.0, -0.5], w0=[0.5, -0.1], z0=0.1, steps=3), "w0"),
+    (lambda: toy.hierarchy(q=[1.0, -0.5, 0.2], T0=1.0, E=0.0, z0=0.1, steps=3), "P = 2"),
+    (lambda: toy.hierarchy(q=[1.0, -0.5], T0=0.1, E=0.0, z0=0.5, steps=3), "z0, T0"),
+    (lambda: toy.linear(lam=np.nan, theta0=1.0, steps=3), "lam"),
+    (lambda: toy.two_param_flow(eps=0.1, z0=0.1, T0=1.5, times=[0.0, 1.0], rtol=-1.0), "rtol"),
+])
+def test_bad_input_raises_valueerror_naming_parameter(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+# --------------------------------------------------------------------------- property tests
+hyp = pytest.importorskip("hypothesis")
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(eps=st.floats(-0.5, 1.5), E=st.floats(-3, 3), z0=st.floats(-3, 3), T0=st.floats(-1, 12),
+       steps=st.integers(0, 120), every=st.sampled_from([1, 3, None]), f32=st.booleans())
+def test_property_two_param_never_raises_except_valueerror(eps, E, z0, T0, steps, every, f32):
+    try:
+        ds = toy.two_param(eps=eps, E=E, z0=z0, T0=T0, steps=steps, record_every=every,
+                           dtype="float32" if f32 else "float64")
+    except ValueError as err:
+        msg = str(err)
+        assert "eps" in msg or "z0, T0" in msg
+        assert not (0 < eps <= 1) or "z0, T0" in msg
+        return
+    assert 0 < eps <= 1
+    eosdyn.check_dataset(ds)
+    d = int(ds.diverged_at)
+    assert bool(ds.diverged) == (d >= 0)
+    if d >= 0:
+        assert np.isnan(ds.z.values[ds.step.values > d]).all() and np.isnan(float(ds.final_z))
+        assert int(ds.status) == STATUS_VALUES["diverged"]
+    else:
+        assert np.isfinite(ds.z.values).all() and np.isfinite(ds.T.values).all()
+
+
+@given(P=st.integers(1, 4), eta=st.floats(1e-3, 5.0), scale=st.floats(0.01, 10.0), seed=st.integers(0, 2**16),
+       E=st.floats(-5, 5), steps=st.integers(0, 60))
+def test_property_one_datapoint_and_hierarchy(P, eta, scale, seed, E, steps):
+    rng = np.random.default_rng(seed)
+    R = _orth(rng, P)
+    q = rng.uniform(-2, 2, P)
+    Q = (R * q) @ R.T
+    Q = 0.5 * (Q + Q.T)
+    theta = scale * rng.normal(size=P)
+    gd = toy.one_datapoint(Q=Q, theta0=theta, E=E, eta=eta, steps=steps)
+    eosdyn.check_dataset(gd)
+    qq, w, z0 = _eig_inputs(Q, theta, eta, E)
+    hi = toy.hierarchy(q=qq, w0=w, z0=z0, steps=steps)
+    eosdyn.check_dataset(hi)
+    for ds in (gd, hi):
+        d = int(ds.diverged_at)
+        if d >= 0:
+            assert np.isnan(ds.z.values[ds.step.values > d]).all()
+    # where both stay finite and moderate, they agree (the maps are the same dynamics)
+    if not gd.diverged and not hi.diverged and float(abs(gd.z).max()) < 1.0 and float(gd.T.max()) < 3.0 and steps <= 30:
+        assert _rel(gd.z, hi.z) <= 1e-9
+
+
+# --------------------------------------------------------------------------- conventions, NetCDF, provenance
+def _all_datasets():
+    rng = np.random.default_rng(5)
+    Q, theta = _setup(rng, 3, 0.5, 0.1)
+    return [
+        toy.two_param(eps=[0.1, 0.5], E=0.0, z0=xr.DataArray([0.1, 0.9], dims="init"),
+                      T0=xr.DataArray([1.9, 4.0], dims="init"), steps=40),
+        toy.two_param(a=[-2.0, -3.0], E=0.5, z0=0.1, T0=0.6, steps=30, record_every=None),
+        toy.catapult(E=0.1, z0=[0.2, 0.9], T0=5.0, steps=25, record_every=5),
+        toy.linear(lam=[0.5, 2.5], theta0=1.0, steps=10, stop_on_convergence=True),
+        toy.hierarchy(q=[1.0, -0.3, 0.5], w0=[0.6, 0.3, 0.2], z0=[0.1, 0.2], steps=20),
+        toy.hierarchy(q=[1.0, -0.3], z0=0.1, T0=[1.2, 1.5], E=0.1, steps=20, record_every=None, dtype="float32"),
+        toy.one_datapoint(Q=Q, theta0=np.stack([theta, 2 * theta]), E=[0.0, 0.1], eta=0.5, steps=15),
+        toy.two_param_flow(eps=[0.1, 0.2], z0=0.1, T0=1.0, times=[0.0, 0.5, 2.0]),
+        toy.hierarchy_flow(q=[1.0, -0.3, 0.5], w0=[0.6, 0.3, 0.2], z0=0.1, times=[0.0, 1.0]),
+        toy.one_datapoint_flow(Q=Q, theta0=theta, E=0.1, eta=[0.1, 0.5], times=[0.0, 1.0, 3.0]),
+    ]
+
+
+def test_datasets_conform_roundtrip_and_regenerate(tmp_path):
+    for i, ds in enumerate(_all_datasets()):
+        eosdyn.check_dataset(ds)
+        assert "step" in ds.dims or "time" in ds.dims
+        for name in ("E",):
+            if ds.attrs["model"] != "linear":
+                assert name in ds.coords
+        path = tmp_path / f"ds{i}.nc"
+        eosdyn.to_netcdf(ds, path)
+        back = eosdyn.open_dataset(path)
+        assert back.identical(ds), ds.attrs["model"]
+        again = regenerate(ds)
+        again.attrs["history"] = ds.attrs["history"]
+        assert again.identical(ds), ds.attrs["model"]
+
+
+def test_dataset_layout_contract():
+    ds = toy.two_param(eps=0.1, E=0.0, z0=[0.1, 0.2], T0=[1.5, 1.9, 2.1], steps=3)
+    assert ds.z.dims == ("z0", "T0", "step") and ds["step"].dtype == np.int64
+    assert ds["eps"].ndim == 0 and ds["E"].ndim == 0 and float(ds["lam"]) == -0.1
+    for v in ("diverged_at", "converged_at", "steps_taken"):
+        assert ds[v].dtype == np.int64
+    assert ds.status.dtype == np.int8 and ds.diverged.dtype == bool
+    assert ds.attrs["model"] == "two_param"
