@@ -24,8 +24,8 @@ def classify_rows(a, ends, tail, rtol, atol):
 
     ``ends[r]`` is the number of recorded values of row r (later values are padding, e.g. after an
     early stop); ``ends[r] < 0`` means "flagged diverged". Rule (per row): ``diverged`` if flagged
-    or if the last value is NaN or ±inf; otherwise with ``scale = max |x|`` over the finite values
-    of the row and ``tol = rtol*scale + atol``: ``fixed_point`` if every one-step change in the tail
+    or if the last value is NaN or ±inf; otherwise with ``scale = max |x|`` over the first value and
+    the tail (finite values; only these are read) and ``tol = rtol*scale + atol``: ``fixed_point`` if every one-step change in the tail
     is <= tol, else ``period_2`` if every two-step change x[t+2] - x[t] in the tail is <= tol, else
     ``other`` (also when the tail holds a non-finite value or is shorter than 3 values).
     """
@@ -45,13 +45,11 @@ def classify_rows(a, ends, tail, rtol, atol):
         if start < 0 or tl < 3:
             out[r] = _OTHER
             continue
-        scale = 0.0
-        for t in range(end):
-            v = a[r, t]
-            if np.isfinite(v):
-                av = abs(v)
-                if av > scale:
-                    scale = av
+        scale = abs(a[r, 0]) if np.isfinite(a[r, 0]) else 0.0
+        for t in range(start, end):
+            av = abs(a[r, t])
+            if av > scale and av < np.inf:
+                scale = av
         tol = rtol * scale + atol
         ok = True
         for t in range(start, end):
@@ -258,7 +256,7 @@ def geometric_fit_rows(a, starts, ends, min_points, max_iter):
                         improved = True
                         break
                 lam *= 10.0
-            if not improved or rel < 1e-14:
+            if not improved or rel < 1e-10:
                 break
         cov = _inv3(jtj)
         s2 = rss / (m - 3) if m > 3 else np.nan
@@ -312,6 +310,37 @@ def lstsq_rows(b: np.ndarray, A: np.ndarray, mask: np.ndarray):
 
 # --------------------------------------------------------------------------- statistics
 @nb.njit(cache=True, nogil=True)
+def _sorted_quantile(srt, nv, q):
+    """Quantile q of the first nv sorted values, linear interpolation (numpy's default)."""
+    pos = q * (nv - 1)
+    i0 = int(np.floor(pos))
+    i1 = min(i0 + 1, nv - 1)
+    return srt[i0] + (pos - i0) * (srt[i1] - srt[i0])
+
+
+@nb.njit(cache=True, nogil=True)
+def quantile_rows(a, qs):
+    """Quantiles ``qs`` of the finite values of each row (NaN for rows without any): (rows, nq)."""
+    rows, n = a.shape
+    nq = qs.shape[0]
+    out = np.full((rows, nq), np.nan)
+    vals = np.empty(n)
+    for r in range(rows):
+        nv = 0
+        for j in range(n):
+            v = a[r, j]
+            if np.isfinite(v):
+                vals[nv] = v
+                nv += 1
+        if nv == 0:
+            continue
+        srt = np.sort(vals[:nv])
+        for k in range(nq):
+            out[r, k] = _sorted_quantile(srt, nv, qs[k])
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
 def bootstrap_mean_ci_rows(a, U, qlo, qhi):
     """Bootstrap CI of the mean of the finite values of each row of ``a``.
 
@@ -326,6 +355,10 @@ def bootstrap_mean_ci_rows(a, U, qlo, qhi):
     hi = np.full(rows, np.nan)
     vals = np.empty(n)
     means = np.empty(nboot)
+    full = np.empty((nboot, n), np.int64)      # resample indices for the common case nv == n
+    for b in range(nboot):
+        for j in range(n):
+            full[b, j] = min(int(U[b, j] * n), n - 1)
     for r in range(rows):
         nv = 0
         for j in range(n):
@@ -337,23 +370,16 @@ def bootstrap_mean_ci_rows(a, U, qlo, qhi):
             continue
         for b in range(nboot):
             s = 0.0
-            for j in range(nv):
-                idx = int(U[b, j] * nv)
-                if idx >= nv:
-                    idx = nv - 1
-                s += vals[idx]
+            if nv == n:
+                for j in range(n):
+                    s += vals[full[b, j]]
+            else:
+                for j in range(nv):
+                    s += vals[min(int(U[b, j] * nv), nv - 1)]
             means[b] = s / nv
         srt = np.sort(means)
-        for qi in range(2):
-            q = qlo if qi == 0 else qhi
-            pos = q * (nboot - 1)
-            i0 = int(np.floor(pos))
-            i1 = min(i0 + 1, nboot - 1)
-            val = srt[i0] + (pos - i0) * (srt[i1] - srt[i0])
-            if qi == 0:
-                lo[r] = val
-            else:
-                hi[r] = val
+        lo[r] = _sorted_quantile(srt, nboot, qlo)
+        hi[r] = _sorted_quantile(srt, nboot, qhi)
     return lo, hi
 
 

@@ -71,8 +71,8 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
              as_strings: bool = False) -> xr.DataArray:
     """Classify the tail of every trajectory: ``fixed_point``, ``period_2``, ``other``, ``diverged``.
 
-    Rule, per member and variable (``scale`` = max |x| over the finite values of the whole series,
-    ``tol = rtol * scale + atol``):
+    Rule, per member and variable (``scale`` = max |x| over the finite values of the first
+    recorded value and the tail, ``tol = rtol * scale + atol``; only these values are read):
 
     1. ``diverged`` if the series *ends* in NaN or ±inf;
     2. ``fixed_point`` if every one-step change |x[t+1] − x[t]| in the last ``tail`` steps is <= tol;
