@@ -157,7 +157,17 @@ def one_datapoint_rhs(theta, Q, E, eta, out):
 
 
 # --------------------------------------------------------------------------- batch kernels
-def _make_pair_driver(step):
+@nb.njit(cache=True, fastmath=False, inline="always")
+def _pair_step(kind, z, T, p, r):
+    """Dispatch of the two-component maps (``kind`` 0: :func:`two_param_step`, 1: :func:`linear_step`)."""
+    if kind == 0:
+        return two_param_step(z, T, p, r)
+    return linear_step(z, T, p, r)
+
+
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _pair_run(kind, z0, T0, p, r, nsteps, every, tol, thr, scale, stop_when_fated,
+              rec_z, rec_T, out_z, out_T, div_at, conv_at):
     """Batch driver for a map on a two-component state ``(z, T)`` with two parameters per trajectory.
 
     Lanes of a block live in rows of one small 2-D array (so LLVM vectorises the lane loop);
@@ -166,104 +176,107 @@ def _make_pair_driver(step):
     scale, a power of two with ``thr · s`` = 2^(emax+1)), and a count of steps with ``|z̃| < tol``. Every
     ``CHECK`` steps a lane whose accumulator fired is re-run from the checkpoint with scalar
     checks to find the exact step, so fates are exact and results are bit-identical to a plain
-    step-by-step loop.
+    step-by-step loop. ``kind`` selects the map (loop-invariant, so the compiler unswitches it).
     """
-
-    @nb.njit(parallel=True, cache=True, fastmath=False)
-    def run(z0, T0, p, r, nsteps, every, tol, thr, scale, stop_when_fated,
-            rec_z, rec_T, out_z, out_T, div_at, conv_at):
-        n = z0.shape[0]
-        nblocks = (n + LANES - 1) // LANES
-        for b in nb.prange(nblocks):
-            lo = b * LANES
-            hi = min(n, lo + LANES)
-            m = hi - lo
-            # rows: 0 z, 1 T, 2 p, 3 r, 4 divergence accumulator, 5 count of |z| < tol, 6/7 checkpoint z/T
-            S = np.zeros((8, LANES), z0.dtype)
-            tmp = np.zeros(2, z0.dtype)
-            dv = np.full(LANES, _NEVER, np.int64)
-            cv = np.full(LANES, _NEVER, np.int64)
-            for j in range(m):
-                S[0, j] = z0[lo + j]
-                S[1, j] = T0[lo + j]
-                S[2, j] = p[lo + j]
-                S[3, j] = r[lo + j]
-                if not ((abs(S[0, j]) < thr) & (abs(S[1, j]) < thr)):
-                    dv[j] = 0
-                if abs(S[0, j]) < tol:
-                    cv[j] = 0
-                if every > 0:
-                    rec_z[lo + j, 0] = S[0, j]
-                    rec_T[lo + j, 0] = S[1, j]
-            t0 = 0
-            while t0 < nsteps:
-                t1 = min(nsteps, t0 + CHECK)
+    n = z0.shape[0]
+    nblocks = (n + LANES - 1) // LANES
+    for b in nb.prange(nblocks):
+        lo = b * LANES
+        hi = min(n, lo + LANES)
+        m = hi - lo
+        # rows: 0 z, 1 T, 2 p, 3 r, 4 divergence accumulator, 5 count of |z| < tol, 6/7 checkpoint z/T
+        S = np.zeros((8, LANES), z0.dtype)
+        tmp = np.zeros(2, z0.dtype)
+        dv = np.full(LANES, _NEVER, np.int64)
+        cv = np.full(LANES, _NEVER, np.int64)
+        for j in range(m):
+            S[0, j] = z0[lo + j]
+            S[1, j] = T0[lo + j]
+            S[2, j] = p[lo + j]
+            S[3, j] = r[lo + j]
+            if not ((abs(S[0, j]) < thr) & (abs(S[1, j]) < thr)):
+                dv[j] = 0
+            if abs(S[0, j]) < tol:
+                cv[j] = 0
+            if every > 0:
+                rec_z[lo + j, 0] = S[0, j]
+                rec_T[lo + j, 0] = S[1, j]
+        t0 = 0
+        while t0 < nsteps:
+            t1 = min(nsteps, t0 + CHECK)
+            for j in range(LANES):
+                S[6, j] = S[0, j]
+                S[7, j] = S[1, j]
+            for t in range(t0 + 1, t1 + 1):
                 for j in range(LANES):
-                    S[6, j] = S[0, j]
-                    S[7, j] = S[1, j]
-                for t in range(t0 + 1, t1 + 1):
-                    for j in range(LANES):
-                        zn, Tn = step(S[0, j], S[1, j], S[2, j], S[3, j])
-                        S[0, j] = zn
-                        S[1, j] = Tn
-                        S[4, j] += (S[0, j] * scale) * 0.0 + (S[1, j] * scale) * 0.0
-                        S[5, j] += 1.0 if abs(S[0, j]) < tol else 0.0
-                    if every > 0 and t % every == 0:
-                        row = t // every
-                        for j in range(m):
-                            rec_z[lo + j, row] = S[0, j]
-                            rec_T[lo + j, row] = S[1, j]
-                # exact fates of the lanes whose accumulators fired in (t0, t1]
-                for j in range(m):
-                    need_d = dv[j] == _NEVER and not (S[4, j] == 0.0)
-                    need_c = cv[j] == _NEVER and S[5, j] > 0.0
-                    if need_d or need_c:
-                        zc = S[6, j]
-                        Tc = S[7, j]
-                        for t in range(t0 + 1, t1 + 1):
-                            zn, Tn = step(zc, Tc, S[2, j], S[3, j])
-                            tmp[0] = zn
-                            tmp[1] = Tn
-                            zc = tmp[0]
-                            Tc = tmp[1]
-                            if need_d and not ((abs(zc) < thr) & (abs(Tc) < thr)):
-                                dv[j] = t
-                                need_d = False
-                            if need_c and abs(zc) < tol:
-                                cv[j] = t
-                                need_c = False
-                            if not (need_d or need_c):
-                                break
-                    S[4, j] = 0.0
-                    S[5, j] = 0.0
-                t0 = t1
-                if stop_when_fated:
-                    done = True
+                    zn, Tn = _pair_step(kind, S[0, j], S[1, j], S[2, j], S[3, j])
+                    S[0, j] = zn
+                    S[1, j] = Tn
+                    S[4, j] += (S[0, j] * scale) * 0.0 + (S[1, j] * scale) * 0.0
+                    S[5, j] += 1.0 if abs(S[0, j]) < tol else 0.0
+                if every > 0 and t % every == 0:
+                    row = t // every
                     for j in range(m):
-                        if dv[j] == _NEVER and cv[j] == _NEVER:
-                            done = False
-                    if done:
-                        break
+                        rec_z[lo + j, row] = S[0, j]
+                        rec_T[lo + j, row] = S[1, j]
+            # exact fates of the lanes whose accumulators fired in (t0, t1]
             for j in range(m):
-                out_z[lo + j] = S[0, j]
-                out_T[lo + j] = S[1, j]
-                div_at[lo + j] = -1 if dv[j] == _NEVER else dv[j]
-                conv_at[lo + j] = -1 if cv[j] == _NEVER else cv[j]
+                need_d = dv[j] == _NEVER and not (S[4, j] == 0.0)
+                need_c = cv[j] == _NEVER and S[5, j] > 0.0
+                if need_d or need_c:
+                    zc = S[6, j]
+                    Tc = S[7, j]
+                    for t in range(t0 + 1, t1 + 1):
+                        zn, Tn = _pair_step(kind, zc, Tc, S[2, j], S[3, j])
+                        tmp[0] = zn
+                        tmp[1] = Tn
+                        zc = tmp[0]
+                        Tc = tmp[1]
+                        if need_d and not ((abs(zc) < thr) & (abs(Tc) < thr)):
+                            dv[j] = t
+                            need_d = False
+                        if need_c and abs(zc) < tol:
+                            cv[j] = t
+                            need_c = False
+                        if not (need_d or need_c):
+                            break
+                S[4, j] = 0.0
+                S[5, j] = 0.0
+            t0 = t1
+            if stop_when_fated:
+                done = True
+                for j in range(m):
+                    if dv[j] == _NEVER and cv[j] == _NEVER:
+                        done = False
+                if done:
+                    break
+        for j in range(m):
+            out_z[lo + j] = S[0, j]
+            out_T[lo + j] = S[1, j]
+            div_at[lo + j] = -1 if dv[j] == _NEVER else dv[j]
+            conv_at[lo + j] = -1 if cv[j] == _NEVER else cv[j]
 
-    return run
 
-
-two_param_batch = _make_pair_driver(two_param_step)
-two_param_batch.__doc__ = """Iterate the P = 2 map for many trajectories (prange over blocks of ``LANES``).
+def two_param_batch(z0, T0, lam, E, nsteps, every, tol, thr, scale, stop_when_fated,
+                    rec_z, rec_T, out_z, out_T, div_at, conv_at):
+    """Iterate the P = 2 map for many trajectories (prange over blocks of ``LANES``).
 
 Parameters (plain contiguous arrays of length n unless stated): ``z0, T0, lam, E``;
 ``nsteps, every`` (int), ``tol, thr, scale`` (state dtype; ``scale`` = 2^(emax+1) / ``thr``,
 a power of two), ``stop_when_fated`` (bool); outputs
 ``rec_z, rec_T`` (n, nsteps // every + 1) or (n, 0) when ``every`` = 0, ``out_z, out_T``
-(final state), ``div_at, conv_at`` (int64, −1 = never). See the module docstring."""
-linear_batch = _make_pair_driver(linear_step)
-linear_batch.__doc__ = """Iterate the linear map θ̃' = (1 − λ) θ̃ (Eq. 16); same protocol as ``two_param_batch``
-with ``z0`` = θ̃₀, ``T0`` = 0, ``p`` = λ, ``r`` ignored."""
+(final state), ``div_at, conv_at`` (int64, −1 = never). See the module docstring.
+    """
+    _pair_run(0, z0, T0, lam, E, nsteps, every, tol, thr, scale, stop_when_fated,
+              rec_z, rec_T, out_z, out_T, div_at, conv_at)
+
+
+def linear_batch(theta0, zeros, lam, unused, nsteps, every, tol, thr, scale, stop_when_fated,
+                 rec_theta, rec_zero, out_theta, out_zero, div_at, conv_at):
+    """Iterate the linear map θ̃' = (1 − λ) θ̃ (Eq. 16); same protocol as :func:`two_param_batch`
+    with the second state component identically 0."""
+    _pair_run(1, theta0, zeros, lam, unused, nsteps, every, tol, thr, scale, stop_when_fated,
+              rec_theta, rec_zero, out_theta, out_zero, div_at, conv_at)
 
 
 @nb.njit(parallel=True, cache=True, fastmath=False)
