@@ -1,0 +1,132 @@
+"""Second-order structure of the network at a step t₀ (Section 5, Figure 6, Appendix D.3).
+
+At parameters θ(t₀) with residual z and Jacobian J (never formed):
+
+* top-``k`` NTK eigenpairs ``J Jᵀ v_i = λ_i v_i`` (Lanczos, refined by warm LOBPCG);
+* parameter directions ``u_i = Jᵀ v_i / √λ_i`` (orthonormal, ``J u_i = √λ_i v_i``);
+* reduced tensor ``Q̃_ijl = v_i · Q(u_j, u_l)`` with ``Q(u, w) = ∂²f[u, w]``
+  (forward-over-forward ``jvp``);
+* extreme eigenvalues (both ends) of ``Q₁ = v₁ · Q``, the Hessian of ``v₁ᵀ f``
+  (Lanczos with Hessian-vector products), and of ``w · Q`` for a random unit ``w``;
+* ``z̃ = Vᵀ z``.
+
+With these, ``z(θ(t₀) + U φ) ≈ z̃ + diag(√λ) φ + ½ Q̃(φ, φ)`` in the basis V: the
+k-mode quadratic (Taylor) model of :mod:`eosdyn.models.taylor`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .linalg import lanczos, lobpcg
+from .network import NetworkOps, numpy_operator
+
+
+def top_ntk_eigenpairs(ops: NetworkOps, theta, *, k: int, rng, lanczos_m: int = 80, warm=None,
+                       refine_iters: int = 3, vjp_fn=None):
+    """Top-``k`` NTK eigenpairs: Lanczos, then a few LOBPCG iterations started from the Ritz vectors.
+
+    Returns ``(eigenvalues (k,), V (N, k), residuals (k,), matvecs)``.
+    """
+    if vjp_fn is None:
+        with torch.no_grad():
+            _, vjp_fn = ops.linearize(theta)
+    op = numpy_operator(lambda V: ops.ntk_matvec(theta, V, vjp_fn), ops.dtype)
+    N = ops.n_outputs
+    v0 = None
+    if warm is not None:
+        v0 = np.asarray(warm, np.float64)[:, 0] + 1e-3 * rng.standard_normal(N) / np.sqrt(N)
+    lz = lanczos(op, N, m=lanczos_m, rng=rng, v0=v0, return_vectors=k + 4)
+    res = lobpcg(op, N, k=k, block=min(k + 4, N), X0=lz.vectors, rng=rng, tol=1e-6, maxiter=refine_iters)
+    return res.eigenvalues, res.vectors, res.residuals, lz.matvecs + res.matvecs
+
+
+def compute_projections(ops: NetworkOps, theta, *, eta: float, k: int = 16, rng=None, ntk_lanczos_m: int = 80,
+                        q1_lanczos_m: int = 40, n_extreme: int = 5, warm=None, pair_chunk: int = 8) -> dict:
+    """All t₀ quantities as plain numpy arrays (float64).
+
+    Parameters
+    ----------
+    ops : NetworkOps
+    theta : torch.Tensor
+        Flat parameters at t₀.
+    eta : float
+        Learning rate (sharpness = η λ / n).
+    k : int
+        Number of modes.
+    rng : numpy.random.Generator
+    ntk_lanczos_m, q1_lanczos_m : int
+        Krylov sizes for the NTK and for Q₁ / the random projection.
+    n_extreme : int
+        Number of eigenvalues kept at each end of the spectra of Q₁ and of the random projection.
+    warm : ndarray, optional
+        Tracking block (N, b) used to start Lanczos.
+    pair_chunk : int
+        Pairs (j, l) per vmapped second-derivative call.
+
+    Returns
+    -------
+    dict
+        ``lam (k,)``, ``ntk_residual (k,)``, ``z_tilde (k,)``, ``Q_tilde (k, k, k)``, ``q1_eig (2 n_extreme,)``
+        (largest first, then the smallest ascending… stored descending overall), ``qrand_eig``, ``loss``,
+        ``matvecs``, ``u_orthogonality`` (max |UᵀU − I|).
+
+    Examples
+    --------
+    >>> import torch, numpy as np
+    >>> from eosdyn.nn.network import make_network, NetworkOps
+    >>> net = make_network(in_features=3, width=4, out_features=2, seed=1, dtype=torch.float64)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> ops = NetworkOps(net, torch.randn(6, 3, generator=g, dtype=torch.float64),
+    ...                  torch.zeros(6, 2, dtype=torch.float64))
+    >>> p = compute_projections(ops, ops.theta0(), eta=0.1, k=3, rng=np.random.default_rng(0),
+    ...                         ntk_lanczos_m=12, q1_lanczos_m=10, n_extreme=2)
+    >>> p["Q_tilde"].shape, bool(np.allclose(p["Q_tilde"], p["Q_tilde"].transpose(0, 2, 1)))
+    ((3, 3, 3), True)
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    with torch.no_grad():
+        z, vjp_fn = ops.linearize(theta)
+    lam, V, resid, nmv = top_ntk_eigenpairs(ops, theta, k=k, rng=rng, lanczos_m=ntk_lanczos_m, warm=warm,
+                                            vjp_fn=vjp_fn)
+    zn = z.detach().to(torch.float64).numpy()
+    # sign convention: z̃_i >= 0 is not meaningful; keep v_1 aligned with the warm block if given
+    if warm is not None and float(V[:, 0] @ np.asarray(warm, np.float64)[:, 0]) < 0:
+        V[:, 0] *= -1
+    Vt = torch.from_numpy(np.ascontiguousarray(V.T)).to(ops.dtype)
+    with torch.no_grad():
+        U = torch.stack([vjp_fn(v) for v in Vt]).to(torch.float64)
+    U = U / torch.from_numpy(np.sqrt(lam))[:, None]
+    gram = (U @ U.T).numpy()
+    U = U.to(ops.dtype)
+    pairs = [(j, l) for j in range(k) for l in range(j, k)]
+    Qt = np.zeros((k, k, k))
+    Vd = torch.from_numpy(V)
+    for s in range(0, len(pairs), pair_chunk):
+        chunk = pairs[s:s + pair_chunk]
+        jj = torch.tensor([p[0] for p in chunk]); ll = torch.tensor([p[1] for p in chunk])
+        with torch.no_grad():
+            d2 = ops.second_derivative(theta, U[jj], U[ll]).to(torch.float64)  # (c, N)
+        proj = (Vd.T @ d2.T).numpy()  # (k, c)
+        for c, (j, l) in enumerate(chunk):
+            Qt[:, j, l] = proj[:, c]
+            Qt[:, l, j] = proj[:, c]
+    P = ops.n_params
+
+    def extremes(w):
+        wt = torch.from_numpy(w).to(ops.dtype)
+        op = numpy_operator(lambda X: ops.hvp(theta, wt, X), ops.dtype)
+        r = lanczos(op, P, m=q1_lanczos_m, rng=rng)
+        ev = r.eigenvalues
+        return np.concatenate([ev[:n_extreme], ev[-n_extreme:]]), r.matvecs
+
+    q1, m1 = extremes(V[:, 0])
+    w = rng.standard_normal(V.shape[0])
+    w /= np.linalg.norm(w)
+    qr, m2 = extremes(w)
+    return {
+        "lam": lam, "ntk_residual": resid, "z_tilde": V.T @ zn, "Q_tilde": Qt, "q1_eig": q1, "qrand_eig": qr,
+        "loss": float(0.5 * zn @ zn / ops.n), "matvecs": int(nmv), "hvps": int(m1 + m2),
+        "u_orthogonality": float(np.abs(gram - np.eye(k)).max()), "eta": float(eta), "n": int(ops.n),
+    }

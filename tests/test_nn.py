@@ -1,0 +1,182 @@
+"""The torch pipeline on a tiny network (float64), checked against explicit Jacobians, eigh,
+finite differences and the exact second-order Taylor expansion."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import eosdyn  # noqa: E402
+from eosdyn.models import taylor  # noqa: E402
+from eosdyn.nn.linalg import lanczos, lobpcg  # noqa: E402
+from eosdyn.nn.network import NetworkOps, make_network, numpy_operator  # noqa: E402
+from eosdyn.nn.pipeline import projections_to_dataset  # noqa: E402
+from eosdyn.nn.projections import compute_projections  # noqa: E402
+
+pytestmark = pytest.mark.nn
+f64 = torch.float64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny problems: one thread avoids OpenMP spin-waits on a shared 2-core machine
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _ops(n=64, d=12, width=16, c=3, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=f64)
+    y = torch.randint(0, c, (n,), generator=g)
+    t = torch.nn.functional.one_hot(y, c).to(f64)
+    net = make_network(in_features=d, width=width, out_features=c, seed=seed, dtype=f64)
+    return NetworkOps(net, x, t)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return _ops()
+
+
+@pytest.fixture(scope="module")
+def small():
+    # N = 16 * 2 = 32 outputs < P = 418 parameters: all NTK modes can be kept
+    return _ops(n=16, d=6, width=16, c=2, seed=5)
+
+
+def _jacobian(ops, theta):
+    return torch.func.jacrev(ops.residual)(theta).numpy()
+
+
+def test_parameter_count_and_default_init():
+    net = make_network(seed=0)
+    assert sum(p.numel() for p in net.parameters()) == 656810
+    # PyTorch default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    w = net[1].weight.detach().numpy()
+    assert np.abs(w).max() <= 1 / np.sqrt(3072) and np.abs(w).max() > 0.9 / np.sqrt(3072)
+    same = make_network(seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), same.parameters()))
+    with pytest.raises(ValueError, match="width"):
+        make_network(width=0)
+
+
+def test_ntk_matvec_matches_explicit_jacobian(tiny):
+    th = tiny.theta0()
+    J = _jacobian(tiny, th)
+    V = np.random.default_rng(0).standard_normal((tiny.n_outputs, 3))
+    op = numpy_operator(lambda B: tiny.ntk_matvec(th, B), f64)
+    np.testing.assert_allclose(op(V), J @ (J.T @ V), rtol=1e-11, atol=1e-11)
+
+
+def test_lanczos_and_lobpcg_match_eigh_of_explicit_ntk(tiny):
+    th = tiny.theta0()
+    J = _jacobian(tiny, th)
+    ev = np.linalg.eigvalsh(J @ J.T)[::-1]
+    op = numpy_operator(lambda B: tiny.ntk_matvec(th, B), f64)
+    rng = np.random.default_rng(1)
+    r = lobpcg(op, tiny.n_outputs, k=2, block=4, rng=rng, tol=1e-10)
+    assert r.converged
+    np.testing.assert_allclose(r.eigenvalues, ev[:2], rtol=1e-8)
+    lz = lanczos(op, tiny.n_outputs, m=60, rng=rng)
+    np.testing.assert_allclose(lz.eigenvalues[:2], ev[:2], rtol=1e-8)
+    # warm start from the converged block needs far fewer matvecs than the cold solve
+    warm = lobpcg(op, tiny.n_outputs, k=2, block=4, X0=r.block_vectors, rng=rng, tol=1e-10)
+    assert warm.matvecs <= 4 + 4 and warm.matvecs < r.matvecs
+    np.testing.assert_allclose(warm.eigenvalues, ev[:2], rtol=1e-8)
+
+
+def test_loss_hessian_top_eigenvalue(tiny):
+    th = tiny.theta0()
+    H = torch.func.hessian(tiny.loss)(th).numpy()
+    top = np.linalg.eigvalsh(H)[-1]
+    op = numpy_operator(lambda U: tiny.loss_hvp(th, U), f64)
+    r = lobpcg(op, tiny.n_params, k=1, block=3, rng=np.random.default_rng(2), tol=1e-9, maxiter=500)
+    np.testing.assert_allclose(r.eigenvalues[0], top, rtol=1e-8)
+
+
+def test_projections_against_finite_differences_and_explicit_spectra(tiny):
+    th = tiny.theta0()
+    k = 4
+    p = compute_projections(tiny, th, eta=0.05, k=k, rng=np.random.default_rng(0), ntk_lanczos_m=80,
+                            q1_lanczos_m=120, n_extreme=2, pair_chunk=5)
+    J = _jacobian(tiny, th)
+    w, V = np.linalg.eigh(J @ J.T)
+    w, V = w[::-1][:k], V[:, ::-1][:, :k]
+    np.testing.assert_allclose(p["lam"], w, rtol=1e-8)
+    assert p["u_orthogonality"] < 1e-8
+    # the eigenvectors match eigh up to sign; fix the signs through z̃
+    z = tiny.residual(th).numpy()
+    sgn = np.sign(V.T @ z) * np.sign(p["z_tilde"])
+    V = V * sgn
+    np.testing.assert_allclose(p["z_tilde"], V.T @ z, rtol=1e-7, atol=1e-10)
+    U = (J.T @ V) / np.sqrt(w)
+    # Q̃_ijl = v_i · Q(u_j, u_l) by central finite differences of the network
+    h = 1e-3
+    f = lambda a, b: tiny.f(th + torch.from_numpy(a * U[:, j] + b * U[:, l])).numpy()  # noqa: E731
+    for j, l in [(0, 0), (0, 2), (1, 3), (3, 3)]:
+        d2 = (f(h, h) - f(h, -h) - f(-h, h) + f(-h, -h)) / (4 * h * h)
+        np.testing.assert_allclose(p["Q_tilde"][:, j, l], V.T @ d2, rtol=1e-5, atol=1e-6 * np.abs(V.T @ d2).max())
+    assert np.allclose(p["Q_tilde"], p["Q_tilde"].transpose(0, 2, 1))
+    # Q1 = Hessian of v1ᵀ f: extreme eigenvalues vs eigh of the explicit Hessian
+    v1 = torch.from_numpy(V[:, 0])
+    H1 = torch.func.hessian(lambda t: torch.dot(v1, tiny.f(t)))(th).numpy()
+    e = np.linalg.eigvalsh(H1)
+    np.testing.assert_allclose(p["q1_eig"][[0, 1]], e[::-1][:2], rtol=1e-7)
+    np.testing.assert_allclose(p["q1_eig"][[2, 3]], e[:2][::-1], rtol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def full_modes(small):
+    th = small.theta0()
+    k = small.n_outputs
+    p = compute_projections(small, th, eta=0.05, k=k, rng=np.random.default_rng(0), ntk_lanczos_m=k,
+                            q1_lanczos_m=10, n_extreme=2, pair_chunk=64)
+    p["t0"], p["seconds"] = 7, 0.0
+    J = _jacobian(small, th)
+    w, V = np.linalg.eigh(J @ J.T)
+    w, V = w[::-1], V[:, ::-1]
+    V = V * np.sign(V.T @ small.residual(th).numpy()) * np.sign(p["z_tilde"])
+    return small, th, p, V
+
+
+def test_all_modes_quadratic_model_equals_exact_second_order_taylor(full_modes):
+    ops, th, p, V = full_modes
+    lam, Qt, z0 = p["lam"], p["Q_tilde"], p["z_tilde"]
+    U = torch.from_numpy((_jacobian(ops, th).T @ V) / np.sqrt(lam))
+    rng = np.random.default_rng(4)
+    for scale in (1e-2, 1e-1):
+        phi = scale * rng.standard_normal(lam.size)
+        model = z0 + np.sqrt(lam) * phi + 0.5 * np.einsum("ijl,j,l->i", Qt, phi, phi)
+        d = U @ torch.from_numpy(phi)
+        jd = torch.func.jvp(ops.residual, (th,), (d,))[1]
+        d2 = torch.func.jvp(lambda t: torch.func.jvp(ops.f, (t,), (d,))[1], (th,), (d,))[1]
+        exact = V.T @ (ops.residual(th) + jd + 0.5 * d2).numpy()
+        np.testing.assert_allclose(model, exact, rtol=1e-9, atol=1e-9 * np.abs(exact).max())
+
+
+def test_taylor_simulate_first_step_and_cubic_error_of_a_real_step(full_modes):
+    ops, th, p, V = full_modes
+    eta = 0.05
+    ds = projections_to_dataset([p])
+    eosdyn.check_dataset(ds)
+    sim = taylor.simulate(ds, steps=2)
+    eosdyn.check_dataset(sim)
+    z_model = V @ sim.z.sel(step=8).values  # back to output space (all modes)
+    # the real GD step δ = -(η/n) Jᵀ z lies in span(u) when all modes are kept
+    z0 = ops.residual(th)
+    g = torch.func.vjp(ops.residual, th)[1](z0)[0] / ops.n
+    taylor2 = lambda s: (z0 + torch.func.jvp(ops.residual, (th,), (-s * eta * g,))[1]  # noqa: E731
+                         + 0.5 * torch.func.jvp(lambda t: torch.func.jvp(ops.f, (t,), (-s * eta * g,))[1],
+                                                (th,), (-s * eta * g,))[1]).numpy()
+    np.testing.assert_allclose(z_model, taylor2(1.0), rtol=1e-9, atol=1e-10 * np.abs(z_model).max())
+    # error of the expansion against the real network scales as ‖δ‖³
+    errs = []
+    for s in (40.0, 20.0, 10.0):
+        real = ops.residual(th - s * eta * g).numpy()
+        errs.append(np.linalg.norm(real - taylor2(s)))
+    ratios = np.array(errs[:-1]) / np.array(errs[1:])
+    assert np.all(np.abs(ratios - 8.0) < 1.0), ratios
+    # sharpness of the reduced NTK at t0 is η λ_1 / n
+    np.testing.assert_allclose(sim.sharpness.sel(step=7), eta * p["lam"][0] / ops.n, rtol=1e-12)
