@@ -382,3 +382,14 @@ def test_sensitivity_of_eos_statistics():
     print("sensitivity", res)
     for k in ("split", "pert"):
         assert res[k]["median_change"] < 0.05, res
+
+
+def test_gradient_flow_mean_sharpening_rate_is_zero():
+    """E[dλ_max/dt(0)] = 0 (λ̇ is odd in z₀) within its Monte Carlo error, from the integrated flow."""
+    h = 1e-3
+    ds = eosdyn.qrm.gradient_flow(D=5, P=9, sigma_z=3.0, sigma_J=0.8, seeds=48, t_max=2 * h, n_times=3,
+                                  rtol=1e-12, atol=1e-15)
+    s = ds.sharpness.squeeze(["sigma_z", "sigma_J"]).values
+    rate = (-3 * s[:, 0] + 4 * s[:, 1] - s[:, 2]) / (2 * h)
+    se = rate.std(ddof=1) / math.sqrt(rate.size)
+    assert se > 0 and abs(rate.mean()) < 4 * se

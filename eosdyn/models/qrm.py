@@ -127,7 +127,7 @@ def estimate_memory(*, D: int, P: int, n_points: int, n_seeds: int, n_record_poi
     --------
     >>> estimate_memory(D=60, P=120, n_points=400, n_seeds=100, n_record_points=0,
     ...                 n_records=0, itemsize=8, concurrent=2) / 1e6  # MB
-    68.16
+    169.728
     """
     per_seed = itemsize * (2 * D * P * P + 3 * n_points * D * P) + 3 * 8 * n_record_points * n_records
     dataset = 3 * 8 * n_record_points * n_seeds * n_records + 8 * 6 * n_points * n_seeds
