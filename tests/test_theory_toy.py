@@ -432,3 +432,18 @@ def test_property_two_step_nullcline_near_zero_exists_and_is_fixed(eps, E, z):
     assert np.isfinite(f) and abs(f - 2) < 0.5
     z2, _ = _steps(np.array([z]), np.array([f]), dict(eps=eps, E=E), 2)
     assert abs(z2[0] - z) <= 1e-12
+
+
+def test_vectorised_cubic_roots_match_companion_eigenvalues():
+    from eosdyn.theory.toy import _cubic_roots
+
+    rng = np.random.default_rng(9)
+    c = rng.normal(size=(3000, 4))
+    c[:300, 3] *= 1e-9  # a huge root and two ordinary ones (the regime near z̃ = 0)
+    c[300] = [-1.0, 3.0, -3.0, 1.0]  # triple root 1
+    roots = _cubic_roots(c)
+    for i in range(c.shape[0]):
+        ref = np.roots(c[i, ::-1])
+        dist = np.min(np.abs(ref[:, None] - roots[i][None, :]), axis=1)
+        tol = 1e-5 if i == 300 else 1e-10 * (1 + np.abs(ref))
+        assert np.all(dist <= tol), (i, ref, roots[i])

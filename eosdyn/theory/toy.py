@@ -343,24 +343,58 @@ def _coeffs(z, lam, E, which):
     return vals @ _VINV.T
 
 
-def _cubic_roots(c):
-    """All three complex roots of each row c0 + c1 T + c2 T² + c3 T³ (companion eigenvalues).
+_OMEGA = np.exp(2j * np.pi / 3)
 
-    A vanishing leading coefficient is replaced by a tiny one (relative 1e-14), which only
-    sends the spurious third root far away (|T| ~ 1e14) and barely moves the others.
+
+def _newton_complex(c, roots, n):
+    """``n`` complex Newton steps for the roots (…, k) of the cubics with coefficients c (…, 4)."""
+    c = c[..., None, :].astype(complex)
+    for _ in range(n):
+        f = ((c[..., 3] * roots + c[..., 2]) * roots + c[..., 1]) * roots + c[..., 0]
+        df = (3.0 * c[..., 3] * roots + 2.0 * c[..., 2]) * roots + c[..., 1]
+        step = f / np.where(df != 0, df, 1.0)
+        roots = np.where(np.isfinite(step) & (df != 0), roots - step, roots)
+    return roots
+
+
+def _cubic_roots(c):
+    """All three complex roots of each row c0 + c1 T + c2 T² + c3 T³ (vectorised).
+
+    The root of largest modulus comes from Cardano's formula (accurate for it even when c3 is
+    tiny and it is huge) and is polished by Newton; it is then deflated (backward, stable for the
+    largest root) and the remaining quadratic is solved without cancellation. A vanishing c3 is
+    replaced by a tiny one (relative 1e-14), which sends the spurious root to |T| ~ 1e14.
     """
+    c = np.array(c, dtype=float)
     scale = np.max(np.abs(c), axis=-1)
     c3 = c[..., 3]
     tiny = np.abs(c3) < 1e-14 * scale
-    c3 = np.where(tiny, np.where(c3 < 0, -1e-14, 1e-14) * scale, c3)
-    comp = np.zeros(c.shape[:-1] + (3, 3))
-    comp[..., 0, :] = -c[..., 2::-1] / c3[..., None]
-    comp[..., 1, 0] = 1.0
-    comp[..., 2, 1] = 1.0
-    good = np.all(np.isfinite(comp), axis=(-2, -1))
-    roots = np.full(c.shape[:-1] + (3,), np.nan + 0j)
-    if good.any():
-        roots[good] = np.linalg.eigvals(comp[good])
+    c[..., 3] = np.where(tiny, np.where(c3 < 0, -1e-14, 1e-14) * scale, c3)
+    with np.errstate(all="ignore"):
+        b, cc, d = c[..., 2] / c[..., 3], c[..., 1] / c[..., 3], c[..., 0] / c[..., 3]
+        p = cc - b * b / 3.0
+        q = 2.0 * b ** 3 / 27.0 - b * cc / 3.0 + d
+        sq = np.sqrt((q / 2.0) ** 2 + (p / 3.0) ** 3 + 0j)
+        w = -q / 2.0 + np.where(np.real(np.conj(sq) * q) > 0, -sq, sq)  # larger |w|: no cancellation
+        u = w ** (1.0 / 3.0)
+        uk = u[..., None] * _OMEGA ** np.arange(3)
+        vk = np.where(uk != 0, -p[..., None] / (3.0 * np.where(uk != 0, uk, 1.0)), 0.0)
+        cardano = uk + vk - b[..., None] / 3.0
+        big = np.take_along_axis(cardano, np.argmax(np.abs(cardano), axis=-1)[..., None], -1)
+        r = _newton_complex(c, big, 3)[..., 0]
+        # backward deflation: c3 T³ + c2 T² + c1 T + c0 = (T − r)(a2 T² + a1 T + a0)
+        rs = np.where(r != 0, r, 1.0)
+        a0 = -c[..., 0] / rs
+        a1 = (a0 - c[..., 1]) / rs
+        a2 = (a1 - c[..., 2]) / rs
+        disc = np.sqrt(a1 * a1 - 4.0 * a2 * a0 + 0j)
+        sgn = np.where(np.real(np.conj(a1) * disc) >= 0, 1.0, -1.0)
+        qq = -0.5 * (a1 + sgn * disc)
+        r1 = np.where(qq != 0, a0 / np.where(qq != 0, qq, 1.0), 0.0)
+        r2 = np.where(a2 != 0, qq / np.where(a2 != 0, a2, 1.0), np.inf)
+        roots = np.stack([r, r1, r2], axis=-1)
+        roots = np.where(np.isfinite(cardano).all(-1, keepdims=True), roots, cardano)
+        roots = _newton_complex(c, roots, 1)
     return roots
 
 
