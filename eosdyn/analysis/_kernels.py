@@ -46,33 +46,29 @@ def classify_rows(a, ends, tail, rtol, atol):
             out[r] = _OTHER
             continue
         scale = abs(a[r, 0]) if np.isfinite(a[r, 0]) else 0.0
-        for t in range(start, end):
-            av = abs(a[r, t])
-            if av > scale and av < np.inf:
-                scale = av
-        tol = rtol * scale + atol
         ok = True
         for t in range(start, end):
-            if not np.isfinite(a[r, t]):
+            av = abs(a[r, t])
+            if not av < np.inf:          # NaN or inf in the tail
                 ok = False
                 break
+            if av > scale:
+                scale = av
         if not ok:
             out[r] = _OTHER
             continue
-        d1 = 0.0
+        tol = rtol * scale + atol
+        code = _FIXED
         for t in range(start, end - 1):
-            d = abs(a[r, t + 1] - a[r, t])
-            if d > d1:
-                d1 = d
-        if d1 <= tol:
-            out[r] = _FIXED
-            continue
-        d2 = 0.0
-        for t in range(start, end - 2):
-            d = abs(a[r, t + 2] - a[r, t])
-            if d > d2:
-                d2 = d
-        out[r] = _P2 if d2 <= tol else _OTHER
+            if abs(a[r, t + 1] - a[r, t]) > tol:
+                code = _P2
+                break
+        if code == _P2:
+            for t in range(start, end - 2):
+                if abs(a[r, t + 2] - a[r, t]) > tol:
+                    code = _OTHER
+                    break
+        out[r] = code
     return out
 
 
