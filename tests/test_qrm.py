@@ -393,3 +393,10 @@ def test_gradient_flow_mean_sharpening_rate_is_zero():
     rate = (-3 * s[:, 0] + 4 * s[:, 1] - s[:, 2]) / (2 * h)
     se = rate.std(ddof=1) / math.sqrt(rate.size)
     assert se > 0 and abs(rate.mean()) < 4 * se
+
+
+def test_sweep_regenerates_from_its_config():
+    ds = eosdyn.qrm.sweep(D=6, P=12, sigma_z=[0.5, 2.0], sigma_J2=[0.1, 0.3], seeds=[2, 5], max_steps=300,
+                          record="all", record_points=[(0.5, 0.3)])
+    assert ds.step.size == 301
+    xr.testing.assert_identical(eosdyn.conventions.regenerate(ds).drop_attrs(), ds.drop_attrs())

@@ -223,9 +223,9 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, seeds, eta=1.0, max_ste
         Learning rate η > 0.
     max_steps : int
         Step limit (status ``max_steps`` when reached).
-    record : int, optional
+    record : int or {"final", "all"}, optional
         Record ``sharpness``, ``loss``, ``z_norm`` every ``record`` steps (step 0
-        included); default: final values only.
+        included; ``"all"`` = 1); default (``None`` or ``"final"``): final values only.
     record_points : list of (sigma_z, sigma_J) pairs, optional
         Record trajectories only at these grid points (NaN elsewhere). Pairs use
         the convention the grid was given in (σ̃_J² values with ``sigma_J2=``).
@@ -282,6 +282,8 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, seeds, eta=1.0, max_ste
     check_range("eta", eta, 0, None, lo_open=True)
     eta = float(eta)
     max_steps = check_int("max_steps", max_steps, 1)
+    if isinstance(record, str) and record in ("final", "all"):
+        record = None if record == "final" else 1
     record_every = 0 if record is None else check_int("record", record, 1)
     check_range("tol", tol, 0, None, lo_open=True)
     check_range("diverge_loss", diverge_loss, 0, None, lo_open=True)
