@@ -115,3 +115,20 @@ def test_theorem31_fine_box():
         assert (steps > 0).all()
         assert np.max(np.abs(Tf - th.theorem31_sharpness(eps))) <= 1.5 * eps ** 2
         assert np.max(np.abs(Tf - th.theorem31_sharpness_fit(eps))) <= 0.4 * eps ** 2
+
+
+def test_toy_simulation_reaches_the_same_limit(box_runs):
+    # second implementation: the batch kernel of eosdyn.toy.two_param with stop_on_convergence
+    import eosdyn
+
+    toy = eosdyn.toy
+    if not hasattr(toy, "two_param"):  # pragma: no cover - written in parallel
+        pytest.skip("eosdyn.toy.two_param not available")
+    eps = [0.1, 0.02]
+    ds = toy.two_param(eps=eps, z0=np.linspace(*BOX_Z0, 5), T0=np.linspace(*BOX_T0, 5),
+                       steps=int(200 / min(eps)), record_every=int(200 / min(eps)),
+                       stop_on_convergence=True, tol=TOL)
+    assert (ds.status == 1).all()  # converged
+    for e in eps:
+        got = ds.final_T.sel(eps=e).transpose("z0", "T0").values.ravel()
+        np.testing.assert_allclose(got, box_runs[e][2], rtol=0, atol=1e-10)
