@@ -52,7 +52,8 @@ def _theory_eos(z, T, p, E, key):
     func = getattr(_theory_toy, "eos_coordinate", None)
     if func is None:  # pragma: no cover - only while theory is being written
         raise NotImplementedError("eosdyn.theory.eos_coordinate is not available")
-    return np.asarray(func(z, T, **{key: p, "E": E}), dtype=np.result_type(z, T, np.float64))
+    with np.errstate(invalid="ignore"):   # NaN state after divergence gives NaN y
+        return np.asarray(func(z, T, **{key: p, "E": E}), dtype=np.result_type(z, T, np.float64))
 
 
 def eos_coordinate(ds: XArray, *, edge: float = 2.0, mode_dim: Hashable = "mode") -> xr.DataArray:
