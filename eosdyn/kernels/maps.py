@@ -199,8 +199,8 @@ def _pair_run(kind, z0, T0, p, r, nsteps, every, tol, thr, scale, stop_when_fate
             if abs(S[0, j]) < tol:
                 cv[j] = 0
             if every > 0:
-                rec_z[lo + j, 0] = S[0, j]
-                rec_T[lo + j, 0] = S[1, j]
+                rec_z[0, lo + j] = S[0, j]
+                rec_T[0, lo + j] = S[1, j]
         t0 = 0
         while t0 < nsteps:
             t1 = min(nsteps, t0 + CHECK)
@@ -217,8 +217,8 @@ def _pair_run(kind, z0, T0, p, r, nsteps, every, tol, thr, scale, stop_when_fate
                 if every > 0 and t % every == 0:
                     row = t // every
                     for j in range(m):
-                        rec_z[lo + j, row] = S[0, j]
-                        rec_T[lo + j, row] = S[1, j]
+                        rec_z[row, lo + j] = S[0, j]
+                        rec_T[row, lo + j] = S[1, j]
             # exact fates of the lanes whose accumulators fired in (t0, t1]
             for j in range(m):
                 need_d = dv[j] == _NEVER and not (S[4, j] == 0.0)
@@ -264,7 +264,8 @@ def two_param_batch(z0, T0, lam, E, nsteps, every, tol, thr, scale, stop_when_fa
 Parameters (plain contiguous arrays of length n unless stated): ``z0, T0, lam, E``;
 ``nsteps, every`` (int), ``tol, thr, scale`` (state dtype; ``scale`` = 2^(emax+1) / ``thr``,
 a power of two), ``stop_when_fated`` (bool); outputs
-``rec_z, rec_T`` (n, nsteps // every + 1) or (n, 0) when ``every`` = 0, ``out_z, out_T``
+``rec_z, rec_T`` step-major (nsteps // every + 1, n) or (0, n) when ``every`` = 0 (so the lanes
+    of one step are written contiguously), ``out_z, out_T``
 (final state), ``div_at, conv_at`` (int64, −1 = never). See the module docstring.
     """
     _pair_run(0, z0, T0, lam, E, nsteps, every, tol, thr, scale, stop_when_fated,
