@@ -326,132 +326,176 @@ def nullcline_T(z, *, a=None, eps=None, E=0.0):
 # coefficients are obtained exactly (up to rounding) from the map itself by interpolating the
 # two-step residual at four nodes in T.
 _NODES = np.array([-1.0, 0.0, 1.0, 2.0])
-_VINV = np.linalg.inv(np.vander(_NODES, 4, increasing=True))
+_VINV = np.ascontiguousarray(np.linalg.inv(np.vander(_NODES, 4, increasing=True)))
 
 
-def _residual(z, T, lam, E, which):
+@nb.njit(cache=True)
+def _residual1(z, T, lam, E, which):
     """(z̃_{t+2} − z̃_t)/z̃ (which == 0) or (T_{t+2} − T_t)/z̃ (which == 1), via the map."""
-    z2, T2 = _iterate(z, T, lam, E, 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (z2 - z) / z if which == 0 else (T2 - T) / z
+    z1, T1 = two_param_step(z, T, lam, E)
+    z2, T2 = two_param_step(z1, T1, lam, E)
+    return (z2 - z) / z if which == 0 else (T2 - T) / z
+
+
+@nb.njit(cache=True)
+def _coeffs1(z, lam, E, which, nodes, vinv, c):
+    """Fill c[0..3] with the reduced two-step cubic in T at z̃ (exact interpolation at ``nodes``)."""
+    v0 = _residual1(z, nodes[0], lam, E, which)
+    v1 = _residual1(z, nodes[1], lam, E, which)
+    v2 = _residual1(z, nodes[2], lam, E, which)
+    v3 = _residual1(z, nodes[3], lam, E, which)
+    for i in range(4):
+        c[i] = vinv[i, 0] * v0 + vinv[i, 1] * v1 + vinv[i, 2] * v2 + vinv[i, 3] * v3
+
+
+@nb.njit(cache=True)
+def _coeffs_kernel(z, lam, E, which, nodes, vinv, out):
+    for k in range(z.shape[0]):
+        _coeffs1(z[k], lam[k], E[k], which, nodes, vinv, out[k])
 
 
 def _coeffs(z, lam, E, which):
     """Coefficients c0..c3 (last axis) of the reduced two-step cubic in T, for z̃ ≠ 0."""
-    z, lam, E = np.broadcast_arrays(z, lam, E)
-    vals = np.stack([_residual(z, np.full(z.shape, t), lam, E, which) for t in _NODES], axis=-1)
-    return vals @ _VINV.T
-
-
-_OMEGA = np.exp(2j * np.pi / 3)
-
-
-def _newton_complex(c, roots, n):
-    """``n`` complex Newton steps for the roots (…, k) of the cubics with coefficients c (…, 4)."""
-    c = c[..., None, :].astype(complex)
-    for _ in range(n):
-        f = ((c[..., 3] * roots + c[..., 2]) * roots + c[..., 1]) * roots + c[..., 0]
-        df = (3.0 * c[..., 3] * roots + 2.0 * c[..., 2]) * roots + c[..., 1]
-        step = f / np.where(df != 0, df, 1.0)
-        roots = np.where(np.isfinite(step) & (df != 0), roots - step, roots)
-    return roots
-
-
-def _cubic_roots(c):
-    """All three complex roots of each row c0 + c1 T + c2 T² + c3 T³ (vectorised).
-
-    The root of largest modulus comes from Cardano's formula (accurate for it even when c3 is
-    tiny and it is huge) and is polished by Newton; it is then deflated (backward, stable for the
-    largest root) and the remaining quadratic is solved without cancellation. A vanishing c3 is
-    replaced by a tiny one (relative 1e-14), which sends the spurious root to |T| ~ 1e14.
-    """
-    c = np.array(c, dtype=float)
-    scale = np.max(np.abs(c), axis=-1)
-    c3 = c[..., 3]
-    tiny = np.abs(c3) < 1e-14 * scale
-    c[..., 3] = np.where(tiny, np.where(c3 < 0, -1e-14, 1e-14) * scale, c3)
+    z, lam, E = np.broadcast_arrays(np.asarray(z, float), np.asarray(lam, float),
+                                    np.asarray(E, float))
+    flat = [np.ascontiguousarray(x).ravel() for x in (z, lam, E)]
+    out = np.empty((flat[0].size, 4))
     with np.errstate(all="ignore"):
-        b, cc, d = c[..., 2] / c[..., 3], c[..., 1] / c[..., 3], c[..., 0] / c[..., 3]
-        p = cc - b * b / 3.0
-        q = 2.0 * b ** 3 / 27.0 - b * cc / 3.0 + d
-        sq = np.sqrt((q / 2.0) ** 2 + (p / 3.0) ** 3 + 0j)
-        w = -q / 2.0 + np.where(np.real(np.conj(sq) * q) > 0, -sq, sq)  # larger |w|: no cancellation
-        u = w ** (1.0 / 3.0)
-        uk = u[..., None] * _OMEGA ** np.arange(3)
-        vk = np.where(uk != 0, -p[..., None] / (3.0 * np.where(uk != 0, uk, 1.0)), 0.0)
-        cardano = uk + vk - b[..., None] / 3.0
-        big = np.take_along_axis(cardano, np.argmax(np.abs(cardano), axis=-1)[..., None], -1)
-        r = _newton_complex(c, big, 3)[..., 0]
-        # backward deflation: c3 T³ + c2 T² + c1 T + c0 = (T − r)(a2 T² + a1 T + a0)
-        rs = np.where(r != 0, r, 1.0)
-        a0 = -c[..., 0] / rs
-        a1 = (a0 - c[..., 1]) / rs
-        a2 = (a1 - c[..., 2]) / rs
-        disc = np.sqrt(a1 * a1 - 4.0 * a2 * a0 + 0j)
-        sgn = np.where(np.real(np.conj(a1) * disc) >= 0, 1.0, -1.0)
-        qq = -0.5 * (a1 + sgn * disc)
-        r1 = np.where(qq != 0, a0 / np.where(qq != 0, qq, 1.0), 0.0)
-        r2 = np.where(a2 != 0, qq / np.where(a2 != 0, a2, 1.0), np.inf)
-        roots = np.stack([r, r1, r2], axis=-1)
-        roots = np.where(np.isfinite(cardano).all(-1, keepdims=True), roots, cardano)
-        roots = _newton_complex(c, roots, 1)
-    return roots
+        _coeffs_kernel(*flat, which, _NODES, _VINV, out)
+    return out.reshape(z.shape + (4,))
 
 
 @nb.njit(cache=True)
-def _track(c, roots, start):
-    """Follow the root of c0 + c1 T + c2 T² + c3 T³ from ``start`` along the rows of ``c``.
+def _newton3(c0, c1, c2, c3, r, n):
+    for _ in range(n):
+        f = ((c3 * r + c2) * r + c1) * r + c0
+        df = (3.0 * c3 * r + 2.0 * c2) * r + c1
+        if df == 0:
+            break
+        step = f / df
+        if not (np.isfinite(step.real) and np.isfinite(step.imag)):
+            break
+        r = r - step
+    return r
 
-    Rows are ordered by increasing |z̃| on one side of z̃ = 0 (the first row close to 0). At each
-    row the root nearest to a linear prediction from the two previous points is chosen and
-    polished by Newton. The branch ends (NaN from there on) when the nearest root is complex (it
-    met another root at a fold), when it went off to infinity (it was the largest root and the
-    leading coefficient changed sign) or, at the first row, when no root is near ``start``.
+
+@nb.njit(cache=True)
+def _roots3(c0, c1, c2, c3, out):
+    """The three complex roots of c0 + c1 T + c2 T² + c3 T³ into ``out``.
+
+    The root of largest modulus comes from Cardano's formula (accurate for it even when c3 is
+    tiny and the root huge) and is polished by Newton; it is then deflated (backward, stable for
+    the largest root) and the remaining quadratic is solved without cancellation; one final
+    Newton step on the cubic for all three. A vanishing c3 is replaced by a tiny one (relative
+    1e-14), which sends the spurious root to |T| ~ 1e14.
     """
-    n = c.shape[0]
+    scale = max(abs(c0), abs(c1), abs(c2), abs(c3))
+    if abs(c3) < 1e-14 * scale:
+        c3 = (-1e-14 if c3 < 0 else 1e-14) * scale
+    b = c2 / c3
+    cc = c1 / c3
+    d = c0 / c3
+    p = cc - b * b / 3.0
+    q = 2.0 * b ** 3 / 27.0 - b * cc / 3.0 + d
+    sq = np.sqrt(complex((q / 2.0) ** 2 + (p / 3.0) ** 3))
+    w = -q / 2.0 + (-sq if (sq.conjugate() * q).real > 0 else sq)
+    u = w ** (1.0 / 3.0) if w != 0 else 0j
+    om = complex(-0.5, 0.8660254037844386)
+    big = 0j
+    for k in range(3):
+        uk = u * om ** k
+        rk = (uk - p / (3.0 * uk) if uk != 0 else 0j) - b / 3.0
+        if k == 0 or abs(rk) > abs(big):
+            big = rk
+    r = _newton3(c0, c1, c2, c3, big, 3)
+    rs = r if r != 0 else 1.0 + 0j
+    a0 = -c0 / rs
+    a1 = (a0 - c1) / rs
+    a2 = (a1 - c2) / rs
+    disc = np.sqrt(a1 * a1 - 4.0 * a2 * a0)
+    qq = -0.5 * (a1 + disc if (a1.conjugate() * disc).real >= 0 else a1 - disc)
+    r1 = a0 / qq if qq != 0 else 0j
+    r2 = qq / a2 if a2 != 0 else complex(np.inf, 0.0)
+    out[0] = r
+    out[1] = _newton3(c0, c1, c2, c3, r1, 1)
+    out[2] = _newton3(c0, c1, c2, c3, r2, 1)
+
+
+@nb.njit(cache=True)
+def _roots_kernel(c, out):
+    for k in range(c.shape[0]):
+        _roots3(c[k, 0], c[k, 1], c[k, 2], c[k, 3], out[k])
+
+
+def _cubic_roots(c):
+    """All three complex roots of each row c0 + c1 T + c2 T² + c3 T³ (shape (N, 4) → (N, 3))."""
+    c = np.ascontiguousarray(c, dtype=float)
+    out = np.empty((c.shape[0], 3), dtype=np.complex128)
+    _roots_kernel(c, out)
+    return out
+
+
+@nb.njit(cache=True)
+def _track(zs, lam, E, which, nodes, vinv, start):
+    """Follow the root of the two-step cubic in T from ``start`` along the points ``zs``.
+
+    ``zs`` are ordered by increasing |z̃| on one side of z̃ = 0 (the first close to 0). At each
+    point the cubic's coefficients come from the map, its roots from :func:`_roots3`; the root
+    nearest to a linear prediction from the two previous points is chosen, polished by Newton on
+    the cubic and then on the map itself. The branch ends (NaN from there on) when the nearest
+    root is complex (it met another root at a fold), when it went off to infinity (it was the
+    largest root and the leading coefficient changed sign) or, at the first point, when no root
+    is near ``start``.
+    """
+    n = zs.shape[0]
     out = np.full(n, np.nan)
+    c = np.empty(4)
+    r = np.empty(3, dtype=np.complex128)
     prev = start
-    slope_ok = False
     prev2 = start
+    slope_ok = False
     prev_c3 = 0.0
     prev_largest = False
     for k in range(n):
-        ck = c[k]
-        if not np.all(np.isfinite(ck)):
+        z = zs[k]
+        _coeffs1(z, lam, E, which, nodes, vinv, c)
+        if not (np.isfinite(c[0]) and np.isfinite(c[1]) and np.isfinite(c[2]) and np.isfinite(c[3])):
             return out
-        if prev_largest and ck[3] * prev_c3 < 0.0:
+        if prev_largest and c[3] * prev_c3 < 0.0:
             return out  # the leading coefficient changed sign: the branch went off to ±inf
+        _roots3(c[0], c[1], c[2], c[3], r)
         pred = 2.0 * prev - prev2 if slope_ok else prev
-        r = roots[k]
-        if not np.all(np.isfinite(r)):
-            return out
         best = 0
         bestd = np.inf
-        for j in range(r.shape[0]):
-            d = abs(r[j] - pred)
-            if d < bestd:
-                bestd = d
+        for j in range(3):
+            dj = abs(r[j] - pred)
+            if dj < bestd:
+                bestd = dj
                 best = j
         root = r[best]
-        if abs(root.imag) > 1e-6 * (1.0 + abs(root.real)):
+        if not np.isfinite(bestd) or abs(root.imag) > 1e-6 * (1.0 + abs(root.real)):
             return out
         largest = True
-        for j in range(r.shape[0]):
+        for j in range(3):
             if j != best and abs(r[j]) > abs(root):
                 largest = False
         t = root.real
-        for _ in range(3):
-            p = ((ck[3] * t + ck[2]) * t + ck[1]) * t + ck[0]
-            dp = (3.0 * ck[3] * t + 2.0 * ck[2]) * t + ck[1]
+        for it in range(5):
+            dp = (3.0 * c[3] * t + 2.0 * c[2]) * t + c[1]
             if dp == 0.0 or not np.isfinite(dp):
                 break
-            t -= p / dp
+            # three steps on the cubic, then two on the map itself (the ground truth)
+            f = ((c[3] * t + c[2]) * t + c[1]) * t + c[0] if it < 3 else _residual1(z, t, lam, E, which)
+            step = f / dp
+            if not np.isfinite(step):
+                break
+            t -= step
         if not np.isfinite(t) or abs(t) > 1e12:
             return out
         if k == 0 and abs(t - start) > 1e-2:
             return out  # no root emanates from ``start``: the branch does not exist
         out[k] = t
-        prev_c3 = ck[3]
+        prev_c3 = c[3]
         prev_largest = largest
         prev2 = prev
         prev = t
@@ -462,9 +506,8 @@ def _track(c, roots, start):
 def _side_grid(zmax):
     """Reference points in (0, zmax] that resolve the branch between requested points."""
     lin = np.linspace(0.0, zmax, 513)[1:]
-    lo = min(1e-6, zmax)
-    geo = np.geomspace(lo, zmax, 257)
-    return np.union1d(lin, geo)
+    geo = np.geomspace(min(1e-6, zmax), zmax, 257)
+    return np.concatenate([lin, geo])
 
 
 def _branch_one(zv, lam, E, which):
@@ -476,22 +519,11 @@ def _branch_one(zv, lam, E, which):
         if not sel.any():
             continue
         req = sign * zv[sel]
-        grid = np.union1d(_side_grid(req.max()), req)
-        c = np.ascontiguousarray(_coeffs(sign * grid, lam, E, which))
-        Tg = _track(c, np.ascontiguousarray(_cubic_roots(c)), 2.0)
-        out[sel] = Tg[np.searchsorted(grid, req)]
-    # Newton polish on the map itself (two steps of two_param_step), derivative from the cubic.
-    ok = np.isfinite(out) & (zv != 0.0)
-    if ok.any():
-        zk, Tk = zv[ok], out[ok]
-        c = _coeffs(zk, lam, E, which)
-        for _ in range(2):
-            g = _residual(zk, Tk, lam, E, which)
-            dg = (3.0 * c[:, 3] * Tk + 2.0 * c[:, 2]) * Tk + c[:, 1]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                step = np.where(dg != 0.0, g / dg, 0.0)
-            Tk = Tk - np.where(np.isfinite(step), step, 0.0)
-        out[ok] = Tk
+        ref = _side_grid(req.max())
+        grid, inv = np.unique(np.concatenate([ref, req]), return_inverse=True)
+        with np.errstate(all="ignore"):
+            Tg = _track(sign * grid, float(lam), float(E), which, _NODES, _VINV, 2.0)
+        out[sel] = Tg[np.ravel(inv)[ref.size:]]
     return out
 
 
@@ -500,13 +532,16 @@ def _branch(z, lam, E, which):
                                     np.asarray(E, float))
     shape = z.shape
     zf, lf, Ef = (np.ravel(x) for x in (z, lam, E))
+    if zf.size == 0:
+        return np.full(shape, np.nan)
+    if (lf == lf[0]).all() and (Ef == Ef[0]).all():
+        return _branch_one(zf, lf[0], Ef[0], which).reshape(shape)
     out = np.full(zf.shape, np.nan)
-    pairs = np.stack([lf, Ef], axis=-1)
-    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+    uniq, inv = np.unique(lf + 1j * Ef, return_inverse=True)
     inv = np.ravel(inv)
-    for g, (lg, Eg) in enumerate(uniq):
+    for g, key in enumerate(uniq):
         m = inv == g
-        out[m] = _branch_one(zf[m], lg, Eg, which)
+        out[m] = _branch_one(zf[m], key.real, key.imag, which)
     return out.reshape(shape)
 
 
@@ -546,8 +581,7 @@ def two_step_polynomial(z, *, eps=None, a=None, E=0.0, variable="z"):
     if _is_xr(z, lam, E):
         raise ValueError("two_step_polynomial takes scalars or NumPy arrays, not DataArrays (z)")
     _check_real("z", z)
-    return _coeffs(np.asarray(z, float), np.asarray(lam, float), np.asarray(E, float),
-                   0 if variable == "z" else 1)
+    return _coeffs(z, lam, E, 0 if variable == "z" else 1)
 
 
 def two_step_nullcline_z(z, *, a=None, eps=None, E=0.0):
