@@ -530,3 +530,20 @@ def test_every_function_every_layout_dims_and_dask(layout, func):
     chunks = {d: 1 for d in other[:1]}
     lazy = FUNCS[func](ds.chunk(chunks), red)
     xr.testing.assert_allclose(lazy.compute(), res)
+
+
+def test_results_round_trip_netcdf(tmp_path, rng):
+    ds, _ = qrm_like(rng, n_step=40)
+    results = {
+        "classify": A.classify(ds).to_dataset(),
+        "fit_limit": A.fit_limit(ds),
+        "stats": A.final_sharpness_stats(ds, n_boot=30),
+        "fixed_points": A.fixed_points(eps=0.5),
+        "orbits": A.period_two_orbits(eps=1.0),
+    }
+    for name, res in results.items():
+        for v in res.variables:
+            assert "long_name" in res[v].attrs or v in res.dims, (name, v)
+        eosdyn.to_netcdf(res, tmp_path / f"{name}.nc")
+        back = eosdyn.open_dataset(tmp_path / f"{name}.nc").load()
+        xr.testing.assert_identical(back, res)
