@@ -128,7 +128,7 @@ def test_toy_simulation_reaches_the_same_limit(box_runs):
     ds = toy.two_param(eps=eps, z0=np.linspace(*BOX_Z0, 5), T0=np.linspace(*BOX_T0, 5),
                        steps=int(200 / min(eps)), record_every=int(200 / min(eps)),
                        stop_on_convergence=True, tol=TOL)
-    assert (ds.status == 1).all()  # converged
+    assert (ds.status == eosdyn.conventions.STATUS_VALUES["converged"]).all()
     for e in eps:
         got = ds.final_T.sel(eps=e).transpose("z0", "T0").values.ravel()
         np.testing.assert_allclose(got, box_runs[e][2], rtol=0, atol=1e-10)
