@@ -29,7 +29,6 @@ import functools
 import json
 import math
 import re
-from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
@@ -37,8 +36,8 @@ from scipy.integrate import solve_ivp
 
 from .. import sweep as _sweep
 from .._validate import check_dtype, check_int, check_range
-from ..conventions import encode_status, label, STATUS_VALUES
-from ..kernels.qrm import lambda_max, run_gd
+from ..conventions import label
+from ..kernels.qrm import lambda_max, q_operator, run_gd
 
 __all__ = ["sweep", "gradient_flow", "instance", "initial_state", "parse_memory", "estimate_memory"]
 
@@ -401,7 +400,7 @@ def gradient_flow(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, seeds, t_max, n
     SZ, SJ = np.meshgrid(sz, sj, indexing="ij")
     for k, s in enumerate(seed_vals):
         Q, J0, z0 = initial_state(int(s), D=D, P=P, sigma_z=SZ.ravel(), sigma_J=SJ.ravel())
-        A = np.ascontiguousarray(Q.transpose(1, 0, 2).reshape(P, D * P))
+        A = q_operator(Q)
         for b in range(J0.shape[0]):
             i, j = divmod(b, sj.size)
             y0 = np.concatenate([z0[b], J0[b].ravel()])
