@@ -355,7 +355,7 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
                 rec_loss[rows, r] = loss[sel]
                 rec_zn[rows, r] = np.sqrt(2.0 * loss[sel])
                 if rec_sh is not None:
-                    rec_sh[rows, r] = eta * lambda_max(J[sel])
+                    rec_sh[rows, r] = eta * lambda_max(J if rows.size == idx.size else J[sel])
                 if rec_z is not None:
                     rec_z[rows, r] = z[sel]
             r += 1
