@@ -63,7 +63,7 @@ def q_operator(Q: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(Q.transpose(1, 0, 2).reshape(P, D * P))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _init_g(J, z, g, loss):
     """g = Jᵀ z and loss = ½|z|² for every row."""
     B, D, P = J.shape
@@ -79,7 +79,7 @@ def _init_g(J, z, g, loss):
         loss[b] = 0.5 * s
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _fused_step(J, M, z, g, zm1, loss, status, stop_at, cyc_count, eta, t_new,
                 tol, div_loss, cycle_tol, cycle_window, gnew):
     """Advance every running row by one GD step given ``M = Q(g, ·)``; classify its fate.
