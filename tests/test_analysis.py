@@ -547,3 +547,25 @@ def test_results_round_trip_netcdf(tmp_path, rng):
         eosdyn.to_netcdf(res, tmp_path / f"{name}.nc")
         back = eosdyn.open_dataset(tmp_path / f"{name}.nc").load()
         xr.testing.assert_identical(back, res)
+
+
+def test_taylor_layout_offset_steps_and_early_stop(rng):
+    """Taylor-model layout: steps start at t0 = 300, z(step, mode), scalar steps_taken, NaN padding."""
+    n, t0, taken = 120, 300, 80
+    y = rng.uniform(-0.05, 0.05, n)
+    z = np.empty((n, 3))
+    z[:2] = rng.normal(size=(2, 3))
+    for t in range(n - 2):
+        z[t + 2] = z[t] * (1 + 2 * y[t])
+    s = 2 + y
+    s[taken + 1:] = np.nan
+    z[taken + 1:] = np.nan
+    ds = xr.Dataset({"sharpness": ("step", s), "z": (("step", "mode"), z), "steps_taken": ((), taken)},
+                    coords={"step": t0 + np.arange(n), "mode": np.arange(3)})
+    f = A.fit_increments(ds)
+    np.testing.assert_allclose(float(f.c1), 2.0, rtol=1e-9)
+    assert int(f.n_points) == taken - 1
+    # the NaN padding after steps_taken is not a divergence
+    lab = A.classify(ds, as_strings=True)
+    assert lab.dims == ("mode",) and (lab != "diverged").all()
+    assert (A.classify(ds.drop_vars("steps_taken"), as_strings=True) == "diverged").all()

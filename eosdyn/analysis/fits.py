@@ -36,8 +36,10 @@ def _record_ends(ds: xr.Dataset, dim, with_status: bool = True) -> xr.DataArray 
     if "steps_taken" in ds and dim not in ds["steps_taken"].dims:
         steps = step_values(ds, dim)
         st = ds["steps_taken"]
-        ends = xr.apply_ufunc(lambda s: np.searchsorted(steps, s, side="right").astype(np.int64), st,
-                              dask="parallelized", output_dtypes=[np.int64])
+        # steps_taken counts GD steps from the first recorded (initial) step: step 0 for toy/QRM,
+        # t0 for the Taylor model
+        ends = xr.apply_ufunc(lambda s: np.searchsorted(steps, steps[0] + s, side="right").astype(np.int64),
+                              st, dask="parallelized", output_dtypes=[np.int64])
     if with_status and "status" in ds and dim not in ds["status"].dims:
         from .stats import _status_mask
 
@@ -397,8 +399,8 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
     * Toy datasets (``z``, ``T``, ``eps``/``a``): with y from :func:`eos_coordinate`,
       Δ₂z̃ ≈ c₁ y z̃ and Δ₂y ≈ c₂ y z̃² + c₃ z̃², where Δ₂x = x_{t+2} − x_t. Theory (E = 0,
       λ = −ε): c₁ = 2, c₂ = −2(4 − 3ε + 4ε²), c₃ = −4ε (to lowest order in y, z̃).
-    * Network datasets (``z1`` and ``sharpness``): Δ₂z₁ ≈ c₁ y z₁ with y = sharpness − 2
-      (mode 0); the paper's Figure 6 (middle) has c₁ = 2.
+    * Network datasets (``z1`` and ``sharpness``; or the Taylor model's ``z(step, mode)``, mode 0):
+      Δ₂z₁ ≈ c₁ y z₁ with y = sharpness − 2 (mode 0); the paper's Figure 6 (middle) has c₁ = 2.
 
     Each regression has no intercept and is solved per member from batched normal equations over
     the points of the core dims (``dim`` plus the dims in ``over``, pooled), restricted to the
@@ -447,15 +449,16 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
     core = [dim, *over]
     toy = _is_toy(ds)
     if toy:
-        zname = "z"
+        z = ds["z"]
     elif "z1" in ds and "sharpness" in ds:
-        zname = "z1"
+        z = ds["z1"]
+    elif "z" in ds and "mode" in ds["z"].dims and "sharpness" in ds:   # Taylor model: z in the NTK basis
+        z = ds["z"].isel(mode=0, drop=True)
     else:
         raise ValueError("fit_increments needs a toy dataset (variables 'z', 'T' and coordinate 'eps' or "
-                         "'a') or a network dataset (variables 'z1' and 'sharpness'); got variables "
-                         f"{list(ds.data_vars)}")
+                         "'a') or a network dataset (variables 'z1' and 'sharpness', or 'z' with a 'mode' "
+                         f"dim and 'sharpness'); got variables {list(ds.data_vars)}")
     y = eos_coordinate(ds) if y is None else y
-    z = ds[zname]
     pairs = two_step_pairs(step_values(ds, dim), dim)
     z0, z2 = _pair_views(z, dim, pairs)
     y0, y2 = _pair_views(y, dim, pairs)
@@ -474,6 +477,7 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
     c1, c1se, r2z, nz = _regress(dz, [zy], mask, core)
     out = xr.Dataset({"c1": c1, "c1_se": c1se, "r2_z": r2z, "n_points": nz})
     what = "z" if toy else "z1"
+    out = out.drop_vars([c for c in out.coords if c == "mode"])
     out["c1"].attrs = {"long_name": f"coefficient c1 of Delta2 {what} ~ c1 y {what} (theory: 2)", "units": "1"}
     if toy:
         dy = y2 - y0.variable
