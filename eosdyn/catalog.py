@@ -79,6 +79,7 @@ __all__ = [
     "parse_value",
     "remove",
     "resolve_function",
+    "verified_digest",
 ]
 
 _list = builtins.list
@@ -417,8 +418,7 @@ def _resolve(name: str, variant: str | None, overrides: Mapping[str, Any]) -> tu
         if variant is not None or overrides:
             raise CatalogError(f"entry {name!r} is a stored file: it takes no variant or overrides")
         return entry, {}
-    valid = _valid_keys(entry)
-    bad = sorted(set(overrides) - set(valid))
+    bad = sorted(set(overrides) - set(entry.parameters)) and sorted(set(overrides) - set(valid := _valid_keys(entry)))
     if bad:
         raise CatalogError(f"unknown override {bad[0]!r} for entry {name!r}; valid keys: {', '.join(valid)}")
     params = entry.parameters_for(variant)
@@ -492,15 +492,22 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def verified_digest(path: str | os.PathLike) -> str | None:
+    """The sha256 of a cache file if it matches its ``.sha256`` sidecar, else ``None``."""
+    path = Path(path)
+    try:
+        expected = _sidecar(path).read_text().split()[0]
+        actual = _sha256_file(path)
+    except (OSError, IndexError):
+        return None
+    return actual if actual == expected else None
+
+
 def _cache_state(path: Path) -> str:
     """``"missing"``, ``"ok"`` or ``"corrupt"``."""
     if not path.exists():
         return "missing"
-    try:
-        expected = _sidecar(path).read_text().split()[0]
-        return "ok" if _sha256_file(path) == expected else "corrupt"
-    except (OSError, IndexError):
-        return "corrupt"
+    return "ok" if verified_digest(path) is not None else "corrupt"
 
 
 @contextlib.contextmanager

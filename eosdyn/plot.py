@@ -31,6 +31,11 @@ __all__ = [
     "trajectories",
     "heatmap",
     "histogram",
+    "loss_landscape",
+    "eos_trajectories",
+    "final_sharpness_vs_eps",
+    "phase_portraits",
+    "final_T_distribution",
     "qrm_trajectories",
     "phase_diagrams",
     "rnl",
@@ -316,3 +321,169 @@ def theorem41(ds: xr.Dataset):
         panels.append(over.opts(title=f"D={int(sub['D'])}, P={int(sub['P'])}", logy=True, fig_size=120,
                                 show_legend=True))
     return hv.Layout(panels).cols(min(3, len(panels))).opts(title="Theorem 4.1 under gradient flow")
+
+
+# --------------------------------------------------------------------------- toy views
+def _param_key(ds):
+    return "eps" if "eps" in ds.coords else "a"
+
+
+def _nullcline_curves(hv, key, val, E, zs, *, two_step=False):
+    from . import theory
+
+    kw = {key: float(val), "E": float(E)}
+    if two_step:
+        fz = np.asarray(theory.two_step_nullcline_z(zs, **kw), float)
+        fT = np.asarray(theory.two_step_nullcline_T(zs, **kw), float)
+        lab = ("two-step z nullcline", "two-step T nullcline")
+    else:
+        fz = np.asarray(theory.nullcline_z(zs, **kw), float)
+        fT = np.asarray(theory.nullcline_T(zs, **kw), float)
+        lab = ("z nullcline", "T nullcline")
+    return (hv.Curve((zs, fz), "z", "T", label=lab[0]).opts(color="tab:blue", linewidth=2)
+            * hv.Curve((zs, fT), "z", "T", label=lab[1]).opts(color="tab:orange", linewidth=2))
+
+
+def _forbidden(hv, key, val, E, zr, Tr, n=120):
+    from . import theory
+
+    zs, Ts = np.linspace(*zr, n), np.linspace(*Tr, n)
+    Z, T = np.meshgrid(zs, Ts)
+    ok = np.asarray(theory.allowed_region(Z, T, **{key: float(val)}, E=float(E)))
+    return hv.Image((zs, Ts, np.where(ok, np.nan, 1.0)), ["z", "T"], "forbidden").opts(
+        cmap=["lightgrey"], alpha=0.8, colorbar=False)
+
+
+def loss_landscape(ds: xr.Dataset, *, n: int = 160):
+    """Figure 1: the loss L(θ) over the θ plane (P = 2) with the GD paths; all steps and even steps only.
+
+    L(θ) = ½ (½ θᵀQθ − E)² is evaluated from the dataset's ``Q`` and ``E``.
+    """
+    hv = _hv()
+    from .analysis import even
+
+    Q = ds["Q"].values
+    E = float(np.asarray(ds["E"]).ravel()[0])
+    th = ds["theta"]
+    lo = np.nanmin(th.values, axis=tuple(range(th.ndim - 1)))
+    hi = np.nanmax(th.values, axis=tuple(range(th.ndim - 1)))
+    pad = 0.3 * (hi - lo) + 0.5
+    x = np.linspace(lo[0] - pad[0], hi[0] + pad[0], n)
+    y = np.linspace(lo[1] - pad[1], hi[1] + pad[1], n)
+    X, Y = np.meshgrid(x, y)
+    quad = Q[0, 0] * X**2 + 2 * Q[0, 1] * X * Y + Q[1, 1] * Y**2
+    L = 0.5 * (0.5 * quad - E) ** 2
+    bg = hv.Image((x, y, np.log10(L + 1e-6)), ["theta_1", "theta_2"], "log10 loss").opts(cmap="viridis",
+                                                                                          colorbar=True)
+    panels = []
+    for title, data in (("GD paths", th), ("even steps only", even(th))):
+        curves = [bg]
+        others = [d for d in data.dims if d not in ("step", "param")]
+        stacked = data.stack(member=others) if others else data.expand_dims(member=[0])
+        for i in range(stacked.sizes["member"]):
+            m = stacked.isel(member=i)
+            lab = ", ".join(f"{d}={_fmt(m[d].item())}" for d in others) if others else "GD"
+            curves.append(hv.Curve((m.sel(param=0).values, m.sel(param=1).values), "theta_1", "theta_2",
+                                   label=lab).opts(linewidth=1.5))
+        t0 = th.isel(step=0)
+        t0 = t0.values.reshape(-1, 2)[0]
+        curves.append(hv.Scatter([(t0[0], t0[1])], "theta_1", "theta_2").opts(marker="X", s=120, color="red"))
+        panels.append(hv.Overlay(curves).opts(title=title, fig_size=150, show_legend=True))
+    return hv.Layout(panels).cols(2).opts(title="Figure 1: loss landscape (P = 2) and GD paths")
+
+
+def eos_trajectories(ds: xr.Dataset):
+    """Figure 2: T against step; even iterates in the (z̃, T) plane with the two-step nullclines; y against step."""
+    hv = _hv()
+    from .analysis import eos_coordinate, even
+
+    key = _param_key(ds)
+    val = float(np.asarray(ds[key]).ravel()[0])
+    E = float(np.asarray(ds["E"]).ravel()[0])
+    left = trajectories(ds, "T", hline=2.0, title="curvature T = eta lambda_max")
+    ev = even(ds[["z", "T"]])
+    zr = (float(np.nanmin(ev["z"])), float(np.nanmax(ev["z"])))
+    zs = np.linspace(min(zr[0], -0.05), max(zr[1], 0.05), 200)
+    paths = []
+    for (lab, mz), (_, mT) in zip(_members(ev["z"], "step", MAX_CURVES), _members(ev["T"], "step", MAX_CURVES)):
+        paths.append(hv.Curve((mz.values, mT.values), "z", "T").opts(linewidth=1, alpha=0.7, color="black"))
+    starts = hv.Scatter((ds["z"].isel(step=0).values.ravel(), ds["T"].isel(step=0).values.ravel()), "z", "T").opts(
+        marker="X", s=60, color="black")
+    middle = (hv.Overlay(paths) * starts * _nullcline_curves(hv, key, val, E, zs, two_step=True)).opts(
+        title="even iterates, two-step nullclines", fig_size=150, show_legend=True)
+    y = eos_coordinate(ds)
+    y.name = "y"
+    from .theory import theorem31_y_star
+
+    ystar = float(theorem31_y_star(val)) if key == "eps" else None
+    right = trajectories(even(y), "y", hline=ystar, title="EOS coordinate y (even steps); dashed: y*")
+    if ystar is not None:
+        right = right.opts(ylim=(min(-0.05, 6 * ystar), 0.05))
+    return hv.Layout([left, middle, right]).cols(3).opts(title=f"Figure 2: EOS dynamics, {key}={val:g}")
+
+
+def final_sharpness_vs_eps(ds: xr.Dataset):
+    """Theorem 3.1: measured final η λ_max against ε, with 2 − ε/2 and the fitted ε² correction."""
+    hv = _hv()
+    from .theory import theorem31_sharpness, theorem31_sharpness_fit
+
+    eps = ds["eps"].values
+    ft = ds["final_T"]
+    med = ft.median([d for d in ft.dims if d != "eps"]) if ft.ndim > 1 else ft
+    e = np.linspace(0, max(eps) * 1.05, 200)[1:]
+    over = (hv.Scatter((eps, med.values), "eps", "final sharpness", label="GD (measured)").opts(s=40, color="black")
+            * hv.Curve((e, np.asarray(theorem31_sharpness(e))), "eps", "final sharpness", label="2 - eps/2 (paper)")
+            * hv.Curve((e, np.asarray(theorem31_sharpness_fit(e))), "eps", "final sharpness",
+                       label="with fitted eps^2 term").opts(linestyle="--"))
+    resid = hv.Scatter((eps, (med.values - np.asarray(theorem31_sharpness(eps))) / eps**2), "eps",
+                       "(measured - (2 - eps/2)) / eps^2").opts(s=40)
+    return hv.Layout([over.opts(title="Theorem 3.1", fig_size=150, show_legend=True),
+                      resid.opts(title="residual / eps^2 (bounded = O(eps^2))", fig_size=150)]).cols(2)
+
+
+def phase_portraits(ds: xr.Dataset):
+    """Figures 7-8: initial conditions coloured by the final T, forbidden region (grey), one-step nullclines;
+    one panel per (ε|a, Ẽ), plus the histogram of final T."""
+    hv = _hv()
+    key = _param_key(ds)
+    panels = []
+    combos = sorted(set(zip(np.asarray(ds[key]).ravel().tolist(), np.asarray(ds["E"]).ravel().tolist())))
+    zr = (float(ds["z0"].min()), float(ds["z0"].max()))
+    Tr = (float(ds["T0"].min()), float(ds["T0"].max()))
+    for val, E in combos:
+        m = (ds[key] == val) & (ds["E"] == E)
+        sub = ds.where(m, drop=True)
+        final = sub["final_T"].values
+        pts = hv.Points((sub["z0"].values, sub["T0"].values, np.where(np.isfinite(final), final, np.nan)),
+                        ["z", "T"], "final T").opts(color="final T", cmap="viridis", s=18, colorbar=True,
+                                                    clim=(0, 4))
+        div = np.isnan(final)
+        dpts = hv.Points((sub["z0"].values[div], sub["T0"].values[div]), ["z", "T"]).opts(
+            marker="X", color="red", s=14)
+        zs = np.linspace(*zr, 300)
+        nc = _nullcline_curves(hv, key, val, E, zs)
+        over = _forbidden(hv, key, val, E, zr, Tr) * pts * dpts * nc
+        panels.append(over.opts(title=f"{key}={val:g}, E={E:g} (x: diverged)", fig_size=130, xlim=zr, ylim=Tr,
+                                show_legend=False))
+    panels.append(histogram(ds["final_T"].values, bins=40, label="final T", title="final T (all panels)",
+                            vline=2.0))
+    return hv.Layout(panels).cols(min(3, len(panels)))
+
+
+def final_T_distribution(ds: xr.Dataset):
+    """Figure 9: random initial conditions with the two-step nullclines (left) and the histogram of final T."""
+    hv = _hv()
+    from .theory import theorem31_sharpness
+
+    eps = float(np.asarray(ds["eps"]).ravel()[0])
+    E = float(np.asarray(ds["E"]).ravel()[0])
+    zr = (float(ds["z0"].min()), float(ds["z0"].max()))
+    final = ds["final_T"].values
+    pts = hv.Points((ds["z0"].values, ds["T0"].values, final), ["z", "T"], "final T").opts(
+        color="final T", cmap="viridis", s=10, colorbar=True)
+    zs = np.linspace(*zr, 300)
+    left = (pts * _nullcline_curves(hv, "eps", eps, E, zs, two_step=True)).opts(
+        title=f"two-step nullclines, eps={eps:g}", fig_size=150, show_legend=True)
+    right = histogram(final, bins=50, label="final T", title="distribution of final T",
+                      vline=float(theorem31_sharpness(eps)))
+    return hv.Layout([left, right]).cols(2).opts(title="Figure 9")

@@ -48,3 +48,30 @@ def test_save_png_failure_leaves_nothing(tmp_path):
     with pytest.raises(Exception):
         plot.save_png(object(), tmp_path / "bad.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def _toy_datasets():
+    return {
+        "loss_landscape": eosdyn.toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.5, -4.32], E=0.0, eta=[0.3, 0.6],
+                                                   steps=20),
+        "eos_trajectories": eosdyn.toy.two_param(eps=0.05, z0=[-0.5, -0.4], T0=1.6, steps=100),
+        "final_sharpness_vs_eps": eosdyn.toy.two_param(eps=[0.05, 0.1], z0=-0.45, T0=1.65, steps=20000,
+                                                       record_every=None, stop_on_convergence=True),
+        "phase_portraits": recipes.phase_portrait(a=[1.0, -2.0], E=0.0, n=7, steps=100),
+        "final_T_distribution": recipes.random_initialisations(eps=0.1, n=30, steps=20000),
+    }
+
+
+def test_toy_views_build_and_one_renders(tmp_path):
+    import holoviews as hv
+
+    for name, ds in _toy_datasets().items():
+        view = getattr(plot, name)(ds)
+        assert isinstance(view, (hv.Layout, hv.Overlay)), name
+    assert is_png(plot.save_png(view, tmp_path / "f9.png"))
+
+
+@pytest.mark.slow
+def test_toy_views_render(tmp_path):
+    for name, ds in _toy_datasets().items():
+        assert is_png(plot.save_png(getattr(plot, name)(ds), tmp_path / f"{name}.png")), name
