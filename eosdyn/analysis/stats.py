@@ -173,33 +173,34 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
     valid = finite & ~diverged
     v = vals.where(valid)
 
-    out = xr.Dataset()
-    out["n_total"] = xr.full_like(vals.isel({dim: 0}, drop=True), n, dtype=np.int64)
-    out["n_valid"] = valid.sum(dim).astype(np.int64)
-    out["n_diverged"] = diverged.sum(dim).astype(np.int64)
-    out["n_excluded"] = out["n_total"] - out["n_valid"]
-    out["frac_converged"] = converged.sum(dim) / n
-    out["frac_diverged"] = diverged.sum(dim) / n
-    out["frac_eos"] = (valid & (abs(vals - edge) < eos_tol)).sum(dim) / n
+    r: dict = {}
+    r["n_total"] = xr.full_like(vals.isel({dim: 0}, drop=True), n, dtype=np.int64)
+    r["n_valid"] = valid.sum(dim).astype(np.int64)
+    r["n_diverged"] = diverged.sum(dim).astype(np.int64)
+    r["n_excluded"] = r["n_total"] - r["n_valid"]
+    r["frac_converged"] = converged.sum(dim) / n
+    r["frac_diverged"] = diverged.sum(dim) / n
+    r["frac_eos"] = (valid & (abs(vals - edge) < eos_tol)).sum(dim) / n
     allq = np.append(qs, 0.5)
     q = lift(_quantile_kernel, v, core_dims=[[dim]], out_core_dims=[["quantile"]], out_dtypes=[np.float64],
              out_sizes={"quantile": allq.size}, kwargs={"qs": allq})
-    out["quantiles"] = q.isel(quantile=slice(0, qs.size)).assign_coords(quantile=qs)
+    r["quantiles"] = q.isel(quantile=slice(0, qs.size)).assign_coords(quantile=qs)
     med = q.isel(quantile=-1, drop=True)
-    out["median_sharpness"] = med
-    out["mean_sharpness"] = v.mean(dim, skipna=True)
-    out["std_sharpness"] = v.std(dim, skipna=True, ddof=1)
+    r["median_sharpness"] = med
+    r["mean_sharpness"] = v.mean(dim, skipna=True)
+    r["std_sharpness"] = v.std(dim, skipna=True, ddof=1)
     U = np.random.default_rng(np.random.SeedSequence(seed)).random((int(n_boot), n))
     lo, hi = lift(_boot_kernel, v, core_dims=[[dim]], out_core_dims=[[], []], out_dtypes=[np.float64] * 2,
                   kwargs={"U": U, "qlo": (1 - ci) / 2, "qhi": 1 - (1 - ci) / 2})
-    out["mean_ci_lower"] = lo
-    out["mean_ci_upper"] = hi
-    out["deviation"] = edge - med
+    r["mean_ci_lower"] = lo
+    r["mean_ci_upper"] = hi
+    r["deviation"] = edge - med
     h = lift(_hist_kernel, v, core_dims=[[dim]], out_core_dims=[["bin"]], out_dtypes=[np.int64],
              out_sizes={"bin": edges.size - 1}, kwargs={"edges": edges})
-    out["hist"] = h.assign_coords(bin=(edges[:-1] + edges[1:]) / 2, bin_lower=("bin", edges[:-1]),
+    r["hist"] = h.assign_coords(bin=(edges[:-1] + edges[1:]) / 2, bin_lower=("bin", edges[:-1]),
                                   bin_upper=("bin", edges[1:]))
-    out["n_outside_bins"] = out["n_valid"] - out["hist"].sum("bin")
+    r["n_outside_bins"] = r["n_valid"] - r["hist"].sum("bin")
+    out = xr.Dataset(r)
     attrs = {
         "n_total": "number of members", "n_valid": "members used (finite and not diverged)",
         "n_diverged": "members that diverged", "n_excluded": "members excluded (n_total - n_valid)",
