@@ -187,6 +187,8 @@ def _pair_run(kind, z0, T0, p, r, nsteps, every, tol, thr, scale, stop_when_fate
         # rows: 0 z, 1 T, 2 p, 3 r, 4 divergence accumulator, 5 count of |z| < tol, 6/7 checkpoint z/T
         S = np.zeros((8, LANES), z0.dtype)
         tmp = np.zeros(2, z0.dtype)
+        # staging buffer of the records of one chunk (flushed per lane: contiguous row writes)
+        buf = np.empty((2, CHECK, LANES), z0.dtype)
         dv = np.full(LANES, _NEVER, np.int64)
         cv = np.full(LANES, _NEVER, np.int64)
         for j in range(m):
@@ -199,14 +201,16 @@ def _pair_run(kind, z0, T0, p, r, nsteps, every, tol, thr, scale, stop_when_fate
             if abs(S[0, j]) < tol:
                 cv[j] = 0
             if every > 0:
-                rec_z[0, lo + j] = S[0, j]
-                rec_T[0, lo + j] = S[1, j]
+                rec_z[lo + j, 0] = S[0, j]
+                rec_T[lo + j, 0] = S[1, j]
         t0 = 0
         while t0 < nsteps:
             t1 = min(nsteps, t0 + CHECK)
             for j in range(LANES):
                 S[6, j] = S[0, j]
                 S[7, j] = S[1, j]
+            nrec = 0
+            row0 = (t0 + every) // every if every > 0 else 0
             for t in range(t0 + 1, t1 + 1):
                 for j in range(LANES):
                     zn, Tn = _pair_step(kind, S[0, j], S[1, j], S[2, j], S[3, j])
@@ -215,10 +219,14 @@ def _pair_run(kind, z0, T0, p, r, nsteps, every, tol, thr, scale, stop_when_fate
                     S[4, j] += (S[0, j] * scale) * 0.0 + (S[1, j] * scale) * 0.0
                     S[5, j] += 1.0 if abs(S[0, j]) < tol else 0.0
                 if every > 0 and t % every == 0:
-                    row = t // every
-                    for j in range(m):
-                        rec_z[row, lo + j] = S[0, j]
-                        rec_T[row, lo + j] = S[1, j]
+                    for j in range(LANES):
+                        buf[0, nrec, j] = S[0, j]
+                        buf[1, nrec, j] = S[1, j]
+                    nrec += 1
+            for j in range(m):
+                for k in range(nrec):
+                    rec_z[lo + j, row0 + k] = buf[0, k, j]
+                    rec_T[lo + j, row0 + k] = buf[1, k, j]
             # exact fates of the lanes whose accumulators fired in (t0, t1]
             for j in range(m):
                 need_d = dv[j] == _NEVER and not (S[4, j] == 0.0)
@@ -264,8 +272,9 @@ def two_param_batch(z0, T0, lam, E, nsteps, every, tol, thr, scale, stop_when_fa
 Parameters (plain contiguous arrays of length n unless stated): ``z0, T0, lam, E``;
 ``nsteps, every`` (int), ``tol, thr, scale`` (state dtype; ``scale`` = 2^(emax+1) / ``thr``,
 a power of two), ``stop_when_fated`` (bool); outputs
-``rec_z, rec_T`` step-major (nsteps // every + 1, n) or (0, n) when ``every`` = 0 (so the lanes
-    of one step are written contiguously), ``out_z, out_T``
+``rec_z, rec_T`` (n, R) with R = nsteps // every + 1, or (n, 0) when ``every`` = 0
+    (records are staged per chunk of ``CHECK`` steps and written as contiguous runs per
+    trajectory), ``out_z, out_T``
 (final state), ``div_at, conv_at`` (int64, −1 = never). See the module docstring.
     """
     _pair_run(0, z0, T0, lam, E, nsteps, every, tol, thr, scale, stop_when_fated,

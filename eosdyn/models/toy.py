@@ -80,7 +80,7 @@ def _run_pair(kernel, x0, y0, p, r, *, steps, every, stop, tol, dt):
     thr, scale = C.THRESHOLDS[dt]
     n = x0.size
     thr_, scale_, tol_ = dt.type(thr), dt.type(scale), dt.type(tol)
-    empty = np.empty((0, n), dt)
+    empty = np.empty((n, 0), dt)
 
     def fate_kernel():
         d = np.empty(n, np.int64)
@@ -92,14 +92,13 @@ def _run_pair(kernel, x0, y0, p, r, *, steps, every, stop, tol, dt):
     nsteps = C.stop_step(fate_kernel, steps) if stop else steps
     stepc = C.step_coord(nsteps, every)
     R = stepc.size if every else 0
-    rx = np.empty((R, n), dt)   # step-major for the kernel; transposed views below
-    ry = np.empty((R, n), dt)
+    rx = np.empty((n, R), dt)
+    ry = np.empty((n, R), dt)
     fx = np.empty(n, dt)
     fy = np.empty(n, dt)
     d = np.empty(n, np.int64)
     c = np.empty(n, np.int64)
     kernel(x0, y0, p, r, nsteps, every, tol_, thr_, scale_, False, rx, ry, fx, fy, d, c)
-    rx, ry = rx.T, ry.T
     if every == 0:
         rx = C.with_final(x0, fx, nsteps)
         ry = C.with_final(y0, fy, nsteps)

@@ -46,13 +46,13 @@ def test_bench_two_param_kernel_final_state(benchmark):
     lam, E = np.full(n, -0.1), np.zeros(n)
     thr, scale = THRESHOLDS[np.dtype(np.float64)]
     out = [np.empty(n), np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)]
-    empty = np.empty((0, n))
+    empty = np.empty((n, 0))
 
     def run():
         two_param_batch(z0, T0, lam, E, steps, 0, 1e-13, thr, scale, False, empty, empty, *out)
 
     two_param_batch(z0[:64], T0[:64], lam[:64], E[:64], 10, 0, 1e-13, thr, scale, False,
-                    empty[:, :64], empty[:, :64], *(o[:64] for o in out))  # compile / load cache
+                    empty[:64], empty[:64], *(o[:64] for o in out))  # compile / load cache
     t = time.perf_counter()
     benchmark.pedantic(run, rounds=1, iterations=1)
     _report("two_param kernel, 1000x1000 x 10000 steps, float64, final only", time.perf_counter() - t, n, steps)
