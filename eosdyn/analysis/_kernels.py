@@ -25,9 +25,10 @@ def classify_rows(a, ends, tail, rtol, atol):
     ``ends[r]`` is the number of recorded values of row r (later values are padding, e.g. after an
     early stop); ``ends[r] < 0`` means "flagged diverged". Rule (per row): ``diverged`` if flagged
     or if the last value is NaN or ±inf; otherwise with ``scale = max |x|`` over the first value and
-    the tail (finite values; only these are read) and ``tol = rtol*scale + atol``: ``fixed_point`` if every one-step change in the tail
-    is <= tol, else ``period_2`` if every two-step change x[t+2] - x[t] in the tail is <= tol, else
-    ``other`` (also when the tail holds a non-finite value or is shorter than 3 values).
+    the tail (finite values; only these are read) and ``tol = rtol*scale + atol``: ``fixed_point``
+    if every one-step change in the tail is <= tol, else ``period_2`` if every two-step change
+    x[t+2] - x[t] in the tail is <= tol, else ``other`` (also when the tail holds a non-finite
+    value or is shorter than 3 values).
     """
     rows, n = a.shape
     out = np.empty(rows, np.int8)

@@ -162,7 +162,8 @@ def fixed_points(*, eps: float | None = None, a: float | None = None, E: float =
         T values at which the stability of the fixed line z̃ = 0 is reported (default: 201 values
         spanning ``T_range``).
     tol : float
-        Residual |F(x) − x| accepted as a root, relative to max(1, |x|) · min(1, |z̃|); points within 1e-7 (max-norm) are merged, and roots
+        Residual |F(x) − x| accepted as a root, relative to max(1, |x|) · min(1, |z̃|); points
+        within 1e-7 (max-norm) are merged, and roots
         with |z̃| < 1e-8 belong to the line.
 
     Returns
