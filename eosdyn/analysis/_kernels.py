@@ -253,7 +253,7 @@ def geometric_fit_rows(a, starts, ends, min_points, max_iter):
                         improved = True
                         break
                 lam *= 10.0
-            if not improved or rel < 1e-10:
+            if not improved or rel < 1e-9:
                 break
         cov = _inv3(jtj)
         s2 = rss / (m - 3) if m > 3 else np.nan
