@@ -569,3 +569,11 @@ def test_taylor_layout_offset_steps_and_early_stop(rng):
     lab = A.classify(ds, as_strings=True)
     assert lab.dims == ("mode",) and (lab != "diverged").all()
     assert (A.classify(ds.drop_vars("steps_taken"), as_strings=True) == "diverged").all()
+
+
+def test_orbits_from_dataset_and_accessor():
+    ds = iterate_two_param([1.0], [0.1], [1.5], 5).isel(eps=0)
+    xr.testing.assert_identical(ds.eos.fixed_points(), A.fixed_points(eps=1.0))
+    xr.testing.assert_identical(ds.eos.period_two_orbits(n_starts=20), A.period_two_orbits(eps=1.0, n_starts=20))
+    with pytest.raises(ValueError, match="scalar"):
+        A.fixed_points(iterate_two_param([0.1, 0.2], [0.1], [1.5], 5))

@@ -26,6 +26,7 @@ METHODS = {
     "eos_coordinate": "coords", "nonlinearity_ratio": "coords",
     "classify": "fits", "fit_limit": "fits", "limiting_two_cycle": "fits", "fit_increments": "fits",
     "final_sharpness_stats": "stats", "phase_table": "stats",
+    "fixed_points": "orbits", "period_two_orbits": "orbits",
 }
 
 

@@ -141,17 +141,45 @@ def _eig_vars(J, dims):
     }
 
 
+def _from_dataset(ds, eps, a, E):
+    """Take eps / a / E from a toy dataset's scalar coordinates when not given explicitly."""
+    if E is None:
+        E = 0.0
+        if ds is not None and "E" in ds.variables:
+            E = ds["E"]
+    if ds is not None and eps is None and a is None:
+        if "eps" in ds.variables:
+            eps = ds["eps"]
+        elif "a" in ds.variables:
+            a = ds["a"]
+        else:
+            raise ValueError("the dataset has no 'eps' or 'a' coordinate; pass eps= or a=")
+    vals = []
+    for name, v in (("eps", eps), ("a", a), ("E", E)):
+        if isinstance(v, xr.DataArray):
+            if v.size != 1:
+                raise ValueError(f"{name} must be a scalar for fixed_points/period_two_orbits; the dataset has "
+                                 f"{v.size} values (select one, e.g. ds.sel({name}=...))")
+            v = float(v.values)
+        vals.append(v)
+    return tuple(vals)
+
+
 def _params_attrs(lam, E, eps, a):
     return {"lam": lam, "E": float(E), **({"eps": float(eps)} if eps is not None else {"a": float(a)})}
 
 
-def fixed_points(*, eps: float | None = None, a: float | None = None, E: float = 0.0,
+def fixed_points(ds: xr.Dataset | None = None, *, eps: float | None = None, a: float | None = None,
+                 E: float | None = None,
                  z_range=(-2.0, 2.0), T_range=(-1.0, 6.0), n_starts: int = 40, line_T=None,
                  tol: float = 1e-10) -> xr.Dataset:
     """Fixed points of the P = 2 map (Eq. 65-66): isolated ones by root finding, plus the z̃ = 0 line.
 
     Parameters
     ----------
+    ds : xarray.Dataset, optional
+        A toy dataset whose scalar ``eps``/``a`` and ``E`` coordinates are used when the keywords
+        are not given (so ``ds.eos.fixed_points()`` works).
     eps, a : float
         Exactly one: λ = −ε (ε ∈ (0, 1]) or λ = −1/a (|a| >= 1).
     E : float, default 0
@@ -180,6 +208,7 @@ def fixed_points(*, eps: float | None = None, a: float | None = None, E: float =
     >>> fp.line_multiplier.values, fp.line_stable.values
     (array([ 0.5, -0.5, -1.5]), array([ True,  True, False]))
     """
+    eps, a, E = _from_dataset(ds, eps, a, E)
     lam = _lam(eps, a)
     check_range("E", E)
     n_starts = _check_box(z_range, T_range, n_starts)
@@ -209,12 +238,14 @@ def fixed_points(*, eps: float | None = None, a: float | None = None, E: float =
     return ds
 
 
-def period_two_orbits(*, eps: float | None = None, a: float | None = None, E: float = 0.0,
+def period_two_orbits(ds: xr.Dataset | None = None, *, eps: float | None = None, a: float | None = None,
+                      E: float | None = None,
                       z_range=(-2.0, 2.0), T_range=(-1.0, 6.0), n_starts: int = 40,
                       tol: float = 1e-10) -> xr.Dataset:
     """Period-2 orbits {x, F(x)} of the P = 2 map: roots of F(F(x)) − x that are not fixed points.
 
-    Newton on F∘F − id from a grid of starts; roots with |z̃| < 1e-8 (the fixed line) or
+    Parameters as :func:`fixed_points` (``ds``, ``eps``/``a``, ``E``, ``z_range``, ``T_range``,
+    ``n_starts``, ``tol``). Newton on F∘F − id from a grid of starts; roots with |z̃| < 1e-8 (the fixed line) or
     |F(x) − x| < 1e-7 (fixed points) are dropped; the two points of an orbit are merged into one
     entry (dim ``phase``: the point with the smaller z̃ first).
 
@@ -231,6 +262,7 @@ def period_two_orbits(*, eps: float | None = None, a: float | None = None, E: fl
     >>> sorted(orb.sizes)
     ['eig', 'orbit', 'phase']
     """
+    eps, a, E = _from_dataset(ds, eps, a, E)
     lam = _lam(eps, a)
     check_range("E", E)
     n_starts = _check_box(z_range, T_range, n_starts)
