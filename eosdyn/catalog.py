@@ -58,6 +58,7 @@ import yaml
 
 from ._version import __version__
 from .conventions import _jsonable, append_history, check_dataset
+from .conventions import resolve_function as _conv_resolve
 from .io import open_dataset, to_netcdf
 
 __all__ = [
@@ -380,23 +381,14 @@ def list() -> _list[str]:  # noqa: A001 - the public name asked for
 
 # --------------------------------------------------------------------------- recipes
 def resolve_function(dotted: str) -> Callable:
-    """Import ``"package.module.function"`` (lazy ``eosdyn`` submodules such as ``eosdyn.toy`` work)."""
-    parts = dotted.split(".")
-    obj = None
-    for i in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[i:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            obj = None
-        break
-    if obj is None or not callable(obj):
-        raise CatalogError(f"cannot import function {dotted!r}")
-    return obj
+    """Import ``"package.module.function"`` (lazy ``eosdyn`` submodules such as ``eosdyn.toy`` work).
+
+    Delegates to :func:`eosdyn.conventions.resolve_function`; raises :class:`CatalogError`.
+    """
+    try:
+        return _conv_resolve(dotted)
+    except (ValueError, ImportError) as err:
+        raise CatalogError(f"cannot import function {dotted!r} ({err})") from None
 
 
 def _valid_keys(entry: Entry) -> _list[str]:

@@ -8,6 +8,7 @@
     eosdyn export NAME out.nc [--variant quick] [--set key=value ...]
     eosdyn reproduce [--quick] [-o DIR]  # the main job: every entry as NetCDF + PNG + summary.md
     eosdyn cache {dir,clear}
+    eosdyn nn build --cifar PATH ...     # regenerate the stored real-network files (nn extra)
     eosdyn --version
 
 Global options (before the command): ``--quiet`` (no progress bars or chatter),
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cache", help="show or clear the dataset cache")
     p.add_argument("action", choices=["dir", "clear"])
+
+    from .nn import cli as nn_cli  # `eosdyn nn build`: regenerates the stored real-network files
+
+    nn_cli.add_parser(sub)
     return parser
 
 
@@ -186,8 +191,14 @@ def _cmd_cache(args) -> int:
     return 0
 
 
+def _cmd_nn(args) -> int:
+    from .nn import cli as nn_cli
+
+    return nn_cli.run(args)
+
+
 _COMMANDS = {"list": _cmd_list, "show": _cmd_show, "run": _cmd_run, "export": _cmd_export,
-             "reproduce": _cmd_reproduce, "cache": _cmd_cache}
+             "reproduce": _cmd_reproduce, "cache": _cmd_cache, "nn": _cmd_nn}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -140,3 +140,10 @@ def test_console_script_entry_point(cat, tmp_path):
     r = subprocess.run([sys.executable, "-m", "eosdyn.cli", "--quiet", "list"],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0 and "lin" in r.stdout.split()
+
+
+def test_nn_subcommand_is_wired(capsys):
+    """`eosdyn nn build` comes from eosdyn.nn.cli; without a sub-command it is a usage error."""
+    assert main(["nn"]) == 2
+    assert "eosdyn nn build" in capsys.readouterr().err
+    assert main(["nn", "build"]) == 2  # --cifar is required (argparse usage error)
