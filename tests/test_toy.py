@@ -471,3 +471,39 @@ def test_dataset_layout_contract():
         assert ds[v].dtype == np.int64
     assert ds.status.dtype == np.int8 and ds.diverged.dtype == bool
     assert ds.attrs["model"] == "two_param"
+
+
+@given(a=st.floats(-20, 20), E=st.floats(-2, 2), z0=st.floats(-2, 2), T0=st.floats(-1, 8),
+       steps=st.integers(0, 200), stop=st.booleans(), every=st.sampled_from([1, 5, None]))
+def test_property_two_param_a_and_stop(a, E, z0, T0, steps, stop, every):
+    try:
+        ds = toy.two_param(a=a, E=E, z0=z0, T0=T0, steps=steps, stop_on_convergence=stop,
+                           record_every=every, tol=1e-8)
+    except ValueError as err:
+        msg = str(err)
+        assert msg.startswith("a must") or msg.startswith("z0, T0")
+        assert msg.startswith("z0, T0") == (a >= 1 or a < -1)
+        return
+    assert a >= 1 or a < -1
+    eosdyn.check_dataset(ds)
+    last = int(ds.step[-1])
+    assert last <= steps
+    d, c = int(ds.diverged_at), int(ds.converged_at)
+    status = int(ds.status)
+    if d >= 0:
+        assert status == STATUS_VALUES["diverged"] and np.isnan(float(ds.final_T))
+    elif c >= 0:
+        assert status == STATUS_VALUES["converged"]
+    else:
+        assert status == STATUS_VALUES["max_steps"] and last in (steps, 0)
+    if stop and (d >= 0 or c >= 0):
+        assert int(ds.steps_taken) == (d if d >= 0 else c)  # a batch of one stops at its fate
+
+
+def test_parameter_space_and_hierarchy_chunk_invariant():
+    rng = np.random.default_rng(9)
+    Q, theta = _setup(rng, 4, 0.5, 0.0)
+    thetas = theta[None, :] * np.linspace(0.5, 1.3, 9)[:, None]
+    a = toy.one_datapoint(Q=Q, theta0=thetas, eta=[0.5, 1.0], steps=40)
+    b = toy.one_datapoint(Q=Q, theta0=thetas[::-1][2:6], eta=1.0, steps=40)
+    np.testing.assert_array_equal(b.theta.values, a.theta.sel(eta=1.0).values[::-1][2:6])

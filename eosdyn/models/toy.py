@@ -193,7 +193,7 @@ def two_param(*, eps=None, a=None, E=0.0, z0, T0, steps, record_every=1,
     5
     """
     params = dict(eps=eps, a=a, E=E, z0=z0, T0=T0, steps=steps, record_every=record_every,
-                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=str(np.dtype(dtype)) if _isdt(dtype) else dtype)
+                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=_dtype_name(dtype))
     return _two_param_impl(**params, model="two_param", function="eosdyn.toy.two_param", parameters=params,
                            title="Two-parameter model, GD in rescaled coordinates (z̃, T)",
                            equations=f"Eq. 14-15 / 65-66 (allowed region Eq. 67-68), {_REF}")
@@ -216,18 +216,19 @@ def catapult(*, E=0.0, z0, T0, steps, record_every=1, stop_on_convergence=False,
     True
     """
     params = dict(E=E, z0=z0, T0=T0, steps=steps, record_every=record_every,
-                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=str(np.dtype(dtype)) if _isdt(dtype) else dtype)
+                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=_dtype_name(dtype))
     return _two_param_impl(eps=None, a=1.0, **params, model="catapult", function="eosdyn.toy.catapult",
                            parameters=params, title="Catapult map (Q eigenvalues ±1), GD in (z̃, T)",
                            equations=f"Eq. 12-13, {_REF}")
 
 
-def _isdt(dtype) -> bool:
+def _dtype_name(dtype):
+    """``dtype`` as a JSON-friendly name for the provenance (left as given if it is no dtype;
+    the option check then reports it)."""
     try:
-        np.dtype(dtype)
-        return True
+        return np.dtype(dtype).name
     except TypeError:
-        return False
+        return dtype
 
 
 # --------------------------------------------------------------------------- linear model
@@ -258,7 +259,7 @@ def linear(*, lam, theta0, steps, record_every=1, stop_on_convergence=False, tol
     [1.0, -0.5, 0.25]
     """
     params = dict(lam=lam, theta0=theta0, steps=steps, record_every=record_every,
-                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=str(np.dtype(dtype)) if _isdt(dtype) else dtype)
+                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=_dtype_name(dtype))
     steps, every, stop, tol, dt = C.check_options(steps=steps, record_every=record_every,
                                                   stop_on_convergence=stop_on_convergence, tol=tol, dtype=dtype)
     check_range("lam", lam)
@@ -373,7 +374,7 @@ def hierarchy(*, q, z0, w0=None, T0=None, E=None, steps, record_every=1, stop_on
     ('step', 'mode')
     """
     params = dict(q=q, z0=z0, w0=w0, T0=T0, E=E, steps=steps, record_every=record_every,
-                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=str(np.dtype(dtype)) if _isdt(dtype) else dtype)
+                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=_dtype_name(dtype))
     steps, every, stop, tol, dt = C.check_options(steps=steps, record_every=record_every,
                                                   stop_on_convergence=stop_on_convergence, tol=tol, dtype=dtype)
     grid, bdims, bshape, qf, wf, zf, names = _hierarchy_inputs(q, z0, w0, T0, E)
@@ -491,7 +492,7 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop_on_conve
     (('step', 'param'), ('step',))
     """
     params = dict(Q=Q, theta0=theta0, E=E, eta=eta, steps=steps, record_every=record_every,
-                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=str(np.dtype(dtype)) if _isdt(dtype) else dtype)
+                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=_dtype_name(dtype))
     steps, every, stop, tol, dt = C.check_options(steps=steps, record_every=record_every,
                                                   stop_on_convergence=stop_on_convergence, tol=tol, dtype=dtype)
     Qm, grid, bdims, bshape, th, Ef, ef = _datapoint_inputs(Q, theta0, E, eta)
