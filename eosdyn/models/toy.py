@@ -453,6 +453,15 @@ def _datapoint_inputs(Q, theta0, E, eta):
     return Qm, grid, bdims, bshape, th, Ef, ef
 
 
+def _datapoint_coords(grid):
+    """Coordinates of the parameter-space datasets; ``E`` here is the unscaled E of Eq. 4."""
+    coords = C.param_coords(grid, ["E", "eta"])
+    E = coords["E"]
+    coords["E"] = xr.Variable(E.dims, np.asarray(E.values, dtype=np.float64),
+                              attrs={"long_name": "E of Eq. 4 (unscaled; Ẽ = η E)", "units": "1"})
+    return coords
+
+
 def _Q_variable(Qm):
     return xr.Variable(("param", "param2"), Qm, attrs={"long_name": "matrix Q of the quadratic model (Eq. 4)",
                                                        "units": "1"})
@@ -527,7 +536,7 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop_on_conve
     fT[div] = np.nan
     with np.errstate(over="ignore", invalid="ignore"):
         loss = (0.5 * (rz / ed.reshape((n, 1))) ** 2).astype(dt)
-    coords = C.param_coords(grid, ["E", "eta"])
+    coords = _datapoint_coords(grid)
     f = C.fates(d, o["c"], nsteps)
     return C.build_dataset(
         bdims=bdims, bshape=bshape, coords=coords, steps=stepc,
@@ -700,7 +709,7 @@ def one_datapoint_flow(*, Q, theta0, E=0.0, eta, times, rtol=1e-12, atol=1e-14,
                 z[i, k], T[i, k] = maps.one_datapoint_observe(np.ascontiguousarray(Y[i, k]), Qm, Ef[i], ef[i], g)
     with np.errstate(over="ignore", invalid="ignore"):
         loss = 0.5 * (z / ef[:, None]) ** 2
-    coords = C.param_coords(grid, ["E", "eta"])
+    coords = _datapoint_coords(grid)
     return C.build_dataset(
         bdims=bdims, bshape=bshape, coords=coords, steps=None, time=tv,
         trajectories={"theta": (Y, ("param",)), "z": (z, ()), "T": (T, ()), "loss": (loss, ())},
