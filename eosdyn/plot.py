@@ -38,6 +38,7 @@ __all__ = [
     "final_T_distribution",
     "qrm_trajectories",
     "phase_diagrams",
+    "network_trajectory",
     "rnl",
     "theorem41",
 ]
@@ -161,7 +162,8 @@ def trajectories(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, dim: 
     curves = []
     for lab, m in _members(da, dim, max_curves):
         y = np.abs(m.values) if logy else m.values
-        curves.append(hv.Curve((m[dim].values, y), dim, name, label=lab or name))
+        # (a label equal to the value dimension's name breaks HoloViews' matplotlib backend)
+        curves.append(hv.Curve((m[dim].values, y), dim, name, **({"label": lab} if lab else {})))
     over = hv.Overlay(curves)
     if hline is not None:
         over = over * hv.HLine(hline).opts(color="black", linestyle="--", linewidth=1)
@@ -487,3 +489,22 @@ def final_T_distribution(ds: xr.Dataset):
     right = histogram(final, bins=50, label="final T", title="distribution of final T",
                       vline=float(theorem31_sharpness(eps)))
     return hv.Layout([left, right]).cols(2).opts(title="Figure 9")
+
+
+# --------------------------------------------------------------------------- real network
+def network_trajectory(ds: xr.Dataset):
+    """Figure 5: top NTK sharpness values η λ_i/n against step (edge 2, Hessian estimate dashed),
+    the residual z1 along the top mode, and z1 at even steps only."""
+    hv = _hv()
+    from .analysis import even
+
+    sharp = trajectories(ds, "sharpness", hline=2.0, title="sharpness eta lambda_i (mode 0 = largest)")
+    if "hessian_sharpness" in ds and "step_h" in ds.dims:
+        h = ds["hessian_sharpness"]
+        sharp = sharp * hv.Curve((ds["step_h"].values, h.values), "step", "sharpness", label="Hessian").opts(
+            linestyle="--", color="black")
+    panels = [sharp]
+    if "z1" in ds:
+        panels.append(trajectories(ds, "z1", title="z1 = v1^T z"))
+        panels.append(trajectories(even(ds["z1"]), "z1", title="z1, even steps"))
+    return hv.Layout(panels).cols(min(3, len(panels))).opts(title=ds.attrs.get("title", "real network"))

@@ -75,3 +75,18 @@ def test_toy_views_build_and_one_renders(tmp_path):
 def test_toy_views_render(tmp_path):
     for name, ds in _toy_datasets().items():
         assert is_png(plot.save_png(getattr(plot, name)(ds), tmp_path / f"{name}.png")), name
+
+
+def test_network_view_and_claim(tmp_path):
+    """Synthetic trajectory with the real-network layout: sharpness(step, mode), z1(step), hessian_sharpness(step_h)."""
+    step = np.arange(200)
+    s0 = 2.0 + 0.3 * np.sin(step / 15.0)
+    ds = xr.Dataset({"sharpness": (("step", "mode"), np.stack([s0, 0.8 * np.ones(200)], axis=1)),
+                     "z1": ("step", (-1.0) ** step * np.exp(-step / 100)),
+                     "hessian_sharpness": ("step_h", s0[::20])},
+                    coords={"step": step, "mode": [0, 1], "step_h": step[::20]})
+    assert is_png(plot.save_png(plot.network_trajectory(ds), tmp_path / "nn.png"))
+    rows = recipes.claim_figure5(ds)
+    up = int(np.sum((s0[:-1] < 2) & (s0[1:] >= 2)))
+    assert f"{up} upward crossings" in rows[0]["measured"] and up >= 2
+    assert rows[0]["verdict"] == "agrees" and rows[1]["verdict"] == "agrees"
