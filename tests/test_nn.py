@@ -180,3 +180,48 @@ def test_taylor_simulate_first_step_and_cubic_error_of_a_real_step(full_modes):
     assert np.all(np.abs(ratios - 8.0) < 1.0), ratios
     # sharpness of the reduced NTK at t0 is η λ_1 / n
     np.testing.assert_allclose(sim.sharpness.sel(step=7), eta * p["lam"][0] / ops.n, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_checkpoint_resume(tmp_path):
+    from eosdyn.nn.pipeline import BuildConfig, build
+
+    rng = np.random.default_rng(0)
+    m = 4
+    idx = np.concatenate([b * 10000 + np.arange(m) for b in range(5)]).astype(np.int32)
+    np.savez(tmp_path / "fake.npz", train_x=rng.integers(0, 256, (5 * m, 3072), dtype=np.uint8),
+             train_y=rng.integers(0, 10, 5 * m).astype(np.uint8), train_index=idx)
+    cfg = BuildConfig(n=20, width=8, eta=0.05, max_steps=50, window_threshold=1e-4, window_steps=8, probe_every=2,
+                      hessian_every=3, checkpoint_every=2, k=3, ntk_lanczos_m=40, q1_lanczos_m=8, n_extreme=2,
+                      t0_offsets=(0, 5, -1), dtype="float64", threads=1)
+    kw = dict(config=cfg, progress=False, log=lambda s: None)
+    full = build(tmp_path / "fake.npz", workdir=tmp_path / "a", **kw)
+    assert build(tmp_path / "fake.npz", workdir=tmp_path / "b", stop_at_step=3, **kw) is None
+    assert build(tmp_path / "fake.npz", workdir=tmp_path / "b", stop_at_step=5, **kw) is None
+    resumed = build(tmp_path / "fake.npz", workdir=tmp_path / "b", **kw)
+    for a, b in zip(full, resumed):
+        eosdyn.check_dataset(a)
+        np.testing.assert_array_equal(a.loss.values, b.loss.values)  # GD resumes bit for bit
+        # eigen-solves restart from fresh random vectors: equal to the solver tolerance
+        np.testing.assert_allclose(a.sharpness.values[:, 0], b.sharpness.values[:, 0], rtol=1e-6)
+        np.testing.assert_allclose(a.sharpness.values, b.sharpness.values, rtol=1e-3)
+    traj, proj = full
+    assert traj.attrs["window_start"] == 0 and traj.attrs["window_end"] == 8
+    assert proj.t0.values.tolist() == [0, 5, 8]
+    # stored values are the network's: loss at step 0 and λ₁ vs eigh of the explicit NTK at step 0
+    from eosdyn.nn.data import load_cifar
+
+    d = load_cifar(tmp_path / "fake.npz", n=20)
+    ops = NetworkOps(make_network(in_features=3072, width=8, out_features=10, seed=0, dtype=f64),
+                     torch.from_numpy(d.x), torch.from_numpy(d.targets))
+    th = ops.theta0()
+    J = _jacobian(ops, th)
+    ev = np.linalg.eigvalsh(J @ J.T)[::-1]
+    np.testing.assert_allclose(traj.sharpness.sel(step=0).values, 0.05 * ev[:2] / 20, rtol=1e-6)
+    np.testing.assert_allclose(traj.loss.sel(step=0), float(ops.loss(th)), rtol=1e-12)
+    np.testing.assert_allclose(proj.ntk_eigenvalue.sel(t0=0).values[0], ev[0], rtol=1e-6)
+    np.testing.assert_allclose(proj.ntk_eigenvalue.sel(t0=0).values, ev[:3], rtol=1e-3)
+    np.testing.assert_allclose(traj.z1.sel(step=0), proj.z_tilde.sel(t0=0, mode=0), rtol=1e-2)
+    for name, ds in (("t.nc", traj), ("p.nc", proj)):
+        eosdyn.to_netcdf(ds, tmp_path / name)
+        assert eosdyn.open_dataset(tmp_path / name).identical(ds)

@@ -146,7 +146,7 @@ def _new_state(cfg: BuildConfig, data, theta) -> dict:
 
 
 def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = None, progress: bool = True,
-          stop_after_seconds: float | None = None, log=print):
+          stop_after_seconds: float | None = None, stop_at_step: int | None = None, log=print):
     """Run (or resume) the whole real-network pipeline and write the two datasets.
 
     Parameters
@@ -164,6 +164,10 @@ def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = Non
         Show a tqdm progress bar.
     stop_after_seconds : float, optional
         Checkpoint and return ``None`` after this much wall time (resume later).
+    stop_at_step : int, optional
+        Checkpoint and return ``None`` on reaching this step (resume later).
+    log : callable
+        Receives progress lines (default ``print``).
 
     Returns
     -------
@@ -243,6 +247,10 @@ def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = Non
             if stop_after_seconds is not None and time.perf_counter() - t_start > stop_after_seconds:
                 checkpoint()
                 log(f"stopping at step {step} after {stop_after_seconds} s; resume with the same call")
+                return None
+            if stop_at_step is not None and step >= stop_at_step and state["phase"] != "done":
+                checkpoint()
+                log(f"stopping at step {step}; resume with the same call")
                 return None
             if step >= cfg.max_steps and state["phase"] == "approach":
                 log(f"max_steps={cfg.max_steps} reached before the sharpness reached "
