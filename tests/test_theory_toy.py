@@ -447,3 +447,18 @@ def test_vectorised_cubic_roots_match_companion_eigenvalues():
         dist = np.min(np.abs(ref[:, None] - roots[i][None, :]), axis=1)
         tol = 1e-5 if i == 300 else 1e-10 * (1 + np.abs(ref))
         assert np.all(dist <= tol), (i, ref, roots[i])
+
+
+@pytest.mark.parametrize("kw", [dict(eps=0.1), dict(a=-2.0), dict(a=3.0, E=0.3)], ids=_ids)
+def test_eos_coordinate_is_pointwise_far_from_the_edge(kw):
+    # Far from the EOS (large |z̃|) the value at a point must not depend on the other points
+    # requested with it (it once depended on the largest |z̃| in the request).
+    rng = np.random.default_rng(7)
+    z = np.concatenate([[1.5, -1.2, 0.66, 2.9], rng.uniform(-6, 6, 300)])
+    T = rng.uniform(-2, 8, z.size)
+    bulk = th.eos_coordinate(z, T, **kw)
+    single = np.array([th.eos_coordinate(zi, Ti, **kw) for zi, Ti in zip(z[:40], T[:40])])
+    np.testing.assert_allclose(bulk[:40], single, rtol=1e-12, atol=1e-12, equal_nan=True)
+    halves = np.concatenate([th.eos_coordinate(z[:150], T[:150], **kw),
+                             th.eos_coordinate(z[150:], T[150:], **kw)])
+    np.testing.assert_allclose(halves, bulk, rtol=1e-12, atol=1e-12, equal_nan=True)

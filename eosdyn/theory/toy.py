@@ -436,94 +436,174 @@ def _cubic_roots(c):
 
 
 @nb.njit(cache=True)
-def _track(zs, lam, E, which, nodes, vinv, start):
-    """Follow the root of the two-step cubic in T from ``start`` along the points ``zs``.
+def _track_step(z, lam, E, which, nodes, vinv, pred, prev_c3, prev_largest, c, r):
+    """One continuation step of the two-step cubic's root to the point ``z``.
 
-    ``zs`` are ordered by increasing |z̃| on one side of z̃ = 0 (the first close to 0). At each
-    point the cubic's coefficients come from the map, its roots from :func:`_roots3`; the root
-    nearest to a linear prediction from the two previous points is chosen, polished by Newton on
-    the cubic and then on the map itself. The branch ends (NaN from there on) when the nearest
-    root is complex (it met another root at a fold), when it went off to infinity (it was the
-    largest root and the leading coefficient changed sign) or, at the first point, when no root
-    is near ``start``.
+    The cubic's coefficients at z̃ come from the map, its roots from :func:`_roots3`; the root
+    nearest to the prediction ``pred`` (linear extrapolation from the previous points) is chosen, polished by Newton on
+    the cubic and then on the map itself. Returns ``(T, c3, largest)``; ``T`` is NaN when the
+    branch ends here: the nearest root is complex (it met another root at a fold), or the branch
+    went off to infinity (it was the largest root and the leading coefficient changed sign).
+    """
+    _coeffs1(z, lam, E, which, nodes, vinv, c)
+    if not (np.isfinite(c[0]) and np.isfinite(c[1]) and np.isfinite(c[2]) and np.isfinite(c[3])):
+        return np.nan, 0.0, False
+    if prev_largest and c[3] * prev_c3 < 0.0:
+        return np.nan, 0.0, False
+    _roots3(c[0], c[1], c[2], c[3], r)
+    best = 0
+    bestd = np.inf
+    for j in range(3):
+        dj = abs(r[j] - pred)
+        if dj < bestd:
+            bestd = dj
+            best = j
+    root = r[best]
+    if not np.isfinite(bestd) or abs(root.imag) > 1e-6 * (1.0 + abs(root.real)):
+        return np.nan, 0.0, False
+    largest = True
+    for j in range(3):
+        if j != best and abs(r[j]) > abs(root):
+            largest = False
+    t = root.real
+    for it in range(5):
+        dp = (3.0 * c[3] * t + 2.0 * c[2]) * t + c[1]
+        if dp == 0.0 or not np.isfinite(dp):
+            break
+        # three steps on the cubic, then two on the map itself (the ground truth)
+        f = ((c[3] * t + c[2]) * t + c[1]) * t + c[0] if it < 3 else _residual1(z, t, lam, E, which)
+        step = f / dp
+        if not np.isfinite(step):
+            break
+        t -= step
+    if not np.isfinite(t) or abs(t) > 1e12:
+        return np.nan, 0.0, False
+    return t, c[3], largest
+
+
+@nb.njit(cache=True)
+def _track(zs, lam, E, which, nodes, vinv, start, out, c3s, largests):
+    """Follow the root of the two-step cubic in T from ``start`` (at z̃ = 0) along ``zs``.
+
+    ``zs`` are ordered by increasing |z̃| on one side of z̃ = 0. Fills ``out`` (NaN from the
+    branch's end on) and the per-point state needed to continue from any point (``c3s``,
+    ``largests``). At the first point the branch must emanate from ``start``.
     """
     n = zs.shape[0]
-    out = np.full(n, np.nan)
+    out[:] = np.nan
     c = np.empty(4)
     r = np.empty(3, dtype=np.complex128)
-    prev = start
-    prev2 = start
-    slope_ok = False
     prev_c3 = 0.0
     prev_largest = False
     for k in range(n):
-        z = zs[k]
-        _coeffs1(z, lam, E, which, nodes, vinv, c)
-        if not (np.isfinite(c[0]) and np.isfinite(c[1]) and np.isfinite(c[2]) and np.isfinite(c[3])):
-            return out
-        if prev_largest and c[3] * prev_c3 < 0.0:
-            return out  # the leading coefficient changed sign: the branch went off to ±inf
-        _roots3(c[0], c[1], c[2], c[3], r)
-        pred = 2.0 * prev - prev2 if slope_ok else prev
-        best = 0
-        bestd = np.inf
-        for j in range(3):
-            dj = abs(r[j] - pred)
-            if dj < bestd:
-                bestd = dj
-                best = j
-        root = r[best]
-        if not np.isfinite(bestd) or abs(root.imag) > 1e-6 * (1.0 + abs(root.real)):
-            return out
-        largest = True
-        for j in range(3):
-            if j != best and abs(r[j]) > abs(root):
-                largest = False
-        t = root.real
-        for it in range(5):
-            dp = (3.0 * c[3] * t + 2.0 * c[2]) * t + c[1]
-            if dp == 0.0 or not np.isfinite(dp):
-                break
-            # three steps on the cubic, then two on the map itself (the ground truth)
-            f = ((c[3] * t + c[2]) * t + c[1]) * t + c[0] if it < 3 else _residual1(z, t, lam, E, which)
-            step = f / dp
-            if not np.isfinite(step):
-                break
-            t -= step
-        if not np.isfinite(t) or abs(t) > 1e12:
-            return out
-        if k == 0 and abs(t - start) > 1e-2:
-            return out  # no root emanates from ``start``: the branch does not exist
+        pred = _extrapolate(zs, out, k, start)
+        t, c3, largest = _track_step(zs[k], lam, E, which, nodes, vinv, pred, prev_c3, prev_largest,
+                                     c, r)
+        if not np.isfinite(t) or (k == 0 and abs(t - start) > 1e-2):
+            return
         out[k] = t
-        prev_c3 = c[3]
+        c3s[k] = c3
+        largests[k] = largest
+        prev_c3 = c3
         prev_largest = largest
-        prev2 = prev
-        prev = t
-        slope_ok = True
-    return out
 
 
-def _side_grid(zmax):
-    """Reference points in (0, zmax] that resolve the branch between requested points."""
-    lin = np.linspace(0.0, zmax, 513)[1:]
-    geo = np.geomspace(min(1e-6, zmax), zmax, 257)
-    return np.concatenate([lin, geo])
+@nb.njit(cache=True)
+def _extrapolate(zs, Ts, k, start):
+    """Linear prediction of the branch at ``zs[k]`` from the two points before it (z̃ = 0: start)."""
+    if k == 0:
+        return start
+    z1, T1 = zs[k - 1], Ts[k - 1]
+    z0, T0 = (zs[k - 2], Ts[k - 2]) if k >= 2 else (0.0, start)
+    if z1 == z0:
+        return T1
+    return T1 + (T1 - T0) * (zs[k] - z1) / (z1 - z0)
+
+
+@nb.njit(cache=True)
+def _finish(zq, kq, refz, refT, refc3, refl, lam, E, which, nodes, vinv, start, out):
+    """The branch at each requested point ``zq[i]``: one continuation step from the last
+    reference point below it (index ``kq[i]``, −1 for none), so every value depends only on its
+    own z̃ and the fixed reference grid, never on the other requested points."""
+    c = np.empty(4)
+    r = np.empty(3, dtype=np.complex128)
+    m = _FINISH_SUBSTEPS
+    zs = np.empty(m + 2)
+    Ts = np.empty(m + 2)
+    for i in range(zq.shape[0]):
+        k = kq[i]
+        if k >= 0 and refz[k] == zq[i]:
+            out[i] = refT[k]
+            continue
+        if k >= 0 and not np.isfinite(refT[k]):
+            out[i] = np.nan
+            continue
+        if k < 0:
+            t, c3, lg = _track_step(zq[i], lam, E, which, nodes, vinv, start, 0.0, False, c, r)
+            out[i] = t if abs(t - start) <= 1e-2 else np.nan
+            continue
+        # m uniform sub-steps from the reference point to the request (robust near asymptotes)
+        zs[0] = refz[k - 1] if k >= 1 else 0.0
+        Ts[0] = refT[k - 1] if k >= 1 else start
+        zs[1] = refz[k]
+        Ts[1] = refT[k]
+        prev_c3 = refc3[k]
+        prev_l = refl[k]
+        t = refT[k]
+        for j in range(1, m + 1):
+            zs[j + 1] = refz[k] + (zq[i] - refz[k]) * j / m
+            pred = _extrapolate(zs, Ts, j + 1, start)
+            t, prev_c3, prev_l = _track_step(zs[j + 1], lam, E, which, nodes, vinv, pred, prev_c3,
+                                             prev_l, c, r)
+            if not np.isfinite(t):
+                break
+            Ts[j + 1] = t
+        out[i] = t
+
+
+_FINISH_SUBSTEPS = 8
+
+
+#: Fixed reference grid for the branch continuation (|z̃| values): geometric from 1e-6 to 2⁻¹⁰,
+#: uniform with spacing 2⁻¹⁰ up to 4, then geometric with ratio 1 + 2⁻⁹.
+_REF_H = 2.0 ** -10
+
+
+def _ref_grid(zmax):
+    """Reference points in (0, zmax] on the fixed grid (independent of the requested points)."""
+    head = np.geomspace(1e-6, _REF_H, 64)[:-1]
+    uni = np.arange(1, int(4.0 / _REF_H) + 1) * _REF_H
+    grid = np.concatenate([head, uni])
+    if zmax > 4.0:
+        n = int(np.ceil(np.log(min(zmax, 1e12) / 4.0) / np.log1p(2.0 ** -9)))
+        grid = np.concatenate([grid, 4.0 * (1.0 + 2.0 ** -9) ** np.arange(1, n + 1)])
+    return grid[grid <= zmax]
 
 
 def _branch_one(zv, lam, E, which):
-    """Two-step nullcline branch through (0, 2) at the 1-D points ``zv`` for scalar λ, Ẽ."""
+    """Two-step nullcline branch through (0, 2) at the 1-D points ``zv`` for scalar λ, Ẽ.
+
+    The root is tracked on a fixed reference grid in |z̃| and continued by one step to each
+    requested point, so results are pointwise (independent of the other points requested).
+    """
     out = np.full(zv.shape, np.nan)
     out[zv == 0.0] = 2.0
     for sign in (1.0, -1.0):
         sel = np.isfinite(zv) & (sign * zv > 0)
         if not sel.any():
             continue
-        req = sign * zv[sel]
-        ref = _side_grid(req.max())
-        grid, inv = np.unique(np.concatenate([ref, req]), return_inverse=True)
+        req = np.ascontiguousarray(sign * zv[sel])
+        ref = _ref_grid(req.max())
+        refT = np.empty(ref.size)
+        refc3 = np.zeros(ref.size)
+        refl = np.zeros(ref.size, dtype=np.bool_)
+        res = np.empty(req.size)
         with np.errstate(all="ignore"):
-            Tg = _track(sign * grid, float(lam), float(E), which, _NODES, _VINV, 2.0)
-        out[sel] = Tg[np.ravel(inv)[ref.size:]]
+            _track(sign * ref, float(lam), float(E), which, _NODES, _VINV, 2.0, refT, refc3, refl)
+            kq = np.searchsorted(ref, req, side="right") - 1
+            _finish(sign * req, kq, sign * ref, refT, refc3, refl, float(lam), float(E), which,
+                    _NODES, _VINV, 2.0, res)
+        out[sel] = res
     return out
 
 
