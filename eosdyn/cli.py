@@ -123,7 +123,9 @@ def _cmd_list(args) -> int:
     for name in sorted(ents):
         e = ents[name]
         if args.long:
-            print(f"{name:28s} {e.kind:7s} {e.paper:24s} {e.description.splitlines()[0]}")
+            desc = " ".join(e.description.split())
+            desc = desc if len(desc) <= 90 else desc[:87] + "..."
+            print(f"{name:28s} {e.kind:7s} {e.paper:24s} {desc}")
         else:
             print(name)
     return 0
@@ -140,6 +142,7 @@ def _cmd_run(args) -> int:
     from . import catalog
     from .io import to_netcdf
 
+    catalog.get(args.name)  # unknown entry -> usage error before any message
     _say(args, f"opening {args.name} ...")
     ds = _open_entry(args)
     if args.output:

@@ -378,3 +378,15 @@ def claim_linear(ds):
         rows.append({"claim": f"theta_t, lam={lam:g}", "paper": "(1 - lam)^t theta_0", "theory": theory,
                      "measured": measured, "verdict": "agrees" if np.isclose(measured, theory) else "disagrees"})
     return rows
+
+
+def test_docstring_examples():
+    """The runnable examples in the docstrings of the catalog, reproduce and cli modules."""
+    import doctest
+
+    import eosdyn.cli
+    import eosdyn.reproduce
+
+    for mod in (catalog, eosdyn.reproduce, eosdyn.cli):
+        res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        assert res.failed == 0, mod.__name__
