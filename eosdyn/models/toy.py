@@ -72,7 +72,8 @@ def _check_region(z0, T0, lam, E, which):
         raise ValueError(
             "z0, T0 must lie in the allowed region of Eq. 67-68 (real Jacobian): with u = 2*z0 + E, "
             "for a >= 1: T0 >= u and T0 >= -u/a; for a < -1: -u/a <= T0 <= u; "
-            f"got z0={z0[i]!r}, T0={T0[i]!r}, E={E[i]!r}, a={a!r} ({which})")
+            f"got z0={float(z0[i])!r}, T0={float(T0[i])!r}, E={float(E[i])!r}, a={float(a)!r} "
+            f"(from {which})")
 
 
 def _run_pair(kernel, x0, y0, p, r, *, steps, every, stop, tol, dt):
@@ -124,7 +125,7 @@ def _two_param_impl(*, eps, a, E, z0, T0, steps, record_every, stop_on_convergen
     Ev = C.flat(grid.arrays["E"], bdims, bshape)
     zv = C.flat(grid.arrays["z0"], bdims, bshape)
     Tv = C.flat(grid.arrays["T0"], bdims, bshape)
-    _check_region(zv, Tv, lam, Ev, f"{name}={pv[0]!r}" if pv.size else name)
+    _check_region(zv, Tv, lam, Ev, name)
     res = _run_pair(maps.two_param_batch, zv.astype(dt), Tv.astype(dt), lam.astype(dt), Ev.astype(dt),
                     steps=steps, every=every, stop=stop, tol=tol, dt=dt)
     coords = C.param_coords(grid, [name, "E", "z0", "T0"])
