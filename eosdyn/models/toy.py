@@ -60,12 +60,11 @@ def _lam_of(eps, a):
 
 
 def _check_region(z0, T0, lam, E, which):
-    """Allowed region (Eq. 67-68): both eigenbasis weights w_1 = (T − λu)/(1 − λ) and
-    w_2 = λ(u − T)/(1 − λ), u = 2z̃ + Ẽ, must be ≥ 0 (real Jacobian components)."""
-    u = 2.0 * z0 + E
-    w1 = (T0 - lam * u) / (1.0 - lam)
-    w2 = lam * (u - T0) / (1.0 - lam)
-    bad = ~((w1 >= 0) & (w2 >= 0))
+    """Allowed region (Eq. 67-68, :func:`eosdyn.theory.allowed_region`): both eigenbasis
+    weights of the state must be ≥ 0 (real Jacobian components)."""
+    from ..theory.toy import _allowed
+
+    bad = ~_allowed(z0, T0, lam, E)
     if bad.any():
         i = int(np.argmax(bad))
         a = -1.0 / lam[i]
