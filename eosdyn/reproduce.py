@@ -142,6 +142,15 @@ def reproduce(
     selected = list(all_entries) if names is None else list(names)
     for n in selected:
         catalog.get(n)  # raises CatalogError listing valid names
+    plot_note = ""
+    if plots:
+        try:
+            import holoviews  # noqa: F401
+            import matplotlib  # noqa: F401
+        except ImportError:
+            plots = False
+            plot_note = "Figures skipped: the plot extra is not installed (pip install 'eosdyn[plot]')."
+            warnings.warn(plot_note, RuntimeWarning, stacklevel=2)
     state_path = out / _STATE
     try:
         state = json.loads(state_path.read_text())
@@ -210,12 +219,12 @@ def reproduce(
     state_path.write_text(json.dumps(state, indent=1))
     seconds = time.perf_counter() - t_start
     summary = out / "summary.md"
-    summary.write_text(_summary(records, claim_rows, quick=quick, seconds=seconds))
+    summary.write_text(_summary(records, claim_rows, quick=quick, seconds=seconds, note=plot_note))
     return {"entries": records, "claims": claim_rows, "failures": failures, "summary": summary,
             "seconds": seconds}
 
 
-def _summary(records: list[dict], claims: list[dict], *, quick: bool, seconds: float) -> str:
+def _summary(records: list[dict], claims: list[dict], *, quick: bool, seconds: float, note: str = "") -> str:
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# eosdyn reproduce: summary",
@@ -223,6 +232,7 @@ def _summary(records: list[dict], claims: list[dict], *, quick: bool, seconds: f
         f"Agarwala, Pedregosa & Pennington (ICML 2023), reproduced by eosdyn {__version__} on {now} "
         f"({'quick' if quick else 'full'} variants, {seconds:.1f} s in total).",
         "",
+        *([note, ""] if note else []),
         "## Claims: the paper, eosdyn's corrected theory, and what was measured",
         "",
         "| entry | claim | paper states | corrected theory (eosdyn) | measured | verdict |",

@@ -112,3 +112,21 @@ def test_reproduce_quick_builtin_end_to_end(tmp_path):
     second = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr[-3000:]
     assert second < max(0.1 * first, 20.0), (first, second)
+
+
+def test_reproduce_without_plot_extra(tiny, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.split(".")[0] == "holoviews":
+            raise ImportError("no holoviews")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.warns(RuntimeWarning, match="plot extra"):
+        res = reproduce(tmp_path / "np", quick=True, names=["lin_a"])
+    assert res["failures"] == []
+    assert (tmp_path / "np" / "lin_a.nc").exists() and not (tmp_path / "np" / "lin_a.png").exists()
+    assert "Figures skipped" in (tmp_path / "np" / "summary.md").read_text()
