@@ -43,8 +43,10 @@ def _encode(ds: xr.Dataset, compress: bool, complevel: int) -> tuple[xr.Dataset,
             enc["dtype"] = "i1"
         if var.dtype.kind in "iufb" and compress and var.ndim > 0:
             enc.update(zlib=True, complevel=complevel, shuffle=True)
-        if var.dtype.kind == "f":
+        if var.dtype.kind == "f" and name not in ds.coords:
             enc["_FillValue"] = np.array(np.nan, dtype=var.dtype)
+        elif var.dtype.kind == "f":
+            enc["_FillValue"] = None  # CF 2.5.1: coordinate variables have no missing values
         elif var.dtype.kind in "iub":
             enc["_FillValue"] = None
         if var.dtype.kind == "U":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -29,23 +28,7 @@ def cf_failures(path: Path, tmp_path: Path) -> list[tuple[str, list[str]]]:
             for item in res[prio] if item["value"][0] < item["value"][1]]
 
 
-KNOWN = re.compile(r"The coordinate variable '\w+' must not have the _FillValue attribute\.")
-
-
-def without_known(failures):
-    """Drop the one known failure (eosdyn.io writes _FillValue on float coordinates; to be fixed there)."""
-    out = []
-    for name, msgs in failures:
-        rest = [m for m in msgs if not KNOWN.fullmatch(m)]
-        if rest:
-            out.append((name, rest))
-    return out
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="eosdyn.io.to_netcdf writes _FillValue on float coordinate variables "
-                          "(CF 2.5.1 forbids it); fix belongs in eosdyn/io.py")
 def test_cf_compliance_test_recipe(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(HERE))
     import test_catalog
@@ -58,7 +41,7 @@ def test_cf_compliance_test_recipe(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_cf_compliance_builtin_entries(tmp_path, monkeypatch):
-    """Every built-in entry, exported (quick variant), has no high/medium CF failures besides the known one."""
+    """Every built-in entry, exported (quick variant), has no high/medium CF failures."""
     monkeypatch.setenv("EOSDYN_CACHE", str(tmp_path / "cache"))
     problems = {}
     for name in catalog.list():
@@ -67,7 +50,7 @@ def test_cf_compliance_builtin_entries(tmp_path, monkeypatch):
         ds = catalog.open(name, variant=variant)
         path = tmp_path / f"{name}.nc"
         eosdyn.to_netcdf(ds, path)
-        fails = without_known(cf_failures(path, tmp_path))
+        fails = cf_failures(path, tmp_path)
         if fails:
             problems[name] = fails
     assert problems == {}
