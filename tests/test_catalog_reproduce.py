@@ -103,6 +103,9 @@ def test_reproduce_quick_builtin_end_to_end(tmp_path):
     for name in names:
         ds = eosdyn.open_dataset(out / f"{name}.nc")
         eosdyn.check_dataset(ds)
+        xr.open_dataset(out / f"{name}.nc").close()
+        with netCDF4.Dataset(out / f"{name}.nc") as f:
+            assert f.Conventions == "CF-1.10"
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     text = (out / "summary.md").read_text()
     assert f"{len(names)} of {len(names)} entries reproduced." in text

@@ -147,3 +147,11 @@ def test_nn_subcommand_is_wired(capsys):
     assert main(["nn"]) == 2
     assert "eosdyn nn build" in capsys.readouterr().err
     assert main(["nn", "build"]) == 2  # --cifar is required (argparse usage error)
+
+
+def test_quiet_is_silent(cat, tmp_path, capfd):
+    assert main(["--quiet", "export", "lin", str(tmp_path / "q.nc")]) == 0
+    assert main(["--quiet", "reproduce", "-o", str(tmp_path / "r"), "--only", "lin", "--no-plots"]) == 0
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert (tmp_path / "r" / "summary.md").exists()
