@@ -5,7 +5,7 @@ use, then served from the cache), writes it as ``<name>.nc``, renders
 ``<name>.png`` with the entry's ``plot`` view (:mod:`eosdyn.plot`), evaluates the
 entry's ``claims`` and writes ``summary.md``: one table of the files and one
 table comparing each measured claim with the paper's statement and eosdyn's
-corrected theory.
+corrected theory, plus ``intake.yaml`` (an intake catalog of the NetCDF files).
 
 A *claim* is a function ``claim(ds) -> list[dict]`` named in the entry's
 ``claims`` list; each row has the keys ``claim``, ``paper`` (what the paper
@@ -40,7 +40,7 @@ from . import catalog
 from ._version import __version__
 from .io import open_dataset
 
-__all__ = ["reproduce", "variant_for", "format_value"]
+__all__ = ["reproduce", "variant_for", "format_value", "write_intake_catalog"]
 
 _STATE = ".reproduce_state.json"
 
@@ -218,10 +218,34 @@ def reproduce(
     bar.close()
     state_path.write_text(json.dumps(state, indent=1))
     seconds = time.perf_counter() - t_start
+    write_intake_catalog(out, [r for r in records if not r["error"]], all_entries)
     summary = out / "summary.md"
     summary.write_text(_summary(records, claim_rows, quick=quick, seconds=seconds, note=plot_note))
     return {"entries": records, "claims": claim_rows, "failures": failures, "summary": summary,
             "seconds": seconds}
+
+
+def write_intake_catalog(outdir: str | os.PathLike, records: list[dict], entries: dict) -> Path:
+    """Write ``intake.yaml``: an intake (intake-xarray ``netcdf`` driver) catalog of the exported files.
+
+    Paths are relative to the catalog (``{{ CATALOG_DIR }}``), so the folder can be moved or shared.
+    eosdyn does not need intake; collaborators who use it can ``intake.open_catalog("intake.yaml")``.
+    """
+    import yaml
+
+    sources = {}
+    for r in records:
+        e = entries[r["name"]]
+        sources[r["name"]] = {
+            "description": e.description,
+            "driver": "netcdf",
+            "args": {"urlpath": "{{ CATALOG_DIR }}/" + r["netcdf"]},
+            "metadata": {"paper": e.paper, "variant": r["variant"], "eosdyn_version": __version__},
+        }
+    path = Path(outdir) / "intake.yaml"
+    path.write_text(yaml.safe_dump({"metadata": {"version": 1, "creator": f"eosdyn {__version__} reproduce"},
+                                    "sources": sources}, sort_keys=False, allow_unicode=True))
+    return path
 
 
 def _summary(records: list[dict], claims: list[dict], *, quick: bool, seconds: float, note: str = "") -> str:

@@ -69,6 +69,12 @@ def test_reproduce_tiny_catalog(tiny, tmp_path):
     assert "| lin_a | theta_t, lam=0.5 | (1 - lam)^t theta_0 | 0.0625 | 0.0625 | agrees |" in text
     assert "lin_broken" in text and "FAILED" in text and "lam must be in" in text
     assert "1 of 2 entries reproduced" in text
+    import yaml
+
+    intake = yaml.safe_load((out / "intake.yaml").read_text())
+    assert list(intake["sources"]) == ["lin_a"]
+    src = intake["sources"]["lin_a"]
+    assert src["driver"] == "netcdf" and src["args"]["urlpath"] == "{{ CATALOG_DIR }}/lin_a.nc"
     assert len(tiny.read_text().split()) == 1
     # second run: cache reused, PNG not re-rendered (same dataset), much faster
     mtime = png.stat().st_mtime_ns
