@@ -349,6 +349,8 @@ def test_builtin_catalog_found_and_valid():
             assert callable(catalog.resolve_function(e.function)), name
             for v in e.variants:
                 assert set(e.variants[v]) <= set(catalog._valid_keys(e)), (name, v)
+        else:  # stored: the file is there, matches its sha256 and follows the conventions
+            eosdyn.check_dataset(catalog.open(name))
         if e.plot:
             assert callable(catalog.resolve_function(e.plot)), name
         for c in e.claims:
