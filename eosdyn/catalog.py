@@ -410,9 +410,11 @@ def _resolve(name: str, variant: str | None, overrides: Mapping[str, Any]) -> tu
         if variant is not None or overrides:
             raise CatalogError(f"entry {name!r} is a stored file: it takes no variant or overrides")
         return entry, {}
-    bad = sorted(set(overrides) - set(entry.parameters)) and sorted(set(overrides) - set(valid := _valid_keys(entry)))
-    if bad:
-        raise CatalogError(f"unknown override {bad[0]!r} for entry {name!r}; valid keys: {', '.join(valid)}")
+    if set(overrides) - set(entry.parameters):  # only then import the function to read its signature
+        valid = _valid_keys(entry)
+        bad = sorted(set(overrides) - set(valid))
+        if bad:
+            raise CatalogError(f"unknown override {bad[0]!r} for entry {name!r}; valid keys: {', '.join(valid)}")
     params = entry.parameters_for(variant)
     params.update(overrides)
     return entry, params
