@@ -554,17 +554,29 @@ def _status_counts(ds: xr.Dataset) -> str:
 
 
 def claim_figure1(ds: xr.Dataset) -> list[dict]:
-    """Figure 1: GD from (1.5, −4.32) converges to minima with larger curvature than at initialisation."""
+    """Figure 1: GD from (1.5, −4.32) converges to minima with larger curvature than at initialisation.
+
+    Also reports whether runs started above the edge settle at the EOS limit of the P = 2 model
+    with Q eigenvalues {1, −ε} (:func:`eosdyn.theory.theorem31_sharpness_fit`).
+    """
+    from .theory import theorem31_sharpness_fit
+
+    q = np.sort(np.linalg.eigvalsh(ds["Q"].values))
+    eps = -q[0] / q[-1] if q[0] < 0 else None
     rows = []
     for eta in np.atleast_1d(ds["eta"].values):
         sub = ds.sel(eta=eta) if "eta" in ds.dims else ds
         t0, tf = float(sub["T"].isel(step=0)), float(sub["final_T"])
+        eos = ""
+        if eps is not None and 0 < eps <= 1 and t0 > 2:
+            lim = float(theorem31_sharpness_fit(eps))
+            eos = f"; EOS limit {lim:.4f}: {'at the edge' if abs(tf - lim) < 0.01 else 'not at the edge'}"
         rows.append({
             "claim": f"eta={eta:g}: curvature eta*lambda_max initial -> final",
             "paper": "final curvature larger than initial (progressive sharpening); eta not stated",
             "theory": "E=0 minima lie on theta^T Q theta = 0",
             "measured": f"{t0:.4f} -> {tf:.4f} ({_status_counts(sub)})",
-            "verdict": "sharpens" if tf > t0 else "does not sharpen",
+            "verdict": ("sharpens" if tf > t0 else "does not sharpen") + eos,
             "note": "the caption's eta is not given; EQUATIONS.md: not reproducible from the text alone",
         })
     return rows
