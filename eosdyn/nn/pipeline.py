@@ -146,7 +146,7 @@ def _new_state(cfg: BuildConfig, data, theta) -> dict:
 
 
 def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = None, progress: bool = True,
-          stop_after_seconds: float | None = None, stop_at_step: int | None = None, log=print):
+          stop_after_seconds: float | None = None, stop_at_step: int | None = None, log=print, **settings):
     """Run (or resume) the whole real-network pipeline and write the two datasets.
 
     Parameters
@@ -168,6 +168,9 @@ def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = Non
         Checkpoint and return ``None`` on reaching this step (resume later).
     log : callable
         Receives progress lines (default ``print``).
+    **settings
+        :class:`BuildConfig` fields overriding ``config`` (so the stored ``eosdyn_config`` recipe
+        ``build(cifar=..., n=..., ...)`` reruns the pipeline).
 
     Returns
     -------
@@ -185,7 +188,13 @@ def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = Non
     from .network import NetworkOps, make_network, numpy_operator
     from .projections import compute_projections
 
-    cfg = (config or BuildConfig()).validate()
+    base = dataclasses.asdict(config) if config is not None else {}
+    unknown = set(settings) - set(base or dataclasses.asdict(BuildConfig()))
+    if unknown:
+        raise ValueError(f"unknown build settings {sorted(unknown)}; allowed: {sorted(dataclasses.asdict(BuildConfig()))}")
+    if "t0_offsets" in settings:
+        settings["t0_offsets"] = tuple(settings["t0_offsets"])
+    cfg = BuildConfig(**{**base, **settings}).validate()
     workdir = Path(workdir) if workdir is not None else _default_workdir()
     workdir.mkdir(parents=True, exist_ok=True)
     out_dir = Path(out_dir) if out_dir is not None else workdir
