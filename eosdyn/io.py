@@ -55,6 +55,12 @@ def _encode(ds: xr.Dataset, compress: bool, complevel: int) -> tuple[xr.Dataset,
     return out, encoding
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def to_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, compress: bool = True, complevel: int = 4) -> None:
     """Write ``ds`` to a NetCDF-4 file, atomically (temp file + rename).
 
@@ -86,6 +92,7 @@ def to_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, compress: bool = True,
     os.close(fd)
     try:
         out.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

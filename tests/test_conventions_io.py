@@ -115,3 +115,14 @@ def test_grid_broadcast_and_mismatch():
         make_grid(z0=init, T0=xr.DataArray([1.0, 2.0], dims="init"))
     with pytest.raises(ValueError, match="T0"):
         make_grid(T0=np.ones((2, 2)))
+
+
+def test_written_file_has_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "perm.nc"
+    eosdyn.to_netcdf(_demo(), path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask
