@@ -182,7 +182,6 @@ def test_taylor_simulate_first_step_and_cubic_error_of_a_real_step(full_modes):
     np.testing.assert_allclose(sim.sharpness.sel(step=7), eta * p["lam"][0] / ops.n, rtol=1e-12)
 
 
-@pytest.mark.slow
 def test_pipeline_end_to_end_checkpoint_resume(tmp_path):
     from eosdyn.nn.pipeline import BuildConfig, build
 

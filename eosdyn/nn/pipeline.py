@@ -423,7 +423,7 @@ def write_datasets(state: dict, out_dir, *, data=None):
         coords={"step": steps, "mode": np.arange(2, dtype=np.int64),
                 "step_h": np.asarray(hs["step"], dtype=np.int64), "eta": eta, "n_examples": n},
     )
-    conventions.label(traj, model="cifar_fcn", title="fc-tanh network on 5000 CIFAR-10 images: GD through the "
+    conventions.label(traj, model="cifar_fcn", title=f"fc-tanh network on {n} CIFAR-10 images: GD through the "
                       "edge of stability (Figure 5)", equations="Section 5, Figure 5 (Agarwala et al. 2023)",
                       config=cfg_json, attrs=meta)
     out_dir = Path(out_dir)
