@@ -27,6 +27,9 @@ _SUBMODULES = {
     "plot": "eosdyn.plot",
     "sweep": "eosdyn.sweep",
     "io": "eosdyn.io",
+    "recipes": "eosdyn.recipes",
+    "reproduce": "eosdyn.reproduce",
+    "nn": "eosdyn.nn",
 }
 
 __all__ = ["__version__", "check_dataset", "open_dataset", "to_netcdf", *_SUBMODULES]
