@@ -110,21 +110,30 @@ def _run_pair(kernel, x0, y0, p, r, *, steps, every, stop, tol, dt):
     return dict(rx=rx, ry=ry, fx=fx, fy=fy, div_at=d, conv_at=c, nsteps=nsteps, step=stepc)
 
 
-def _two_param_impl(*, eps, a, E, z0, T0, steps, record_every, stop_on_convergence, tol, dtype,
-                    model, function, parameters, title, equations):
-    steps, every, stop, tol, dt = C.check_options(steps=steps, record_every=record_every,
-                                                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=dtype)
+def _two_param_inputs(eps, a, E, z0, T0):
+    """Validate the P = 2 map's inputs and flatten them on their broadcast grid.
+
+    Returns ``(name, grid, bdims, bshape, lam, E, z0, T0)`` with flat arrays; ``name`` is
+    ``"eps"`` or ``"a"``. Initial conditions outside the allowed region raise ``ValueError``.
+    """
     name, value, to_lam = _lam_of(eps, a)
     check_range("E", E)
     check_range("z0", z0)
     check_range("T0", T0)
     grid, bdims, bshape = C.grid_of({name: value, "E": E, "z0": z0, "T0": T0})
-    pv = C.flat(grid.arrays[name], bdims, bshape)
-    lam = to_lam(pv)
+    lam = to_lam(C.flat(grid.arrays[name], bdims, bshape))
     Ev = C.flat(grid.arrays["E"], bdims, bshape)
     zv = C.flat(grid.arrays["z0"], bdims, bshape)
     Tv = C.flat(grid.arrays["T0"], bdims, bshape)
     _check_region(zv, Tv, lam, Ev, name)
+    return name, grid, bdims, bshape, lam, Ev, zv, Tv
+
+
+def _two_param_impl(*, eps, a, E, z0, T0, steps, record_every, stop_on_convergence, tol, dtype,
+                    model, function, parameters, title, equations):
+    steps, every, stop, tol, dt = C.check_options(steps=steps, record_every=record_every,
+                                                  stop_on_convergence=stop_on_convergence, tol=tol, dtype=dtype)
+    name, grid, bdims, bshape, lam, Ev, zv, Tv = _two_param_inputs(eps, a, E, z0, T0)
     res = _run_pair(maps.two_param_batch, zv.astype(dt), Tv.astype(dt), lam.astype(dt), Ev.astype(dt),
                     steps=steps, every=every, stop=stop, tol=tol, dt=dt)
     coords = C.param_coords(grid, [name, "E", "z0", "T0"])
@@ -597,17 +606,7 @@ def two_param_flow(*, eps=None, a=None, E=0.0, z0, T0, times, rtol=1e-12, atol=1
     params = dict(eps=eps, a=a, E=E, z0=z0, T0=T0, times=times, rtol=rtol, atol=atol, method=method)
     tv = C.check_times(times)
     _check_tols(rtol, atol)
-    name, value, to_lam = _lam_of(eps, a)
-    check_range("E", E)
-    check_range("z0", z0)
-    check_range("T0", T0)
-    grid, bdims, bshape = C.grid_of({name: value, "E": E, "z0": z0, "T0": T0})
-    pv = C.flat(grid.arrays[name], bdims, bshape)
-    lam = to_lam(pv)
-    Ev = C.flat(grid.arrays["E"], bdims, bshape)
-    zv = C.flat(grid.arrays["z0"], bdims, bshape)
-    Tv = C.flat(grid.arrays["T0"], bdims, bshape)
-    _check_region(zv, Tv, lam, Ev, name)
+    name, grid, bdims, bshape, lam, Ev, zv, Tv = _two_param_inputs(eps, a, E, z0, T0)
     Y, ok = solve_batch(_rhs_two_param, np.stack([zv, Tv], axis=1), tv,
                         [(float(lam[i]), float(Ev[i])) for i in range(zv.size)], rtol=rtol, atol=atol, method=method)
     coords = C.param_coords(grid, [name, "E", "z0", "T0"])
