@@ -290,6 +290,17 @@ def _ratio_of_means(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
     return float(r), float(se)
 
 
+def _mc_inputs(sizes, sigma_z, sigma_J, eta, n_samples, seed):
+    """Validate the Monte Carlo recipes' inputs: ``(sizes, sigma_z grid, n, seed, shape)``."""
+    sz = _sizes(sizes)
+    sig = _sigma_grid("sigma_z", sigma_z)
+    check_range("sigma_J", sigma_J, 0, None, lo_open=True)
+    check_range("eta", eta, 0, None, lo_open=True)
+    n = check_int("n_samples", n_samples, 2)
+    seed = check_int("seed", seed, 0)
+    return sz, sig, n, seed, (len(sz), sig.size)
+
+
 def rnl_monte_carlo(*, sizes, sigma_z, sigma_J=1.0, eta=1.0, n_samples=200, seed=0) -> xr.Dataset:
     """Monte Carlo of the non-linearity ratio r_NL (Eq. 27) next to the corrected and the printed forms.
 
@@ -325,13 +336,7 @@ def rnl_monte_carlo(*, sizes, sigma_z, sigma_J=1.0, eta=1.0, n_samples=200, seed
     """
     from . import qrm, theory
 
-    sz = _sizes(sizes)
-    sig = _sigma_grid("sigma_z", sigma_z)
-    check_range("sigma_J", sigma_J, 0, None, lo_open=True)
-    check_range("eta", eta, 0, None, lo_open=True)
-    n = check_int("n_samples", n_samples, 2)
-    seed = check_int("seed", seed, 0)
-    shape = (len(sz), sig.size)
+    sz, sig, n, seed, shape = _mc_inputs(sizes, sigma_z, sigma_J, eta, n_samples, seed)
     mc, se, th, paper = (np.empty(shape) for _ in range(4))
     for i, (d, p) in enumerate(sz):
         num = np.empty((sig.size, n))
@@ -398,13 +403,7 @@ def theorem41_monte_carlo(*, sizes, sigma_z, sigma_J=1.0, eta=1.0, n_samples=400
     """
     from . import qrm, theory
 
-    sz = _sizes(sizes)
-    sig = _sigma_grid("sigma_z", sigma_z)
-    check_range("sigma_J", sigma_J, 0, None, lo_open=True)
-    check_range("eta", eta, 0, None, lo_open=True)
-    n = check_int("n_samples", n_samples, 2)
-    seed = check_int("seed", seed, 0)
-    shape = (len(sz), sig.size)
+    sz, sig, n, seed, shape = _mc_inputs(sizes, sigma_z, sigma_J, eta, n_samples, seed)
     names = ("theorem41_mc", "theorem41_mc_stderr", "theorem41_theory", "theorem41_exact",
              "theorem41_paper", "lam_dot_mean", "lam_dot_stderr")
     out = {k: np.empty(shape) for k in names}
