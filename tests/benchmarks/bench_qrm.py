@@ -4,7 +4,7 @@
 
 Figures printed as ``BENCH ...`` lines: trajectory-steps/s at D=60, P=120 with 400
 trajectories sharing Q (float64/float32, with/without λ_max every step), the GEMM-only
-ceiling, and a sub-sweep of the paper's Figure 4 grid extrapolated to 100 seeds.
+ceiling, the cold λ_max kernel per member (as for final values), and a sub-sweep of the paper's Figure 4 grid extrapolated to 100 seeds.
 All with one BLAS thread per chunk (the sweep's default).
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import eosdyn
-from eosdyn.kernels.qrm import q_operator, run_gd
+from eosdyn.kernels.qrm import lambda_max, q_operator, run_gd
 from eosdyn.models import qrm
 
 pytestmark = pytest.mark.benchmark
@@ -68,6 +68,16 @@ def test_kernel_steady_state(benchmark, dtype, record):
     assert (res.status == eosdyn.conventions.STATUS_VALUES["max_steps"]).all()
     t = benchmark.stats.stats.median
     print(f"\nBENCH kernel {dtype} record_every={record}: {B * steps / t:,.0f} traj-steps/s")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_lambda_max_cold(benchmark, dtype):
+    """λ_max(J Jᵀ) of 400 members without warm start (final values; recording warm-starts)."""
+    _, J0, _ = _batch(dtype)
+    lambda_max(J0[:2])  # compile
+    benchmark.pedantic(lambda: lambda_max(J0), rounds=5, iterations=1)
+    t = benchmark.stats.stats.median
+    print(f"\nBENCH lambda_max {dtype} (cold): {t / B * 1e6:.1f} us per member")
 
 
 def test_figure4_subsweep(benchmark):
