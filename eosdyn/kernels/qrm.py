@@ -557,7 +557,7 @@ def lambda_max(J: np.ndarray) -> np.ndarray:
     Gram matrix of the shorter side (``J Jᵀ`` if D ≤ P, else ``Jᵀ J``: they share their
     non-zero eigenvalues) in float64, then its top eigenvalue by Lanczos certified with a
     Cholesky factorisation of ``θ(1 + 1e-10) I − G`` (so at most 1e-10 relative below the
-    true value, in practice ≈1e-14), or -- where the certificate fails -- by Householder
+    true value; typically ≲ 1e-12), or -- where the certificate fails -- by Householder
     tridiagonalisation and Sturm bisection (accurate to rounding). Float32 input is
     computed in float64 and returned as float32. Members with non-finite entries give NaN.
 
