@@ -20,6 +20,7 @@ altered stored file; the message lists the valid choices), 1 other failures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -98,13 +99,24 @@ def _progress(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
+def _progress_bar(args):
+    """A progress bar on stderr for chunked (dask) computations, e.g. QRM sweeps over seeds;
+    shown only on an interactive terminal, without ``--quiet``, for work over two seconds."""
+    if not _progress(args):
+        return contextlib.nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(minimum=2.0, out=sys.stderr)
+
+
 def _open_entry(args):
     from . import catalog
 
     overrides = _parse_sets(args.sets)
     catalog.get(args.name)  # unknown entry -> CatalogError before any work
     try:
-        return catalog.open(args.name, variant=args.variant, cache=not args.no_cache, **overrides)
+        with _progress_bar(args):
+            return catalog.open(args.name, variant=args.variant, cache=not args.no_cache, **overrides)
     except (ValueError, TypeError) as err:
         if overrides and not isinstance(err, catalog.CatalogError):
             raise _UsageError(f"bad --set value for entry {args.name!r}: {err}") from None
