@@ -307,6 +307,17 @@ def lstsq_rows(b: np.ndarray, A: np.ndarray, mask: np.ndarray):
 
 # --------------------------------------------------------------------------- statistics
 @nb.njit(cache=True, nogil=True)
+def _gather_finite(row, vals):
+    """Copy the finite values of ``row`` to the front of ``vals``; return how many there are."""
+    nv = 0
+    for v in row:
+        if np.isfinite(v):
+            vals[nv] = v
+            nv += 1
+    return nv
+
+
+@nb.njit(cache=True, nogil=True)
 def _sorted_quantile(srt, nv, q):
     """Quantile q of the first nv sorted values, linear interpolation (numpy's default)."""
     pos = q * (nv - 1)
@@ -323,12 +334,7 @@ def quantile_rows(a, qs):
     out = np.full((rows, nq), np.nan)
     vals = np.empty(n)
     for r in range(rows):
-        nv = 0
-        for j in range(n):
-            v = a[r, j]
-            if np.isfinite(v):
-                vals[nv] = v
-                nv += 1
+        nv = _gather_finite(a[r], vals)
         if nv == 0:
             continue
         srt = np.sort(vals[:nv])
@@ -357,12 +363,7 @@ def bootstrap_mean_ci_rows(a, U, qlo, qhi):
         for j in range(n):
             full[b, j] = min(int(U[b, j] * n), n - 1)
     for r in range(rows):
-        nv = 0
-        for j in range(n):
-            v = a[r, j]
-            if np.isfinite(v):
-                vals[nv] = v
-                nv += 1
+        nv = _gather_finite(a[r], vals)
         if nv == 0:
             continue
         for b in range(nboot):
