@@ -79,7 +79,7 @@ def _init_g(J, z, g, loss):
         loss[b] = 0.5 * s
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _fused_step(J, M, z, g, zm1, loss, status, stop_at, cyc_count, eta, t_new,
                 tol, div_loss, cycle_tol, cycle_window, gnew):
     """Advance every running row by one GD step given ``M = Q(g, ·)``; classify its fate.
@@ -749,6 +749,7 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
     cyc = np.zeros(B, np.int64)
     zm1 = z.copy() if use_cycle else np.zeros((1, 1), dtype)
     gnew = np.empty(P, dtype)
+    Mbuf = np.empty((B, D * P), dtype)  # GEMM output, reused every step (no per-step allocation)
     # classify the initial state
     bad = ~(loss <= diverge_loss)
     status[bad] = DIVERGED
@@ -788,7 +789,7 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
             n_done = 0
         if idx.size == 0 or last:
             break
-        M = (g @ A).reshape(idx.size, D, P)
+        M = np.matmul(g, A, out=Mbuf[: idx.size]).reshape(idx.size, D, P)
         n_done += _fused_step(J, M, z, g, zm1, loss, status, stop_at, cyc, eta, t + 1,
                               tol, diverge_loss, cyc_tol, cyc_win, gnew)
         t += 1

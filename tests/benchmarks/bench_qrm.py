@@ -70,6 +70,28 @@ def test_kernel_steady_state(benchmark, dtype, record):
     print(f"\nBENCH kernel {dtype} record_every={record}: {B * steps / t:,.0f} traj-steps/s")
 
 
+@pytest.mark.parametrize("record", [0, 1], ids=["final-only", "lambda-every-step"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_kernel_steady_state_two_workers(benchmark, dtype, record):
+    """The whole machine: two batches (two seeds) at once on dask's threaded scheduler, as a sweep runs."""
+    import dask
+
+    Q, J0, z0 = _batch(dtype)
+    steps = 40
+    run_gd(Q, J0[:2], z0[:2], 1.0, 2)  # compile
+    workers = eosdyn.sweep.n_workers()
+
+    def go():
+        tasks = [dask.delayed(run_gd)(Q, J0, z0, 1.0, steps, record) for _ in range(workers)]
+        return dask.compute(*tasks, scheduler="threads", num_workers=workers)
+
+    res = benchmark.pedantic(go, rounds=3, iterations=1)
+    assert all((r.status == eosdyn.conventions.STATUS_VALUES["max_steps"]).all() for r in res)
+    t = benchmark.stats.stats.median
+    print(f"\nBENCH kernel {dtype} record_every={record}, {workers} workers: "
+          f"{workers * B * steps / t:,.0f} traj-steps/s (machine)")
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_lambda_max_cold(benchmark, dtype):
     """λ_max(J Jᵀ) of 400 members without warm start (final values; recording warm-starts)."""
