@@ -224,3 +224,48 @@ def test_pipeline_end_to_end_checkpoint_resume(tmp_path):
     for name, ds in (("t.nc", traj), ("p.nc", proj)):
         eosdyn.to_netcdf(ds, tmp_path / name)
         assert eosdyn.open_dataset(tmp_path / name).identical(ds)
+
+
+def test_snapshots_let_t0_be_chosen_after_the_run(tmp_path):
+    """``snapshot_every`` saves θ in the window; ``project`` computes the t0 projections afterwards,
+    equal (to the eigen-solver tolerance) to those computed during the run at the same step."""
+    from eosdyn.nn.cli import main as nn_main
+    from eosdyn.nn.pipeline import BuildConfig, build, project, snapshot_steps
+
+    rng = np.random.default_rng(1)
+    m = 4
+    idx = np.concatenate([b * 10000 + np.arange(m) for b in range(5)]).astype(np.int32)
+    npz = tmp_path / "fake.npz"
+    np.savez(npz, train_x=rng.integers(0, 256, (5 * m, 3072), dtype=np.uint8),
+             train_y=rng.integers(0, 10, 5 * m).astype(np.uint8), train_index=idx)
+    cfg = BuildConfig(n=20, width=8, eta=0.05, max_steps=50, window_threshold=1e-4, window_steps=6, probe_every=2,
+                      hessian_every=3, checkpoint_every=2, k=3, ntk_lanczos_m=40, q1_lanczos_m=8, n_extreme=2,
+                      t0_offsets=(0, 4), snapshot_every=2, dtype="float64", threads=1)
+    traj, proj = build(npz, workdir=tmp_path / "w", config=cfg, progress=False, log=lambda s: None)
+    assert snapshot_steps(tmp_path / "w") == [0, 2, 4, 6]
+    assert proj.t0.values.tolist() == [0, 4]
+    with pytest.raises(ValueError, match=r"t0s=\[3\].*snapshot"):
+        project(npz, [3], workdir=tmp_path / "w", log=lambda s: None)
+    traj2, proj2 = project(npz, [2, 6], workdir=tmp_path / "w", out_dir=tmp_path / "out", log=lambda s: None)
+    assert proj2.t0.values.tolist() == [0, 2, 4, 6]
+    assert traj2.equals(traj)
+    assert {k: v for k, v in traj2.attrs.items() if k != "history"}.keys() == traj.attrs.keys() - {"history"}
+    # snapshot at 4 reproduces the in-run projections at t0 = 4 (fresh random start vectors)
+    import shutil
+
+    w2 = tmp_path / "w2"
+    shutil.copytree(tmp_path / "w", w2)
+    state_p = proj2.sel(t0=4)
+    ck = torch.load(w2 / "checkpoint.pt", weights_only=False)
+    ck["projections"] = [p for p in ck["projections"] if p["t0"] != 4]
+    torch.save(ck, w2 / "checkpoint.pt")
+    _, proj3 = project(npz, [4], workdir=w2, log=lambda s: None)
+    np.testing.assert_allclose(proj3.ntk_eigenvalue.sel(t0=4).values, state_p.ntk_eigenvalue.values, rtol=1e-6)
+    np.testing.assert_allclose(np.abs(proj3.z_tilde.sel(t0=4).values), np.abs(state_p.z_tilde.values),
+                               rtol=1e-5, atol=1e-9)
+    # the sharpness stored for t0 = 6 is the trajectory's at step 6
+    np.testing.assert_allclose(proj2.sharpness.sel(t0=6, mode=0), traj.sharpness.sel(step=6, mode=0), rtol=1e-5)
+    # CLI: `eosdyn nn project`
+    assert nn_main(["nn", "project", "--cifar", str(npz), "--workdir", str(tmp_path / "w"), "--out",
+                    str(tmp_path / "cli"), "--t0", "2"]) == 0
+    assert (tmp_path / "cli" / "cifar_fcn_projections.nc").exists()

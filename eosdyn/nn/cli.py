@@ -47,33 +47,50 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--k", type=int, default=d.k, help="modes of the projections (default %(default)s)")
     b.add_argument("--t0", type=str, default=",".join(map(str, d.t0_offsets)),
                    help="t0 as offsets into the window, -1 = window end (default %(default)s)")
+    b.add_argument("--snapshot-every", type=int, default=d.snapshot_every,
+                   help="save the parameters every N window steps, for `nn project` (default %(default)s: off)")
     b.add_argument("--threads", type=int, default=d.threads)
     b.add_argument("--dtype", default=d.dtype, choices=["float32", "float64"])
     b.add_argument("--no-progress", action="store_true")
+    pr = nn_sub.add_parser("project", help="compute the t0 projections of a build from its parameter snapshots "
+                                            "(build with --snapshot-every) and rewrite the datasets")
+    pr.add_argument("--cifar", required=True, help="the data the build used")
+    pr.add_argument("--workdir", default=None, help="the build's checkpoint directory")
+    pr.add_argument("--out", default=".", help="output directory for the two .nc files (default: .)")
+    pr.add_argument("--t0", required=True, help="comma-separated absolute steps with a snapshot")
     return nn
+
+
+def _ints(text: str, name: str) -> tuple:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated integers; got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     """Execute the parsed ``nn`` command; returns the exit code."""
-    if getattr(args, "nn_command", None) != "build":
-        print("usage: eosdyn nn build --cifar PATH [--steps N] [--out DIR]", file=sys.stderr)
+    if getattr(args, "nn_command", None) not in ("build", "project"):
+        print("usage: eosdyn nn build --cifar PATH [--steps N] [--out DIR]\n"
+              "       eosdyn nn project --cifar PATH --workdir DIR --t0 STEPS [--out DIR]", file=sys.stderr)
         return 2
     try:
         import torch  # noqa: F401
     except ImportError:
         print("eosdyn nn build needs torch: pip install 'eosdyn[nn]'", file=sys.stderr)
         return 1
-    from .pipeline import build
+    from .pipeline import build, project
 
-    try:
-        offsets = tuple(int(s) for s in args.t0.split(",") if s.strip())
-    except ValueError:
-        raise ValueError(f"--t0 must be comma-separated integers; got {args.t0!r}") from None
+    if args.nn_command == "project":
+        out = project(args.cifar, _ints(args.t0, "--t0"), workdir=args.workdir, out_dir=args.out,
+                      log=lambda s: print(s, flush=True))
+        return 0 if out is not None else 3
+    offsets = _ints(args.t0, "--t0")
     cfg = BuildConfig(n=args.n, seed=args.seed, eta=args.eta, width=args.width, max_steps=args.steps,
                       window_threshold=args.window_threshold, window_steps=args.window_steps,
                       probe_every=args.probe_every, hessian_every=args.hessian_every,
                       checkpoint_every=args.checkpoint_every, k=args.k, t0_offsets=offsets,
-                      threads=args.threads, dtype=args.dtype)
+                      snapshot_every=args.snapshot_every, threads=args.threads, dtype=args.dtype)
     out = build(args.cifar, out_dir=args.out, workdir=args.workdir, config=cfg, progress=not args.no_progress,
                 log=lambda s: print(s, flush=True))
     return 0 if out is not None else 3

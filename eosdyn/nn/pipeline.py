@@ -59,6 +59,7 @@ class BuildConfig:
     q1_lanczos_m: int = 40
     n_extreme: int = 5
     t0_offsets: tuple = (0, -1)
+    snapshot_every: int = 0
     threads: int = 2
     dtype: str = "float32"
 
@@ -81,6 +82,7 @@ class BuildConfig:
         check_int("ntk_lanczos_m", self.ntk_lanczos_m, self.k)
         check_int("q1_lanczos_m", self.q1_lanczos_m, 2)
         check_int("n_extreme", self.n_extreme, 1, self.q1_lanczos_m // 2)
+        check_int("snapshot_every", self.snapshot_every, 0)
         check_int("threads", self.threads, 1)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64'; got {self.dtype!r}")
@@ -322,6 +324,8 @@ def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = Non
                     hs = state["hess"]
                     hs["step"].append(step); hs["lam"].append(float(h.eigenvalues[0]))
                     hs["matvecs"].append(h.matvecs)
+                if cfg.snapshot_every and (step - ws) % cfg.snapshot_every == 0:
+                    _save_snapshot(workdir, step, theta)
                 if step in offsets and step not in done_t0:
                     log(f"projections at t0={step} ...")
                     tp = time.perf_counter()
@@ -350,6 +354,89 @@ def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = Non
         bar.close()
     checkpoint()
     return write_datasets(state, out_dir, data=data)
+
+
+def _snapshot_path(workdir: Path, step: int) -> Path:
+    return Path(workdir) / "snapshots" / f"theta_{int(step):07d}.pt"
+
+
+def _save_snapshot(workdir: Path, step: int, theta) -> None:
+    path = _snapshot_path(workdir, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save_atomic(theta.detach().clone(), path)
+
+
+def snapshot_steps(workdir) -> list[int]:
+    """Steps whose parameters a build with ``snapshot_every > 0`` saved under ``<workdir>/snapshots``."""
+    d = Path(workdir) / "snapshots"
+    return sorted(int(p.stem.split("_")[1]) for p in d.glob("theta_*.pt")) if d.is_dir() else []
+
+
+def project(cifar, t0s, *, workdir=None, out_dir=None, log=print):
+    """Compute the t₀ projections of a finished (or running) build from its parameter snapshots.
+
+    A build with ``snapshot_every > 0`` saves θ every that many steps of the window, so t₀ can be
+    chosen after the trajectory is known (e.g. just before the first return of λ₁ below the edge).
+    The projections are added to the checkpoint's state and, once the build is done, both
+    datasets are rewritten (``out_dir``, default ``workdir``). Run it while no build is running
+    on the same ``workdir`` (both write its checkpoint).
+
+    Parameters
+    ----------
+    cifar : path-like
+        The same data the build used (its sha256 is checked against the checkpoint).
+    t0s : sequence of int
+        Steps with a snapshot (:func:`snapshot_steps`).
+
+    Returns
+    -------
+    tuple of xarray.Dataset or None
+        ``(trajectory, projections)`` when the build is done, else None.
+    """
+    import torch
+
+    from .data import load_cifar
+    from .network import NetworkOps, make_network
+    from .projections import compute_projections
+
+    workdir = Path(workdir) if workdir is not None else _default_workdir()
+    ckpt = workdir / "checkpoint.pt"
+    if not ckpt.exists():
+        raise FileNotFoundError(f"no build checkpoint in {workdir} (run `eosdyn nn build` first)")
+    state = torch.load(ckpt, weights_only=False)
+    cfg = state["config"]
+    have = snapshot_steps(workdir)
+    missing = [int(t) for t in t0s if int(t) not in have]
+    if missing:
+        raise ValueError(f"t0s={missing} have no parameter snapshot in {workdir / 'snapshots'}; "
+                         f"available: {have[:5]}...{have[-5:]}" if have else
+                         f"t0s={missing}: the build in {workdir} saved no snapshots (snapshot_every=0)")
+    torch.set_num_threads(int(cfg["threads"]))
+    dtype = getattr(torch, cfg["dtype"])
+    data = load_cifar(cifar, n=int(cfg["n"]))
+    if state["data"]["sha256"] and data.sha256 != state["data"]["sha256"]:
+        raise ValueError(f"cifar={cifar}: sha256 {data.sha256} differs from the build's {state['data']['sha256']}")
+    net = make_network(in_features=data.x.shape[1], width=int(cfg["width"]), out_features=data.targets.shape[1],
+                       seed=int(cfg["seed"]), dtype=dtype)
+    ops = NetworkOps(net, torch.from_numpy(data.x), torch.from_numpy(data.targets))
+    done = {p["t0"] for p in state["projections"]}
+    for t0 in sorted({int(t) for t in t0s} - done):
+        theta = torch.load(_snapshot_path(workdir, t0), weights_only=False)
+        rng = np.random.default_rng(np.random.SeedSequence([int(cfg["seed"]), 2023, 1, t0]))
+        log(f"projections at t0={t0} ...")
+        tp = time.perf_counter()
+        p = compute_projections(ops, theta, eta=float(cfg["eta"]), k=int(cfg["k"]), rng=rng,
+                                ntk_lanczos_m=int(cfg["ntk_lanczos_m"]), q1_lanczos_m=int(cfg["q1_lanczos_m"]),
+                                n_extreme=int(cfg["n_extreme"]))
+        p["t0"] = t0
+        p["seconds"] = time.perf_counter() - tp
+        log(f"projections at t0={t0} took {p['seconds']:.0f} s")
+        state = torch.load(ckpt, weights_only=False)
+        state["projections"] = [q for q in state["projections"] if q["t0"] != t0] + [p]
+        _save_atomic(state, ckpt)
+    if state["phase"] != "done":
+        return None
+    return write_datasets(state, out_dir if out_dir is not None else workdir, data=data)
 
 
 def write_datasets(state: dict, out_dir, *, data=None):
