@@ -122,6 +122,14 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "qrand_eigenvalue": ("extreme eigenvalue of the Hessian of wᵀ f, w a random unit vector", "1"),
     "u_orthogonality": ("max |UᵀU − I| of the parameter directions u_i = Jᵀ v_i / √λ_i", "1"),
     "projection_seconds": ("wall time of the projections at t0", "s"),
+    "feedback": ("index f of a feedback direction w_f (outside span(u))", "1"),
+    "feedback_l": ("index g of a feedback direction w_g", "1"),
+    "Q_cross": ("reduced second-order tensor v_i · Q(u_j, w_f) between NTK and feedback directions", "1"),
+    "Q_feedback": ("reduced second-order tensor v_i · Q(w_f, w_g) among feedback directions", "1"),
+    "feedback_source_i": ("w_f comes from Q_i u_j: output mode i (-1: unused slot)", "1"),
+    "feedback_source_j": ("w_f comes from Q_i u_j: parameter direction j (-1: unused slot)", "1"),
+    "q1u1_outside_fraction": ("fraction of |Q1 u1|^2 outside span(u_1..u_k)", "1"),
+    "w_orthogonality": ("max deviation from orthonormality of [W; U] against W", "1"),
 }
 
 #: CF flag convention for ``status`` variables.

@@ -269,3 +269,70 @@ def test_snapshots_let_t0_be_chosen_after_the_run(tmp_path):
     assert nn_main(["nn", "project", "--cifar", str(npz), "--workdir", str(tmp_path / "w"), "--out",
                     str(tmp_path / "cli"), "--t0", "2"]) == 0
     assert (tmp_path / "cli" / "cifar_fcn_projections.nc").exists()
+
+
+def test_feedback_directions_against_finite_differences_and_exact_taylor(tiny):
+    """Feedback directions w_f ⊥ span(u) from Q_i u_j: orthonormal, the stored fraction of ‖Q₁u₁‖²
+    outside span(u) matches the explicit Hessian, Q_cross / Q_feedback match finite differences,
+    and the (k+m)-parameter model equals the exact second-order Taylor expansion along span(u, w)."""
+    th = tiny.theta0()
+    k, r = 4, 2
+    p = compute_projections(tiny, th, eta=0.05, k=k, rng=np.random.default_rng(0), ntk_lanczos_m=80,
+                            q1_lanczos_m=20, n_extreme=2, pair_chunk=5, feedback=r)
+    m = p["Q_cross"].shape[2]
+    assert p["Q_cross"].shape == (k, k, m) and p["Q_feedback"].shape == (k, m, m) and 1 <= m <= r * r
+    assert p["w_orthogonality"] < 1e-8
+    J = _jacobian(tiny, th)
+    w, V = np.linalg.eigh(J @ J.T)
+    w, V = w[::-1][:k], V[:, ::-1][:, :k]
+    V = V * np.sign(V.T @ tiny.residual(th).numpy()) * np.sign(p["z_tilde"])
+    U = (J.T @ V) / np.sqrt(w)
+    # explicit Hessians of v_i ᵀ f rebuild the directions
+    H = [torch.func.hessian(lambda t, i=i: torch.dot(torch.from_numpy(V[:, i]), tiny.f(t)))(th).numpy()
+         for i in range(r)]
+    q1u1 = H[0] @ U[:, 0]
+    out = q1u1 - U @ (U.T @ q1u1)
+    np.testing.assert_allclose(p["q1u1_outside"], (out @ out) / (q1u1 @ q1u1), rtol=1e-7)
+    raw = np.stack([H[i] @ U[:, j] for i, j in p["feedback_sources"]])
+    raw -= (raw @ U) @ U.T
+    W, _ = np.linalg.qr(raw.T)  # same span, Gram-Schmidt order: equal up to signs
+    from eosdyn.nn.projections import feedback_directions
+
+    Wt, src, _ = feedback_directions(tiny, th, V, torch.from_numpy(np.ascontiguousarray(U.T)), r)
+    Wn = Wt.numpy().T
+    np.testing.assert_allclose(np.abs(Wn.T @ W), np.eye(m), atol=1e-8)
+    # Q_cross, Q_feedback by central finite differences
+    h = 1e-3
+
+    def fd(a, b):
+        f = lambda s, t: tiny.f(th + torch.from_numpy(s * a + t * b)).numpy()  # noqa: E731
+        return V.T @ ((f(h, h) - f(h, -h) - f(-h, h) + f(-h, -h)) / (4 * h * h))
+
+    for j, f_ in [(0, 0), (2, m - 1)]:
+        ref = fd(U[:, j], Wn[:, f_])
+        np.testing.assert_allclose(p["Q_cross"][:, j, f_], ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+    ref = fd(Wn[:, 0], Wn[:, m - 1])
+    np.testing.assert_allclose(p["Q_feedback"][:, 0, m - 1], ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+    # the (k + m)-parameter quadratic model = exact second-order expansion along span(u, w), projected on V
+    p["t0"], p["seconds"] = 0, 0.0
+    ds = projections_to_dataset([p])
+    eosdyn.check_dataset(ds)
+    Qm, J0, z0, _, _ = taylor.reduced_model(ds, feedback=m)
+    assert Qm.shape == (k, k + m, k + m) and J0.shape == (k, k + m)
+    B = torch.from_numpy(np.hstack([U, Wn]))
+    rng = np.random.default_rng(5)
+    for scale in (1e-2, 1e-1):
+        phi = scale * rng.standard_normal(k + m)
+        model = z0 + J0 @ phi + 0.5 * np.einsum("ijl,j,l->i", Qm, phi, phi)
+        d = B @ torch.from_numpy(phi)
+        jd = torch.func.jvp(tiny.residual, (th,), (d,))[1]
+        d2 = torch.func.jvp(lambda t: torch.func.jvp(tiny.f, (t,), (d,))[1], (th,), (d,))[1]
+        exact = V.T @ (tiny.residual(th) + jd + 0.5 * d2).numpy()
+        np.testing.assert_allclose(model, exact, rtol=1e-8, atol=1e-8 * np.abs(exact).max())
+    sim = taylor.simulate(ds, feedback=m, steps=3)
+    eosdyn.check_dataset(sim)
+    assert int(sim.P) == k + m and int(sim.D) == k
+    with pytest.raises(ValueError, match="feedback"):
+        taylor.simulate(ds, feedback=m + 1, steps=3)
+    with pytest.raises(ValueError, match="feedback"):
+        taylor.simulate(ds.drop_vars(["Q_cross", "Q_feedback"]), feedback=1, steps=3)

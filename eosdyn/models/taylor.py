@@ -56,7 +56,7 @@ def _as_projections(projections) -> xr.Dataset:
     return projections
 
 
-def reduced_model(projections, *, t0=None, modes=None):
+def reduced_model(projections, *, t0=None, modes=None, feedback=0):
     """The k-mode quadratic model at t₀ as plain arrays.
 
     Parameters
@@ -67,13 +67,18 @@ def reduced_model(projections, *, t0=None, modes=None):
         Expansion step, one of ``projections.t0`` (default: the first).
     modes : int, optional
         Number ``k`` of top NTK modes kept, 1 ≤ k ≤ stored modes (default: all).
+    feedback : int, default 0
+        Number ``m`` of stored feedback directions ``w_f`` added to the parameter basis
+        (``Q_cross``, ``Q_feedback`` in the projections; see :mod:`eosdyn.nn.projections`).
+        The parameters are then ``φ ∈ R^{k+m}`` along ``(u_1..u_k, w_1..w_m)``; the outputs
+        stay the k NTK modes.
 
     Returns
     -------
-    Q : ndarray (k, k, k)
-        Reduced tensor Q̃ (symmetrised in its last two indices).
-    J0 : ndarray (k, k)
-        ``diag(√λ)``.
+    Q : ndarray (k, k+m, k+m)
+        Reduced tensor (``Q̃`` on the u-block; symmetrised in its last two indices).
+    J0 : ndarray (k, k+m)
+        ``[diag(√λ), 0]`` (``J w_f`` has no component on the top-k modes: ``w_f ⊥ span(u)``).
     z0 : ndarray (k,)
         ``z̃ = Vᵀ z``.
     eta_eff : float
@@ -98,8 +103,24 @@ def reduced_model(projections, *, t0=None, modes=None):
     if np.any(~(lam > 0)):
         raise ValueError(f"ntk_eigenvalue at t0={t0} must be positive for the kept modes; got {lam}")
     Q = np.asarray(sel["Q_tilde"].values[:k, :k, :k], np.float64)
-    Q = 0.5 * (Q + Q.transpose(0, 2, 1))
     J0 = np.diag(np.sqrt(lam))
+    m = check_int("feedback", feedback, 0)
+    if m:
+        avail = int(np.isfinite(sel["Q_feedback"].values[0, :, 0]).sum()) if "Q_feedback" in ds else 0
+        if not avail:
+            raise ValueError(f"feedback={feedback} needs the variables Q_cross and Q_feedback at t0={t0} "
+                             "(projections built with feedback > 0, `eosdyn nn project`); this dataset has none")
+        m = check_int("feedback", feedback, 0, avail)
+        Qc = np.asarray(sel["Q_cross"].values[:k, :k, :m], np.float64)
+        Qw = np.asarray(sel["Q_feedback"].values[:k, :m, :m], np.float64)
+        full = np.zeros((k, k + m, k + m))
+        full[:, :k, :k] = Q
+        full[:, :k, k:] = Qc
+        full[:, k:, :k] = Qc.transpose(0, 2, 1)
+        full[:, k:, k:] = Qw
+        Q = full
+        J0 = np.hstack([J0, np.zeros((k, m))])
+    Q = 0.5 * (Q + Q.transpose(0, 2, 1))
     z0 = np.asarray(sel["z_tilde"].values[:k], np.float64)
     eta = float(ds["eta"].values) if "eta" in ds.coords else float(ds.attrs["eta"])
     n = int(ds["n_examples"].values) if "n_examples" in ds.coords else int(ds.attrs["nn_examples"])
@@ -107,7 +128,7 @@ def reduced_model(projections, *, t0=None, modes=None):
 
 
 def simulate(projections, *, t0=None, modes=None, steps: int = 500, record_every: int = 1,
-             diverge_loss: float = 1e8, dtype="float64") -> xr.Dataset:
+             diverge_loss: float = 1e8, dtype="float64", feedback: int = 0) -> xr.Dataset:
     """GD on the k-mode quadratic (second-order Taylor) model of the network around t₀.
 
     Parameters
@@ -126,6 +147,11 @@ def simulate(projections, *, t0=None, modes=None, steps: int = 500, record_every
     diverge_loss : float, default 1e8
         Diverged once ½‖z̃‖² exceeds this (the state is NaN afterwards).
     dtype : {"float64", "float32"}
+    feedback : int, default 0
+        Add this many stored feedback directions to the parameter basis (see
+        :func:`reduced_model`). Without them the model keeps only span(u₁…u_k), which holds a
+        few per cent of ‖Q₁u₁‖² in the stored run, and misses most of the curvature feedback
+        that ends a catapult (docs/network.md).
 
     Returns
     -------
@@ -136,7 +162,7 @@ def simulate(projections, *, t0=None, modes=None, steps: int = 500, record_every
         network's units; mode 0 is z₁), ``loss(step)`` = (1/n) ½‖z̃‖² (the modelled part of
         the network loss), ``status`` (CF flag), ``steps_taken``, ``diverged_at`` (a
         ``step`` value, −1 if never), ``final_sharpness``. Scalar coordinates ``t0``,
-        ``eta``, ``n_examples``, ``D`` = ``P`` = k.
+        ``eta``, ``n_examples``, ``D`` = k, ``P`` = k + feedback.
 
     Examples
     --------
@@ -155,9 +181,10 @@ def simulate(projections, *, t0=None, modes=None, steps: int = 500, record_every
     record_every = check_int("record_every", record_every, 1, steps)
     if not diverge_loss > 0:
         raise ValueError(f"diverge_loss must be > 0; got {diverge_loss}")
-    Q, J0, z0, eta_eff, t0 = reduced_model(projections, t0=t0, modes=modes)
+    Q, J0, z0, eta_eff, t0 = reduced_model(projections, t0=t0, modes=modes, feedback=feedback)
     ds_in = _as_projections(projections)
     k = z0.size
+    p_dim = J0.shape[1]
     res = run_gd(Q.astype(dt), J0[None].astype(dt), z0[None].astype(dt), eta_eff, steps, record_every,
                  tol=0.0, diverge_loss=diverge_loss, record_sharpness=True, record_z=True)
     step = t0 + res.record_steps
@@ -174,15 +201,17 @@ def simulate(projections, *, t0=None, modes=None, steps: int = 500, record_every
             "final_sharpness": ((), res.final_sharpness[0]),
         },
         coords={"step": step.astype(np.int64), "mode": np.arange(k, dtype=np.int64), "t0": np.int64(t0),
-                "eta": eta_eff * n, "n_examples": np.int64(n), "D": np.int64(k), "P": np.int64(k)},
+                "eta": eta_eff * n, "n_examples": np.int64(n), "D": np.int64(k), "P": np.int64(p_dim)},
     )
     ds["sharpness"].attrs = {"long_name": "sharpness η λ_max / n of the reduced NTK (edge at 2)", "units": "1"}
     ds["z"].attrs = {"long_name": "residual in the NTK eigenbasis at t0, z̃_i = v_iᵀ z", "units": "1"}
     ds["loss"].attrs = {"long_name": "modelled loss (1/n) Σ_i ½ z̃_i² over the kept modes", "units": "1"}
-    params = {"projections": proj_name, "t0": t0, "modes": k,
+    params = {"projections": proj_name, "t0": t0, "modes": k, "feedback": p_dim - k,
               "steps": steps, "record_every": record_every, "diverge_loss": diverge_loss, "dtype": dt.name}
     return conventions.label(
-        ds, model="taylor", title=f"second-order Taylor model of the CIFAR FCN around step {t0}, {k} NTK modes",
-        equations="Eq. 1, 24-26 with D = P = k, J0 = diag(sqrt(lambda)), Q = Q_tilde; Appendix D.3",
+        ds, model="taylor", title=f"second-order Taylor model of the CIFAR FCN around step {t0}, {k} NTK modes"
+        + (f" + {p_dim - k} feedback directions" if p_dim > k else ""),
+        equations="Eq. 1, 24-26 with D = k, P = k + feedback, J0 = [diag(sqrt(lambda)), 0], Q = Q_tilde "
+                  "(+ Q_cross, Q_feedback); Appendix D.3",
         config={"function": "eosdyn.models.taylor.simulate", "parameters": params},
     )

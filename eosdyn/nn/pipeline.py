@@ -58,6 +58,7 @@ class BuildConfig:
     ntk_lanczos_m: int = 80
     q1_lanczos_m: int = 40
     n_extreme: int = 5
+    feedback: int = 2
     t0_offsets: tuple = (0, -1)
     snapshot_every: int = 0
     threads: int = 2
@@ -83,6 +84,7 @@ class BuildConfig:
         check_int("q1_lanczos_m", self.q1_lanczos_m, 2)
         check_int("n_extreme", self.n_extreme, 1, self.q1_lanczos_m // 2)
         check_int("snapshot_every", self.snapshot_every, 0)
+        check_int("feedback", self.feedback, 0, self.k)
         check_int("threads", self.threads, 1)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64'; got {self.dtype!r}")
@@ -331,7 +333,7 @@ def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = Non
                     tp = time.perf_counter()
                     p = compute_projections(ops, theta, eta=eta, k=cfg.k, rng=rng, ntk_lanczos_m=cfg.ntk_lanczos_m,
                                             q1_lanczos_m=cfg.q1_lanczos_m, n_extreme=cfg.n_extreme,
-                                            warm=state["block"])
+                                            warm=state["block"], feedback=cfg.feedback)
                     p["t0"] = step
                     p["seconds"] = time.perf_counter() - tp
                     state["projections"].append(p)
@@ -372,7 +374,7 @@ def snapshot_steps(workdir) -> list[int]:
     return sorted(int(p.stem.split("_")[1]) for p in d.glob("theta_*.pt")) if d.is_dir() else []
 
 
-def project(cifar, t0s, *, workdir=None, out_dir=None, log=print):
+def project(cifar, t0s, *, workdir=None, out_dir=None, replace=False, feedback=None, log=print):
     """Compute the t₀ projections of a finished (or running) build from its parameter snapshots.
 
     A build with ``snapshot_every > 0`` saves θ every that many steps of the window, so t₀ can be
@@ -387,6 +389,10 @@ def project(cifar, t0s, *, workdir=None, out_dir=None, log=print):
         The same data the build used (its sha256 is checked against the checkpoint).
     t0s : sequence of int
         Steps with a snapshot (:func:`snapshot_steps`).
+    replace : bool, default False
+        Recompute t₀ that already have projections (e.g. to add feedback directions).
+    feedback : int, optional
+        Feedback-direction order ``r`` (default: the build's ``feedback`` setting).
 
     Returns
     -------
@@ -419,7 +425,8 @@ def project(cifar, t0s, *, workdir=None, out_dir=None, log=print):
     net = make_network(in_features=data.x.shape[1], width=int(cfg["width"]), out_features=data.targets.shape[1],
                        seed=int(cfg["seed"]), dtype=dtype)
     ops = NetworkOps(net, torch.from_numpy(data.x), torch.from_numpy(data.targets))
-    done = {p["t0"] for p in state["projections"]}
+    done = set() if replace else {p["t0"] for p in state["projections"]}
+    fb = int(cfg.get("feedback", 0) if feedback is None else check_int("feedback", feedback, 0, int(cfg["k"])))
     for t0 in sorted({int(t) for t in t0s} - done):
         theta = torch.load(_snapshot_path(workdir, t0), weights_only=False)
         rng = np.random.default_rng(np.random.SeedSequence([int(cfg["seed"]), 2023, 1, t0]))
@@ -427,7 +434,7 @@ def project(cifar, t0s, *, workdir=None, out_dir=None, log=print):
         tp = time.perf_counter()
         p = compute_projections(ops, theta, eta=float(cfg["eta"]), k=int(cfg["k"]), rng=rng,
                                 ntk_lanczos_m=int(cfg["ntk_lanczos_m"]), q1_lanczos_m=int(cfg["q1_lanczos_m"]),
-                                n_extreme=int(cfg["n_extreme"]))
+                                n_extreme=int(cfg["n_extreme"]), feedback=fb)
         p["t0"] = t0
         p["seconds"] = time.perf_counter() - tp
         log(f"projections at t0={t0} took {p['seconds']:.0f} s")
@@ -548,8 +555,33 @@ def projections_to_dataset(projections, *, config=None, attrs=None):
     def stack(key, default=np.nan):
         return np.stack([np.asarray(p.get(key, default), np.float64) for p in ps])
 
+    data_fb = {}
+    m = max((len(p["feedback_sources"]) for p in ps if "Q_cross" in p), default=0)
+    if m:
+        def pad(key, shape):
+            out = np.full((len(ps),) + shape, np.nan)
+            for t, p in enumerate(ps):
+                if key in p:
+                    a = np.asarray(p[key], np.float64)
+                    out[(t,) + tuple(slice(0, d) for d in a.shape)] = a
+            return out
+
+        src = np.full((len(ps), m, 2), -1, np.int64)
+        for t, p in enumerate(ps):
+            if "feedback_sources" in p:
+                a = np.asarray(p["feedback_sources"], np.int64)
+                src[t, : len(a)] = a
+        data_fb = {
+            "Q_cross": (("t0", "mode", "mode_j", "feedback"), pad("Q_cross", (k, k, m))),
+            "Q_feedback": (("t0", "mode", "feedback", "feedback_l"), pad("Q_feedback", (k, m, m))),
+            "feedback_source_i": (("t0", "feedback"), src[..., 0]),
+            "feedback_source_j": (("t0", "feedback"), src[..., 1]),
+            "q1u1_outside_fraction": ("t0", np.array([p.get("q1u1_outside", np.nan) for p in ps], np.float64)),
+            "w_orthogonality": ("t0", np.array([p.get("w_orthogonality", np.nan) for p in ps], np.float64)),
+        }
     proj = xr.Dataset(
         {
+            **data_fb,
             "ntk_eigenvalue": (("t0", "mode"), stack("lam")),
             "sharpness": (("t0", "mode"), (eta / n) * stack("lam")),
             "ntk_residual": (("t0", "mode"), stack("ntk_residual")),
@@ -563,7 +595,8 @@ def projections_to_dataset(projections, *, config=None, attrs=None):
         },
         coords={"t0": np.array([p["t0"] for p in ps], np.int64), "mode": np.arange(k, dtype=np.int64),
                 "mode_j": np.arange(k, dtype=np.int64), "mode_l": np.arange(k, dtype=np.int64),
-                "q1_index": np.arange(ne, dtype=np.int64), "eta": eta, "n_examples": n},
+                "q1_index": np.arange(ne, dtype=np.int64), "eta": eta, "n_examples": n,
+                **({"feedback": np.arange(m, dtype=np.int64), "feedback_l": np.arange(m, dtype=np.int64)} if m else {})},
     )
     config = config or {"function": "eosdyn.nn.projections.compute_projections",
                         "parameters": {"eta": eta, "k": k, "n_extreme": ne // 2}}

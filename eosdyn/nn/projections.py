@@ -8,7 +8,12 @@ At parameters θ(t₀) with residual z and Jacobian J (never formed):
   (forward-over-forward ``jvp``);
 * extreme eigenvalues (both ends) of ``Q₁ = v₁ · Q``, the Hessian of ``v₁ᵀ f``
   (Lanczos with Hessian-vector products), and of ``w · Q`` for a random unit ``w``;
-* ``z̃ = Vᵀ z``.
+* ``z̃ = Vᵀ z``;
+* optionally (``feedback=r``) *feedback directions* ``w_f``: the orthonormalised parts of the
+  Hessian-vector products ``Q_i u_j = ∇²(v_iᵀ f) u_j`` (i, j < r) outside span(u), with
+  ``v_i · Q(u_j, w_f)`` and ``v_i · Q(w_f, w_g)``. A parameter step along u₁ moves J along
+  ``Q₁ u₁``, and most of ``‖Q₁ u₁‖²`` lies outside span(u₁…u_k); the curvature feedback that
+  ends a catapult (λ₁ falling ∝ z₁² ‖Q₁ u₁‖²) needs those directions.
 
 With these, ``z(θ(t₀) + U φ) ≈ z̃ + diag(√λ) φ + ½ Q̃(φ, φ)`` in the basis V: the
 k-mode quadratic (Taylor) model of :mod:`eosdyn.models.taylor`.
@@ -42,8 +47,59 @@ def top_ntk_eigenpairs(ops: NetworkOps, theta, *, k: int, rng, lanczos_m: int = 
     return res.eigenvalues, res.vectors, res.residuals, lz.matvecs + res.matvecs
 
 
+def _projected_pairs(ops: NetworkOps, theta, A, B, pairs, Vd, pair_chunk: int) -> np.ndarray:
+    """``Vᵀ Q(a_j, b_l)`` for the index pairs ``(j, l)`` of the blocks ``A``, ``B`` → (k, len(pairs))."""
+    out = np.zeros((Vd.shape[1], len(pairs)))
+    for s in range(0, len(pairs), pair_chunk):
+        chunk = pairs[s:s + pair_chunk]
+        jj = torch.tensor([p[0] for p in chunk]); ll = torch.tensor([p[1] for p in chunk])
+        with torch.no_grad():
+            d2 = ops.second_derivative(theta, A[jj], B[ll]).to(torch.float64)  # (c, N)
+        out[:, s:s + len(chunk)] = (Vd.T @ d2.T).numpy()
+    return out
+
+
+def feedback_directions(ops: NetworkOps, theta, V, U, r: int, rtol: float = 1e-6):
+    """Orthonormal parameter directions outside span(U) along which J moves when θ moves along u_j.
+
+    The Hessian-vector products ``Q_i u_j`` (i, j < r; ``Q_i`` = Hessian of ``v_iᵀ f``) are projected
+    off span(U) (twice) and orthonormalised by modified Gram–Schmidt, dropping directions with a norm
+    below ``rtol`` × the largest.
+
+    Returns ``(W (m, P) float64, sources [(i, j), ...], outside (r, r))`` where ``outside[i, j]`` is the
+    fraction of ``‖Q_i u_j‖²`` outside span(U).
+    """
+    Ud = U.to(torch.float64)
+    raw, sources = [], []
+    for i in range(r):
+        vi = torch.from_numpy(np.ascontiguousarray(V[:, i])).to(ops.dtype)
+        with torch.no_grad():
+            H = ops.hvp(theta, vi, U[:r]).to(torch.float64)  # rows Q_i u_j
+        raw.extend(H)
+        sources.extend((i, j) for j in range(r))
+    R = torch.stack(raw)
+    total = R.norm(dim=1)
+    for _ in range(2):
+        R = R - (R @ Ud.T) @ Ud
+    outside = ((R.norm(dim=1) / total) ** 2).numpy().reshape(r, r)
+    W, kept = [], []
+    big = float(R.norm(dim=1).max())
+    for row, src in zip(R, sources):
+        w = row.clone()
+        for _ in range(2):
+            for q in W:
+                w = w - (q @ w) * q
+            w = w - (w @ Ud.T) @ Ud
+        nw = float(w.norm())
+        if nw > rtol * big:
+            W.append(w / nw)
+            kept.append(src)
+    return torch.stack(W), kept, outside
+
+
 def compute_projections(ops: NetworkOps, theta, *, eta: float, k: int = 16, rng=None, ntk_lanczos_m: int = 80,
-                        q1_lanczos_m: int = 40, n_extreme: int = 5, warm=None, pair_chunk: int = 8) -> dict:
+                        q1_lanczos_m: int = 40, n_extreme: int = 5, warm=None, pair_chunk: int = 8,
+                        feedback: int = 0) -> dict:
     """All t₀ quantities as plain numpy arrays (float64).
 
     Parameters
@@ -64,13 +120,18 @@ def compute_projections(ops: NetworkOps, theta, *, eta: float, k: int = 16, rng=
         Tracking block (N, b) used to start Lanczos.
     pair_chunk : int
         Pairs (j, l) per vmapped second-derivative call.
+    feedback : int, default 0
+        ``r``: add the feedback directions from ``Q_i u_j``, i, j < r (:func:`feedback_directions`;
+        up to r² directions), with ``Q_cross (k, k, m)`` = ``v_i · Q(u_j, w_f)`` and
+        ``Q_feedback (k, m, m)`` = ``v_i · Q(w_f, w_g)``.
 
     Returns
     -------
     dict
         ``lam (k,)``, ``ntk_residual (k,)``, ``z_tilde (k,)``, ``Q_tilde (k, k, k)``, ``q1_eig (2 n_extreme,)``
         (largest first, then the smallest ascending… stored descending overall), ``qrand_eig``, ``loss``,
-        ``matvecs``, ``u_orthogonality`` (max |UᵀU − I|).
+        ``matvecs``, ``u_orthogonality`` (max |UᵀU − I|); with ``feedback``: ``Q_cross``, ``Q_feedback``,
+        ``feedback_sources (m, 2)``, ``q1u1_outside`` (fraction of ‖Q₁u₁‖² outside span(u)).
 
     Examples
     --------
@@ -103,15 +164,27 @@ def compute_projections(ops: NetworkOps, theta, *, eta: float, k: int = 16, rng=
     pairs = [(j, l) for j in range(k) for l in range(j, k)]
     Qt = np.zeros((k, k, k))
     Vd = torch.from_numpy(V)
-    for s in range(0, len(pairs), pair_chunk):
-        chunk = pairs[s:s + pair_chunk]
-        jj = torch.tensor([p[0] for p in chunk]); ll = torch.tensor([p[1] for p in chunk])
-        with torch.no_grad():
-            d2 = ops.second_derivative(theta, U[jj], U[ll]).to(torch.float64)  # (c, N)
-        proj = (Vd.T @ d2.T).numpy()  # (k, c)
-        for c, (j, l) in enumerate(chunk):
-            Qt[:, j, l] = proj[:, c]
-            Qt[:, l, j] = proj[:, c]
+    proj = _projected_pairs(ops, theta, U, U, pairs, Vd, pair_chunk)
+    for c, (j, l) in enumerate(pairs):
+        Qt[:, j, l] = proj[:, c]
+        Qt[:, l, j] = proj[:, c]
+    extra = {}
+    if feedback:
+        W, sources, outside = feedback_directions(ops, theta, V, U, min(int(feedback), k))
+        m = W.shape[0]
+        Wt = W.to(ops.dtype)
+        cross = [(j, f) for j in range(k) for f in range(m)]
+        Qc = _projected_pairs(ops, theta, U, Wt, cross, Vd, pair_chunk).reshape(k, k, m)
+        wpairs = [(f, g) for f in range(m) for g in range(f, m)]
+        pw = _projected_pairs(ops, theta, Wt, Wt, wpairs, Vd, pair_chunk)
+        Qw = np.zeros((k, m, m))
+        for c, (f, g) in enumerate(wpairs):
+            Qw[:, f, g] = pw[:, c]
+            Qw[:, g, f] = pw[:, c]
+        extra = {"Q_cross": Qc, "Q_feedback": Qw, "feedback_sources": np.asarray(sources, np.int64).reshape(-1, 2),
+                 "q1u1_outside": float(outside[0, 0]),
+                 "w_orthogonality": float(np.abs(np.vstack([(W @ W.T).numpy() - np.eye(m),
+                                                            (W @ U.to(torch.float64).T).numpy().T])).max())}
     P = ops.n_params
 
     def extremes(w):
@@ -129,4 +202,5 @@ def compute_projections(ops: NetworkOps, theta, *, eta: float, k: int = 16, rng=
         "lam": lam, "ntk_residual": resid, "z_tilde": V.T @ zn, "Q_tilde": Qt, "q1_eig": q1, "qrand_eig": qr,
         "loss": float(0.5 * zn @ zn / ops.n), "matvecs": int(nmv), "hvps": int(m1 + m2),
         "u_orthogonality": float(np.abs(gram - np.eye(k)).max()), "eta": float(eta), "n": int(ops.n),
+        **extra,
     }
