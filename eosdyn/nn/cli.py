@@ -45,6 +45,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--hessian-every", type=int, default=d.hessian_every)
     b.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     b.add_argument("--k", type=int, default=d.k, help="modes of the projections (default %(default)s)")
+    b.add_argument("--feedback", type=int, default=d.feedback,
+                   help="feedback directions from Q_i u_j, i, j < r (default r=%(default)s; 0: none)")
     b.add_argument("--t0", type=str, default=",".join(map(str, d.t0_offsets)),
                    help="t0 as offsets into the window, -1 = window end (default %(default)s)")
     b.add_argument("--snapshot-every", type=int, default=d.snapshot_every,
@@ -58,6 +60,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     pr.add_argument("--workdir", default=None, help="the build's checkpoint directory")
     pr.add_argument("--out", default=".", help="output directory for the two .nc files (default: .)")
     pr.add_argument("--t0", required=True, help="comma-separated absolute steps with a snapshot")
+    pr.add_argument("--feedback", type=int, default=None,
+                    help="feedback-direction order r (default: the build's setting)")
+    pr.add_argument("--replace", action="store_true", help="recompute t0 that already have projections")
     return nn
 
 
@@ -83,13 +88,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.nn_command == "project":
         out = project(args.cifar, _ints(args.t0, "--t0"), workdir=args.workdir, out_dir=args.out,
-                      log=lambda s: print(s, flush=True))
+                      replace=args.replace, feedback=args.feedback, log=lambda s: print(s, flush=True))
         return 0 if out is not None else 3
     offsets = _ints(args.t0, "--t0")
     cfg = BuildConfig(n=args.n, seed=args.seed, eta=args.eta, width=args.width, max_steps=args.steps,
                       window_threshold=args.window_threshold, window_steps=args.window_steps,
                       probe_every=args.probe_every, hessian_every=args.hessian_every,
-                      checkpoint_every=args.checkpoint_every, k=args.k, t0_offsets=offsets,
+                      checkpoint_every=args.checkpoint_every, k=args.k, feedback=args.feedback, t0_offsets=offsets,
                       snapshot_every=args.snapshot_every, threads=args.threads, dtype=args.dtype)
     out = build(args.cifar, out_dir=args.out, workdir=args.workdir, config=cfg, progress=not args.no_progress,
                 log=lambda s: print(s, flush=True))
