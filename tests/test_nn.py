@@ -248,6 +248,9 @@ def test_snapshots_let_t0_be_chosen_after_the_run(tmp_path):
         project(npz, [3], workdir=tmp_path / "w", log=lambda s: None)
     traj2, proj2 = project(npz, [2, 6], workdir=tmp_path / "w", out_dir=tmp_path / "out", log=lambda s: None)
     assert proj2.t0.values.tolist() == [0, 2, 4, 6]
+    # v₁'s sign follows the tracked one: z̃₁ = the trajectory's z₁ at every t0
+    np.testing.assert_allclose(proj2.z_tilde.sel(mode=0).values, traj.z1.sel(step=proj2.t0.values).values,
+                               rtol=1e-3, atol=1e-12)  # tracking tolerance 1e-4
     assert traj2.equals(traj)
     assert {k: v for k, v in traj2.attrs.items() if k != "history"}.keys() == traj.attrs.keys() - {"history"}
     # snapshot at 4 reproduces the in-run projections at t0 = 4 (fresh random start vectors)
@@ -331,6 +334,13 @@ def test_feedback_directions_against_finite_differences_and_exact_taylor(tiny):
         np.testing.assert_allclose(model, exact, rtol=1e-8, atol=1e-8 * np.abs(exact).max())
     sim = taylor.simulate(ds, feedback=m, steps=3)
     eosdyn.check_dataset(sim)
+    # flipping the sign of a mode (v_i, u_i → −v_i, −u_i) is a symmetry of the reduced model
+    from eosdyn.nn.projections import flip_mode
+
+    q = {key: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v) for key, v in p.items()}
+    flipped = taylor.simulate(projections_to_dataset([flip_mode(flip_mode(q, 0), 2)]), feedback=m, steps=3)
+    np.testing.assert_allclose(flipped.sharpness.values, sim.sharpness.values, rtol=1e-12)
+    np.testing.assert_allclose(flipped.z.values * [-1, 1, -1, 1], sim.z.values, rtol=1e-12, atol=1e-15)
     assert int(sim.P) == k + m and int(sim.D) == k
     with pytest.raises(ValueError, match="feedback"):
         taylor.simulate(ds, feedback=m + 1, steps=3)

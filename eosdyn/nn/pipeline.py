@@ -358,6 +358,23 @@ def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = Non
     return write_datasets(state, out_dir, data=data)
 
 
+def align_signs(state: dict) -> dict:
+    """Give v₁ of every t₀ projection the sign of the tracked v₁ (so ``z_tilde[0]`` = the trajectory's
+    ``z1`` at t₀, not −z1): eigen-solves started from random vectors return ±v₁.
+
+    Projections computed during the build are aligned already (warm-started from the tracked block);
+    :func:`project` starts cold and needs this. Idempotent.
+    """
+    from .projections import flip_mode
+
+    trk = dict(zip(state["trk"]["step"], state["trk"]["z1"]))
+    for p in state["projections"]:
+        z1 = trk.get(p["t0"])
+        if z1 is not None and z1 * p["z_tilde"][0] < 0:
+            flip_mode(p, 0)
+    return state
+
+
 def _snapshot_path(workdir: Path, step: int) -> Path:
     return Path(workdir) / "snapshots" / f"theta_{int(step):07d}.pt"
 
@@ -440,7 +457,11 @@ def project(cifar, t0s, *, workdir=None, out_dir=None, replace=False, feedback=N
         log(f"projections at t0={t0} took {p['seconds']:.0f} s")
         state = torch.load(ckpt, weights_only=False)
         state["projections"] = [q for q in state["projections"] if q["t0"] != t0] + [p]
+        align_signs(state)
         _save_atomic(state, ckpt)
+    state = torch.load(ckpt, weights_only=False)
+    align_signs(state)
+    _save_atomic(state, ckpt)
     if state["phase"] != "done":
         return None
     return write_datasets(state, out_dir if out_dir is not None else workdir, data=data)

@@ -97,6 +97,24 @@ def feedback_directions(ops: NetworkOps, theta, V, U, r: int, rtol: float = 1e-6
     return torch.stack(W), kept, outside
 
 
+def flip_mode(p: dict, i: int) -> dict:
+    """Change the sign of NTK mode ``i`` (v_i → −v_i, u_i → −u_i) in a projections dict, in place.
+
+    An exact symmetry of the reduced model: ``z̃_i``, the output index ``i`` and the parameter index
+    ``i`` of ``Q_tilde`` (and of ``Q_cross``; ``Q_feedback``'s output index) change sign.
+    """
+    p["z_tilde"][i] *= -1
+    Q = p["Q_tilde"]
+    Q[i] *= -1
+    Q[:, i, :] *= -1
+    Q[:, :, i] *= -1
+    if "Q_cross" in p:
+        p["Q_cross"][i] *= -1
+        p["Q_cross"][:, i, :] *= -1
+        p["Q_feedback"][i] *= -1
+    return p
+
+
 def compute_projections(ops: NetworkOps, theta, *, eta: float, k: int = 16, rng=None, ntk_lanczos_m: int = 80,
                         q1_lanczos_m: int = 40, n_extreme: int = 5, warm=None, pair_chunk: int = 8,
                         feedback: int = 0) -> dict:
