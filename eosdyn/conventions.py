@@ -120,6 +120,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "Q_tilde": ("reduced second-order tensor Q̃_ijl = v_i · Q(u_j, u_l)", "1"),
     "q1_eigenvalue": ("extreme eigenvalue of Q1 = Hessian of v1ᵀ f", "1"),
     "qrand_eigenvalue": ("extreme eigenvalue of the Hessian of wᵀ f, w a random unit vector", "1"),
+    "q1_residual": ("Lanczos residual estimate |beta_m s_m| / |theta| of q1_eigenvalue", "1"),
+    "qrand_residual": ("Lanczos residual estimate |beta_m s_m| / |theta| of qrand_eigenvalue", "1"),
     "u_orthogonality": ("max |UᵀU − I| of the parameter directions u_i = Jᵀ v_i / √λ_i", "1"),
     "projection_seconds": ("wall time of the projections at t0", "s"),
     "feedback": ("index f of a feedback direction w_f (outside span(u))", "1"),

@@ -268,6 +268,16 @@ def test_snapshots_let_t0_be_chosen_after_the_run(tmp_path):
                                rtol=1e-5, atol=1e-9)
     # the sharpness stored for t0 = 6 is the trajectory's at step 6
     np.testing.assert_allclose(proj2.sharpness.sel(t0=6, mode=0), traj.sharpness.sel(step=6, mode=0), rtol=1e-5)
+    # larger Krylov space for the Q1 extremes only: ≥ as extreme (Ritz values are inner bounds)
+    traj4, proj4 = project(npz, [2, 6], workdir=tmp_path / "w", out_dir=tmp_path / "out4", spectra_only=True,
+                           q1_lanczos_m=16, log=lambda s: None)
+    assert proj4.q1_eigenvalue.sel(t0=6).values[0] >= proj2.q1_eigenvalue.sel(t0=6).values[0] * (1 - 1e-9)
+    assert proj4.q1_eigenvalue.sel(t0=6).values[-1] <= proj2.q1_eigenvalue.sel(t0=6).values[-1] * (1 - 1e-9)
+    np.testing.assert_array_equal(proj4.Q_tilde.values, proj2.Q_tilde.values)
+    assert np.isfinite(proj4.q1_residual.sel(t0=6)).all()
+    assert '"q1_lanczos_m": 16' in proj4.attrs["eosdyn_config"]
+    with pytest.raises(ValueError, match="t0s=\\[5\\]"):
+        project(npz, [5], workdir=tmp_path / "w", spectra_only=True, log=lambda s: None)
     # CLI: `eosdyn nn project`
     assert nn_main(["nn", "project", "--cifar", str(npz), "--workdir", str(tmp_path / "w"), "--out",
                     str(tmp_path / "cli"), "--t0", "2"]) == 0

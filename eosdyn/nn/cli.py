@@ -63,6 +63,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     pr.add_argument("--feedback", type=int, default=None,
                     help="feedback-direction order r (default: the build's setting)")
     pr.add_argument("--replace", action="store_true", help="recompute t0 that already have projections")
+    pr.add_argument("--spectra-only", action="store_true",
+                    help="recompute only the Q1 / random-direction Hessian extremes of existing projections")
+    pr.add_argument("--q1-lanczos-m", type=int, default=None, help="Lanczos steps for those extremes")
     return nn
 
 
@@ -88,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.nn_command == "project":
         out = project(args.cifar, _ints(args.t0, "--t0"), workdir=args.workdir, out_dir=args.out,
-                      replace=args.replace, feedback=args.feedback, log=lambda s: print(s, flush=True))
+                      replace=args.replace, feedback=args.feedback, spectra_only=args.spectra_only,
+                      q1_lanczos_m=args.q1_lanczos_m, log=lambda s: print(s, flush=True))
         return 0 if out is not None else 3
     offsets = _ints(args.t0, "--t0")
     cfg = BuildConfig(n=args.n, seed=args.seed, eta=args.eta, width=args.width, max_steps=args.steps,

@@ -358,6 +358,42 @@ def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = Non
     return write_datasets(state, out_dir, data=data)
 
 
+def _respectra(state, ckpt, t0s, ops, workdir, out_dir, data, log):
+    import torch
+
+    from .linalg import lobpcg
+    from .network import numpy_operator
+    from .projections import output_hessian_spectra
+
+    cfg = state["config"]
+    have = {p["t0"]: p for p in state["projections"]}
+    missing = [t for t in t0s if t not in have]
+    if missing:
+        raise ValueError(f"t0s={missing} have no projections to update; compute them first (without spectra_only)")
+    for t0 in t0s:
+        p = have[t0]
+        theta = torch.load(_snapshot_path(workdir, t0), weights_only=False)
+        rng = np.random.default_rng(np.random.SeedSequence([int(cfg["seed"]), 2023, 2, t0]))
+        tp = time.perf_counter()
+        with torch.no_grad():
+            z, vjp_fn = ops.linearize(theta)
+        op = numpy_operator(lambda V: ops.ntk_matvec(theta, V, vjp_fn), ops.dtype)
+        r = lobpcg(op, ops.n_outputs, k=1, block=3, rng=rng, tol=1e-6)
+        v1 = r.vectors[:, 0]
+        if float(v1 @ z.to(torch.float64).numpy()) * p["z_tilde"][0] < 0:
+            v1 = -v1
+        sp = output_hessian_spectra(ops, theta, v1, m=int(cfg["q1_lanczos_m"]), n_extreme=int(cfg["n_extreme"]),
+                                    rng=rng)
+        p["hvps"] = sp.pop("hvps_q1") + sp.pop("hvps_qrand")
+        p.update(sp)
+        log(f"Q1 spectra at t0={t0} (m={cfg['q1_lanczos_m']}) took {time.perf_counter() - tp:.0f} s")
+    state["config"] = cfg
+    _save_atomic(state, ckpt)
+    if state["phase"] != "done":
+        return None
+    return write_datasets(state, out_dir if out_dir is not None else workdir, data=data)
+
+
 def align_signs(state: dict) -> dict:
     """Give v₁ of every t₀ projection the sign of the tracked v₁ (so ``z_tilde[0]`` = the trajectory's
     ``z1`` at t₀, not −z1): eigen-solves started from random vectors return ±v₁.
@@ -391,7 +427,8 @@ def snapshot_steps(workdir) -> list[int]:
     return sorted(int(p.stem.split("_")[1]) for p in d.glob("theta_*.pt")) if d.is_dir() else []
 
 
-def project(cifar, t0s, *, workdir=None, out_dir=None, replace=False, feedback=None, log=print):
+def project(cifar, t0s, *, workdir=None, out_dir=None, replace=False, feedback=None, spectra_only=False,
+            q1_lanczos_m=None, log=print):
     """Compute the t₀ projections of a finished (or running) build from its parameter snapshots.
 
     A build with ``snapshot_every > 0`` saves θ every that many steps of the window, so t₀ can be
@@ -410,6 +447,11 @@ def project(cifar, t0s, *, workdir=None, out_dir=None, replace=False, feedback=N
         Recompute t₀ that already have projections (e.g. to add feedback directions).
     feedback : int, optional
         Feedback-direction order ``r`` (default: the build's ``feedback`` setting).
+    spectra_only : bool, default False
+        Recompute only the Q₁ / random-direction Hessian extremes of existing projections (e.g. with a
+        larger ``q1_lanczos_m``); v₁ is re-solved and given the stored z̃₁'s sign.
+    q1_lanczos_m : int, optional
+        Lanczos steps for those extremes (default: the build's); recorded in the config.
 
     Returns
     -------
@@ -442,6 +484,10 @@ def project(cifar, t0s, *, workdir=None, out_dir=None, replace=False, feedback=N
     net = make_network(in_features=data.x.shape[1], width=int(cfg["width"]), out_features=data.targets.shape[1],
                        seed=int(cfg["seed"]), dtype=dtype)
     ops = NetworkOps(net, torch.from_numpy(data.x), torch.from_numpy(data.targets))
+    if q1_lanczos_m is not None:
+        cfg["q1_lanczos_m"] = check_int("q1_lanczos_m", q1_lanczos_m, 2 * int(cfg["n_extreme"]))
+    if spectra_only:
+        return _respectra(state, ckpt, [int(t) for t in t0s], ops, workdir, out_dir, data, log)
     done = set() if replace else {p["t0"] for p in state["projections"]}
     fb = int(cfg.get("feedback", 0) if feedback is None else check_int("feedback", feedback, 0, int(cfg["k"])))
     for t0 in sorted({int(t) for t in t0s} - done):
@@ -610,6 +656,10 @@ def projections_to_dataset(projections, *, config=None, attrs=None):
             "Q_tilde": (("t0", "mode", "mode_j", "mode_l"), stack("Q_tilde")),
             "q1_eigenvalue": (("t0", "q1_index"), stack("q1_eig")),
             "qrand_eigenvalue": (("t0", "q1_index"), stack("qrand_eig")),
+            "q1_residual": (("t0", "q1_index"), np.stack([np.asarray(p.get("q1_residual", np.full(ne, np.nan)))
+                                                         for p in ps]).astype(np.float64)),
+            "qrand_residual": (("t0", "q1_index"), np.stack([np.asarray(p.get("qrand_residual", np.full(ne, np.nan)))
+                                                            for p in ps]).astype(np.float64)),
             "loss": ("t0", stack("loss")),
             "u_orthogonality": ("t0", stack("u_orthogonality")),
             "projection_seconds": ("t0", stack("seconds")),

@@ -101,9 +101,15 @@ def flip_mode(p: dict, i: int) -> dict:
     """Change the sign of NTK mode ``i`` (v_i → −v_i, u_i → −u_i) in a projections dict, in place.
 
     An exact symmetry of the reduced model: ``z̃_i``, the output index ``i`` and the parameter index
-    ``i`` of ``Q_tilde`` (and of ``Q_cross``; ``Q_feedback``'s output index) change sign.
+    ``i`` of ``Q_tilde`` (and of ``Q_cross``; ``Q_feedback``'s output index) change sign. For ``i = 0``
+    Q₁ = ∇²(v₁ᵀf) becomes −Q₁: its extremes ``q1_eig`` (largest first … smallest) become
+    ``−q1_eig[::-1]``.
     """
     p["z_tilde"][i] *= -1
+    if i == 0:
+        for key in ("q1_eig", "q1_residual"):
+            if key in p:
+                p[key] = (-1 if key == "q1_eig" else 1) * np.asarray(p[key])[::-1].copy()
     Q = p["Q_tilde"]
     Q[i] *= -1
     Q[:, i, :] *= -1
@@ -113,6 +119,30 @@ def flip_mode(p: dict, i: int) -> dict:
         p["Q_cross"][:, i, :] *= -1
         p["Q_feedback"][i] *= -1
     return p
+
+
+def hessian_extremes(ops: NetworkOps, theta, w, *, m: int, n_extreme: int, rng):
+    """Extreme Ritz values of the Hessian of ``wᵀ f`` (= ``w · Q``) by Lanczos with Hessian-vector products.
+
+    Returns ``(values (2 n_extreme,), residual estimates |β_m s_m| / |θ| (2 n_extreme,), matvecs)``:
+    the ``n_extreme`` largest then the ``n_extreme`` smallest, descending. Top Ritz values are lower
+    bounds of the top eigenvalues (bottom ones upper bounds of the bottom eigenvalues).
+    """
+    wt = torch.from_numpy(np.ascontiguousarray(w)).to(ops.dtype)
+    op = numpy_operator(lambda X: ops.hvp(theta, wt, X), ops.dtype)
+    r = lanczos(op, ops.n_params, m=m, rng=rng)
+    idx = np.r_[0:n_extreme, len(r.eigenvalues) - n_extreme:len(r.eigenvalues)]
+    return r.eigenvalues[idx], r.residuals[idx], r.matvecs
+
+
+def output_hessian_spectra(ops: NetworkOps, theta, v1, *, m: int, n_extreme: int, rng) -> dict:
+    """Figure 6 (left): extremes of Q₁ = ∇²(v₁ᵀf) and, for contrast, of ∇²(wᵀf) for a random unit w."""
+    q1, q1r, m1 = hessian_extremes(ops, theta, v1, m=m, n_extreme=n_extreme, rng=rng)
+    w = rng.standard_normal(len(v1))
+    w /= np.linalg.norm(w)
+    qr, qrr, m2 = hessian_extremes(ops, theta, w, m=m, n_extreme=n_extreme, rng=rng)
+    return {"q1_eig": q1, "q1_residual": q1r, "qrand_eig": qr, "qrand_residual": qrr,
+            "hvps_q1": int(m1), "hvps_qrand": int(m2)}
 
 
 def compute_projections(ops: NetworkOps, theta, *, eta: float, k: int = 16, rng=None, ntk_lanczos_m: int = 80,
@@ -203,21 +233,10 @@ def compute_projections(ops: NetworkOps, theta, *, eta: float, k: int = 16, rng=
                  "q1u1_outside": float(outside[0, 0]),
                  "w_orthogonality": float(np.abs(np.vstack([(W @ W.T).numpy() - np.eye(m),
                                                             (W @ U.to(torch.float64).T).numpy().T])).max())}
-    P = ops.n_params
-
-    def extremes(w):
-        wt = torch.from_numpy(w).to(ops.dtype)
-        op = numpy_operator(lambda X: ops.hvp(theta, wt, X), ops.dtype)
-        r = lanczos(op, P, m=q1_lanczos_m, rng=rng)
-        ev = r.eigenvalues
-        return np.concatenate([ev[:n_extreme], ev[-n_extreme:]]), r.matvecs
-
-    q1, m1 = extremes(V[:, 0])
-    w = rng.standard_normal(V.shape[0])
-    w /= np.linalg.norm(w)
-    qr, m2 = extremes(w)
+    spectra = output_hessian_spectra(ops, theta, V[:, 0], m=q1_lanczos_m, n_extreme=n_extreme, rng=rng)
+    m1, m2 = spectra.pop("hvps_q1"), spectra.pop("hvps_qrand")
     return {
-        "lam": lam, "ntk_residual": resid, "z_tilde": V.T @ zn, "Q_tilde": Qt, "q1_eig": q1, "qrand_eig": qr,
+        "lam": lam, "ntk_residual": resid, "z_tilde": V.T @ zn, "Q_tilde": Qt, **spectra,
         "loss": float(0.5 * zn @ zn / ops.n), "matvecs": int(nmv), "hvps": int(m1 + m2),
         "u_orthogonality": float(np.abs(gram - np.eye(k)).max()), "eta": float(eta), "n": int(ops.n),
         **extra,
