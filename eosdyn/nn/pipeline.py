@@ -56,7 +56,7 @@ class BuildConfig:
     track_tol: float = 1e-4
     k: int = 16
     ntk_lanczos_m: int = 80
-    q1_lanczos_m: int = 40
+    q1_lanczos_m: int = 100
     n_extreme: int = 5
     feedback: int = 2
     t0_offsets: tuple = (0, -1)
@@ -380,7 +380,13 @@ def _respectra(state, ckpt, t0s, ops, workdir, out_dir, data, log):
         op = numpy_operator(lambda V: ops.ntk_matvec(theta, V, vjp_fn), ops.dtype)
         r = lobpcg(op, ops.n_outputs, k=1, block=3, rng=rng, tol=1e-6)
         v1 = r.vectors[:, 0]
-        if float(v1 @ z.to(torch.float64).numpy()) * p["z_tilde"][0] < 0:
+        # the sign of the stored v₁: Q̃₁₁₁ = v₁ · Q(u₁, u₁) is odd in v₁ and O(10²) (z̃₁ can be
+        # at rounding level, e.g. at the window start)
+        vt = torch.from_numpy(np.ascontiguousarray(v1)).to(ops.dtype)
+        with torch.no_grad():
+            u1 = (vjp_fn(vt) / float(np.sqrt(r.eigenvalues[0])))
+        q111 = float((ops.hvp(theta, vt, u1[None])[0].to(torch.float64) @ u1.to(torch.float64)))
+        if q111 * p["Q_tilde"][0, 0, 0] < 0:
             v1 = -v1
         sp = output_hessian_spectra(ops, theta, v1, m=int(cfg["q1_lanczos_m"]), n_extreme=int(cfg["n_extreme"]),
                                     rng=rng)
@@ -396,7 +402,8 @@ def _respectra(state, ckpt, t0s, ops, workdir, out_dir, data, log):
 
 def align_signs(state: dict) -> dict:
     """Give v₁ of every t₀ projection the sign of the tracked v₁ (so ``z_tilde[0]`` = the trajectory's
-    ``z1`` at t₀, not −z1): eigen-solves started from random vectors return ±v₁.
+    ``z1`` at t₀, not −z1): eigen-solves started from random vectors return ±v₁. Where z₁ is at
+    rounding level (below 1e-6 ‖z‖) its sign carries no information and nothing is flipped.
 
     Projections computed during the build are aligned already (warm-started from the tracked block);
     :func:`project` starts cold and needs this. Idempotent.
@@ -406,7 +413,8 @@ def align_signs(state: dict) -> dict:
     trk = dict(zip(state["trk"]["step"], state["trk"]["z1"]))
     for p in state["projections"]:
         z1 = trk.get(p["t0"])
-        if z1 is not None and z1 * p["z_tilde"][0] < 0:
+        noise = 1e-6 * np.sqrt(2.0 * p["n"] * p["loss"])  # ‖z‖ × float32 rounding: no sign below this
+        if z1 is not None and min(abs(z1), abs(p["z_tilde"][0])) > noise and z1 * p["z_tilde"][0] < 0:
             flip_mode(p, 0)
     return state
 
