@@ -76,13 +76,25 @@ def test_figure5_sharpness_rises_to_and_oscillates_around_the_edge(window, traj)
     np.testing.assert_allclose(hs.values, traj.sharpness.sel(mode=0, step=hs.step_h.values).values, rtol=0.05)
 
 
-@pytest.mark.xfail(strict=True, reason="paper: λ₂ stays below the edge; in the stored n=1000 run the top two "
-                                       "NTK eigenvalues are nearly degenerate and both sit at the edge")
+@pytest.mark.xfail(strict=True, reason="paper: λ₂ stays below the edge; in the stored run (n = 5000) λ₂ is "
+                                       "5 % below λ₁ and exceeds 2 on 12 % of the steps after the first crossing "
+                                       "(max η λ₂/n = 2.018)")
 def test_figure5_second_eigenvalue_below_the_edge(window):
     s1 = window.sharpness.sel(mode=0).values
     s2 = window.sharpness.sel(mode=1).values
     up, _ = first_crossings(s1, window.step.values)
     assert np.mean(s2[window.step.values >= up] > 2.0) < 0.1
+
+
+def test_figure5_second_eigenvalue_at_most_grazes_the_edge(window):
+    """What holds in the stored run: λ₂ sits below λ₁ and, after the first crossing, mostly below 2."""
+    s1 = window.sharpness.sel(mode=0).values
+    s2 = window.sharpness.sel(mode=1).values
+    up, _ = first_crossings(s1, window.step.values)
+    after = window.step.values >= up
+    assert np.median(s2[after]) < 2.0
+    assert s2.max() < 2.05
+    assert np.median(1 - s2 / s1) > 0.02
 
 
 def test_figure5_two_step_removes_period_two(window):
@@ -114,15 +126,27 @@ def test_figure6_middle_two_step_increment_coefficient(window):
     assert r2 > 0.99, r2
 
 
-def test_q1_spectrum_has_both_signs_and_exceeds_random_projection(proj):
+def test_q1_spectrum_has_both_signs_and_exceeds_random_projection(proj, traj):
+    """Figure 6 (left). v₁ is defined up to sign and Q₁ flips with it (−v₁ gives −Q₁); at t₀ = 3750
+    z₁ is at rounding level (4e-8), so the orientation there is not tied to the tracked v₁. The
+    checks use sign-invariant quantities: the two extreme magnitudes and the spectral width."""
     q1 = proj.q1_eigenvalue.values
     qr = proj.qrand_eigenvalue.values
-    assert np.all(q1[:, 0] > 0) and np.all(q1[:, -1] < 0)          # Figure 6 left: both ends
+    assert np.all(q1[:, 0] > 0) and np.all(q1[:, -1] < 0)          # both ends
     assert np.all(np.abs(q1[:, [0, -1]]) > 5 * np.abs(qr[:, [0, -1]]))
-    rel = np.abs(q1[:, 0] - q1[0, 0]) / q1[0, 0]                    # roughly constant over the window
-    assert rel.max() < 0.2
+    ends = np.sort(np.abs(q1[:, [0, -1]]), axis=1)                 # (smaller, larger) magnitude
+    rel = np.abs(ends / ends.mean(axis=0) - 1)
+    assert rel.max() < 0.2, ends                                   # roughly constant over the window
+    width = q1[:, 0] - q1[:, -1]
+    assert np.ptp(width) / width.mean() < 0.2
+    assert np.all(proj.q1_residual.values[:, [0, -1]] < 1e-6)      # converged Ritz values
     assert np.all(np.abs(proj.ntk_residual.values) < 1e-4)
     assert np.all(proj.u_orthogonality.values < 1e-4)
+    assert np.all(proj.w_orthogonality.values < 1e-8)
+    # where z₁ is well above rounding, v₁ follows the tracked one: z̃₁ = z₁
+    t = proj.t0.values[np.abs(proj.z_tilde.sel(mode=0).values) > 1e-5]
+    assert t.size >= 4
+    np.testing.assert_allclose(proj.z_tilde.sel(mode=0, t0=t).values, traj.z1.sel(step=t).values, rtol=0.03)
 
 
 def test_taylor_model_starts_on_the_trajectory(traj, proj):
@@ -161,11 +185,47 @@ def taylor_first_returns(traj, proj, ks=(1, 2, 4, 8, 16)):
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="the k-mode model keeps only parameter directions u_i = Jᵀv_i/√λ_i; Q₁'s "
-                                       "large eigenvalues (|q| ~ 2000 vs ≤ 250 inside span(u)) lie outside, so the "
-                                       "curvature feedback that ends the catapult is missing")
-def test_taylor_model_captures_first_return_below_the_edge(traj, proj):
+def _first_return_errors(res):
+    return {key: (abs(md - down) / (down - key[0]) if md is not None else np.inf) for key, (down, md, _) in res.items()}
+
+
+@pytest.mark.xfail(strict=True, reason="the k-mode model keeps only parameter directions u_i = Jᵀv_i/√λ_i, which hold "
+                                       "3 % of ‖Q₁u₁‖²: the curvature feedback that ends the catapult is missing "
+                                       "(with feedback directions it returns: next test)")
+def test_taylor_k_modes_alone_capture_first_return_below_the_edge(traj, proj):
     res = taylor_first_returns(traj, proj, ks=(16,))
-    assert res
-    errs = [abs(md - down) / (down - t0) for (t0, _), (down, md, _) in res.items() if md is not None]
-    assert errs and min(errs) < 0.15, res
+    errs = _first_return_errors(res)
+    assert errs and min(errs.values()) < 0.2, res
+
+
+def test_taylor_model_with_feedback_directions_captures_first_return(traj, proj):
+    """Appendix D.3: the quadratic model around t₀ returns below 2 when the network does.
+
+    Stored run: λ₁ first returns below 2 at step 4222 (catapult, |z₁| up to ~18). From t₀ = 4200
+    the model with all 4 feedback directions returns at 4222-4224 for every k (the step error grows
+    as t₀ moves back: ≈ 6 steps from 4180, 18 from 4150, 70 from 4100, because the model has no
+    progressive sharpening); without them k ≥ 4 never returns."""
+    m = proj.sizes["feedback"]
+    assert (proj.q1u1_outside_fraction > 0.9).all()   # most of ‖Q₁u₁‖² is outside span(u)
+    we = traj.attrs["window_end"]
+    real = traj.sharpness.sel(mode=0, step=slice(4000, we))
+    _, down = first_crossings(real.values, real.step.values)
+    errors = {}
+    for t0 in (4150, 4180, 4200):
+        for k in (1, 4, 16):
+            sim = taylor.simulate(proj, t0=t0, modes=k, steps=we - t0, feedback=m)
+            _, md = first_crossings(sim.sharpness.values, sim.step.values)
+            assert md is not None, (t0, k)
+            errors[(t0, k)] = (md - down) / (down - t0)
+            # the catapult: |z₁| grows by an order of magnitude before the return (real peak ≈ 18)
+            assert np.abs(sim.z.sel(mode=0, step=slice(t0, md)).values).max() > 5
+            # and after it the model settles below the edge (no later oscillations: Appendix D.3)
+            assert sim.sharpness.values[-1] < 2.0
+        without = taylor.simulate(proj, t0=t0, modes=16, steps=we - t0)
+        assert first_crossings(without.sharpness.values, without.step.values)[1] is None
+    assert max(abs(e) for (t0, _), e in errors.items() if t0 == 4200) <= 0.1, errors
+    assert max(abs(e) for (t0, _), e in errors.items() if t0 == 4180) <= 0.2, errors
+    assert max(abs(e) for e in errors.values()) <= 0.3, errors
+    # sharpness at the real return: the model from t0 = 4200 is within 0.02 of the network
+    sim = taylor.simulate(proj, t0=4200, modes=16, steps=we - 4200, feedback=m)
+    assert abs(float(sim.sharpness.sel(step=down) - real.sel(step=down))) < 0.02

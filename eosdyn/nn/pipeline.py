@@ -327,7 +327,7 @@ def build(cifar, *, out_dir=None, workdir=None, config: BuildConfig | None = Non
                     hs["step"].append(step); hs["lam"].append(float(h.eigenvalues[0]))
                     hs["matvecs"].append(h.matvecs)
                 if cfg.snapshot_every and (step - ws) % cfg.snapshot_every == 0:
-                    _save_snapshot(workdir, step, theta)
+                    _save_snapshot(workdir, step, theta, state["block"])
                 if step in offsets and step not in done_t0:
                     log(f"projections at t0={step} ...")
                     tp = time.perf_counter()
@@ -372,7 +372,7 @@ def _respectra(state, ckpt, t0s, ops, workdir, out_dir, data, log):
         raise ValueError(f"t0s={missing} have no projections to update; compute them first (without spectra_only)")
     for t0 in t0s:
         p = have[t0]
-        theta = torch.load(_snapshot_path(workdir, t0), weights_only=False)
+        theta, _ = _load_snapshot(workdir, t0)
         rng = np.random.default_rng(np.random.SeedSequence([int(cfg["seed"]), 2023, 2, t0]))
         tp = time.perf_counter()
         with torch.no_grad():
@@ -423,10 +423,21 @@ def _snapshot_path(workdir: Path, step: int) -> Path:
     return Path(workdir) / "snapshots" / f"theta_{int(step):07d}.pt"
 
 
-def _save_snapshot(workdir: Path, step: int, theta) -> None:
+def _save_snapshot(workdir: Path, step: int, theta, block=None) -> None:
+    """θ and the tracked eigenvector block of that step (it fixes the sign of v₁ for :func:`project`)."""
     path = _snapshot_path(workdir, step)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _save_atomic(theta.detach().clone(), path)
+    _save_atomic({"theta": theta.detach().clone(), "block": None if block is None else np.array(block)}, path)
+
+
+def _load_snapshot(workdir: Path, step: int):
+    """``(theta, block or None)``; snapshots of earlier versions hold θ alone."""
+    import torch
+
+    obj = torch.load(_snapshot_path(workdir, step), weights_only=False)
+    if isinstance(obj, dict):
+        return obj["theta"], obj.get("block")
+    return obj, None
 
 
 def snapshot_steps(workdir) -> list[int]:
@@ -499,13 +510,13 @@ def project(cifar, t0s, *, workdir=None, out_dir=None, replace=False, feedback=N
     done = set() if replace else {p["t0"] for p in state["projections"]}
     fb = int(cfg.get("feedback", 0) if feedback is None else check_int("feedback", feedback, 0, int(cfg["k"])))
     for t0 in sorted({int(t) for t in t0s} - done):
-        theta = torch.load(_snapshot_path(workdir, t0), weights_only=False)
+        theta, block = _load_snapshot(workdir, t0)
         rng = np.random.default_rng(np.random.SeedSequence([int(cfg["seed"]), 2023, 1, t0]))
         log(f"projections at t0={t0} ...")
         tp = time.perf_counter()
         p = compute_projections(ops, theta, eta=float(cfg["eta"]), k=int(cfg["k"]), rng=rng,
                                 ntk_lanczos_m=int(cfg["ntk_lanczos_m"]), q1_lanczos_m=int(cfg["q1_lanczos_m"]),
-                                n_extreme=int(cfg["n_extreme"]), feedback=fb)
+                                n_extreme=int(cfg["n_extreme"]), feedback=fb, warm=block)
         p["t0"] = t0
         p["seconds"] = time.perf_counter() - tp
         log(f"projections at t0={t0} took {p['seconds']:.0f} s")
