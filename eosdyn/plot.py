@@ -499,6 +499,13 @@ def network_trajectory(ds: xr.Dataset):
     from .analysis import even
 
     sharp = trajectories(ds, "sharpness", hline=2.0, title="sharpness eta lambda_i (mode 0 = largest)")
+    if "mode" in ds["sharpness"].dims:
+        # before the dense window only every probe_every-th step has λ₁: draw those probes as points
+        s1 = ds["sharpness"].isel(mode=0)
+        probes = s1.where(s1.notnull() & s1.shift(step=1).isnull() & s1.shift(step=-1).isnull(), drop=True)
+        if probes.size:
+            sharp = sharp * hv.Scatter((probes["step"].values, probes.values), "step", "sharpness",
+                                       label="probes (mode 0)").opts(color="C0", s=8)
     if "hessian_sharpness" in ds and "step_h" in ds.dims:
         h = ds["hessian_sharpness"]
         sharp = sharp * hv.Curve((ds["step_h"].values, h.values), "step", "sharpness", label="Hessian").opts(
