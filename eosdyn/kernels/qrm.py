@@ -161,6 +161,22 @@ _DELTA = 1e-10  # certified relative accuracy of an accepted Lanczos value
 _MAX_LANCZOS = 24  # Lanczos steps before falling back to the exact path
 
 
+@nb.njit(cache=True, nogil=True, fastmath=_FM, inline="always")
+def _dot4(x, r0, r1, r2, r3, m):
+    """The dot products of x[:m] with r0[:m] … r3[:m] in one pass over x (four accumulators)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for k in range(m):
+        xk = x[k]
+        s0 += xk * r0[k]
+        s1 += xk * r1[k]
+        s2 += xk * r2[k]
+        s3 += xk * r3[k]
+    return s0, s1, s2, s3
+
+
 @nb.njit(cache=True, nogil=True, fastmath=_FM)
 def _gram_lower(X, A):
     """Lower triangle of A = X Xᵀ (X: n × m, C-contiguous rows; A: n × n), 4 dots at a time."""
@@ -170,20 +186,7 @@ def _gram_lower(X, A):
         Ai = A[i]
         j = 0
         while j + 4 <= i + 1:
-            X0 = X[j]
-            X1 = X[j + 1]
-            X2 = X[j + 2]
-            X3 = X[j + 3]
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            s3 = 0.0
-            for k in range(m):
-                xk = Xi[k]
-                s0 += xk * X0[k]
-                s1 += xk * X1[k]
-                s2 += xk * X2[k]
-                s3 += xk * X3[k]
+            s0, s1, s2, s3 = _dot4(Xi, X[j], X[j + 1], X[j + 2], X[j + 3], m)
             Ai[j] = s0
             Ai[j + 1] = s1
             Ai[j + 2] = s2
@@ -332,16 +335,7 @@ def _cholesky_ok(G, mu, L):
             L1 = L[j + 1]
             L2 = L[j + 2]
             L3 = L[j + 3]
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            s3 = 0.0
-            for k in range(j):
-                lk = Li[k]
-                s0 += lk * L0[k]
-                s1 += lk * L1[k]
-                s2 += lk * L2[k]
-                s3 += lk * L3[k]
+            s0, s1, s2, s3 = _dot4(Li, L0, L1, L2, L3, j)
             l0 = (-Gi[j] - s0) / L0[j]
             Li[j] = l0
             l1 = (-Gi[j + 1] - s1 - l0 * L1[j]) / L1[j + 1]

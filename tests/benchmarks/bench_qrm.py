@@ -54,42 +54,28 @@ def test_gemm_ceiling(benchmark, dtype):
           f"ceiling {B / t:,.0f} traj-steps/s")
 
 
+@pytest.mark.parametrize("machine", [False, True], ids=["one-core", "machine"])
 @pytest.mark.parametrize("record", [0, 1], ids=["final-only", "lambda-every-step"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_kernel_steady_state(benchmark, dtype, record):
-    Q, J0, z0 = _batch(dtype)
-    steps = 40
-    run_gd(Q, J0[:2], z0[:2], 1.0, 2)  # compile
-
-    def go():
-        return run_gd(Q, J0, z0, 1.0, steps, record)
-
-    res = benchmark.pedantic(go, rounds=3, iterations=1)
-    assert (res.status == eosdyn.conventions.STATUS_VALUES["max_steps"]).all()
-    t = benchmark.stats.stats.median
-    print(f"\nBENCH kernel {dtype} record_every={record}: {B * steps / t:,.0f} traj-steps/s")
-
-
-@pytest.mark.parametrize("record", [0, 1], ids=["final-only", "lambda-every-step"])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_kernel_steady_state_two_workers(benchmark, dtype, record):
-    """The whole machine: two batches (two seeds) at once on dask's threaded scheduler, as a sweep runs."""
+def test_kernel_steady_state(benchmark, dtype, record, machine):
+    """One batch on one core, or (``machine``) one batch per worker at once on dask's threaded
+    scheduler — two seeds on this 2-core machine, as a sweep runs."""
     import dask
 
     Q, J0, z0 = _batch(dtype)
     steps = 40
     run_gd(Q, J0[:2], z0[:2], 1.0, 2)  # compile
-    workers = eosdyn.sweep.n_workers()
+    workers = eosdyn.sweep.n_workers() if machine else 1
 
     def go():
         tasks = [dask.delayed(run_gd)(Q, J0, z0, 1.0, steps, record) for _ in range(workers)]
-        return dask.compute(*tasks, scheduler="threads", num_workers=workers)
+        return dask.compute(*tasks, scheduler="threads" if machine else "synchronous", num_workers=workers)
 
     res = benchmark.pedantic(go, rounds=3, iterations=1)
     assert all((r.status == eosdyn.conventions.STATUS_VALUES["max_steps"]).all() for r in res)
     t = benchmark.stats.stats.median
-    print(f"\nBENCH kernel {dtype} record_every={record}, {workers} workers: "
-          f"{workers * B * steps / t:,.0f} traj-steps/s (machine)")
+    print(f"\nBENCH kernel {dtype} record_every={record}, {workers} worker(s): "
+          f"{workers * B * steps / t:,.0f} traj-steps/s{' (machine)' if machine else ''}")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
