@@ -135,7 +135,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 #: CF flag convention for ``status`` variables.
-STATUS_VALUES = {"running": 0, "converged": 1, "diverged": 2, "max_steps": 3, "cycle": 4}
+#: ``failed``: a flow whose integrator gave up (tolerance not met within its work budget).
+STATUS_VALUES = {"running": 0, "converged": 1, "diverged": 2, "max_steps": 3, "cycle": 4, "failed": 5}
 
 REQUIRED_ATTRS = ("Conventions", "title", "source", "model", "equations", "history", "eosdyn_config")
 
