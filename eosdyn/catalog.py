@@ -41,12 +41,11 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
-import importlib
 import inspect
 import json
 import os
+import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -56,20 +55,24 @@ from typing import Any
 import xarray as xr
 import yaml
 
+from . import registry as _registry
+from ._files import atomic_write_text, clean_stale_temporaries, sha256_file
 from ._version import __version__
 from .conventions import _jsonable, append_history, check_dataset
-from .conventions import resolve_function as _conv_resolve
 from .io import open_dataset, to_netcdf
+from .registry import UntrustedFunctionError, register_claim, register_recipe, register_view
 
 __all__ = [
     "CatalogError",
     "Entry",
+    "UntrustedFunctionError",
     "add",
     "builtin_catalog_dir",
     "cache_dir",
     "cache_key",
     "cache_path",
     "catalog_paths",
+    "check_callables",
     "clear_cache",
     "describe",
     "entries",
@@ -78,6 +81,9 @@ __all__ = [
     "load",
     "open",
     "parse_value",
+    "register_claim",
+    "register_recipe",
+    "register_view",
     "remove",
     "resolve_function",
     "verified_digest",
@@ -92,6 +98,12 @@ ENTRY_KEYS = {"name", "description", "paper", "recipe", "stored", "variants", "p
 VARIANT_KEY = "variant"
 
 _user_paths: _list[Path] = []
+
+#: limits on what a catalog file (or a ``--set`` value) may hold, so that reading one is cheap
+MAX_CATALOG_BYTES = 1 << 20          # 1 MiB of YAML
+MAX_YAML_NODES = 100_000             # scalars, sequences and mappings in one document
+MAX_YAML_DEPTH = 32                  # nesting of sequences/mappings
+MAX_PARAMETER_ITEMS = 100_000        # scalars in one recipe parameter (after parsing)
 
 
 class CatalogError(ValueError):
@@ -206,6 +218,71 @@ def remove(path: str | os.PathLike) -> None:
     _user_paths[:] = [q for q in _user_paths if q.resolve() != rp]
 
 
+# --------------------------------------------------------------------------- safe YAML
+class _SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses anchors and aliases and bounds the document's size.
+
+    Aliases let a few hundred bytes expand to gigabytes (a "billion laughs" document); a
+    catalog never needs them, so ``&anchor`` and ``*alias`` are refused outright.
+    """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._nodes = 0
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in "
+                                              "eosdyn catalogs or values", event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(None, None, "YAML anchors (&name) are not allowed in "
+                                              "eosdyn catalogs or values", event.start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(None, None, f"more than {MAX_YAML_NODES} YAML nodes",
+                                              event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"YAML nested more than {MAX_YAML_DEPTH} "
+                                                  "levels deep", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _safe_yaml(text: str):
+    """Parse YAML text with :class:`_SafeLoader` (one document)."""
+    loader = _SafeLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _count_items(value: Any, limit: int) -> int:
+    """Number of scalars in a parsed value (stops counting past ``limit``)."""
+    n, stack = 0, [value]
+    while stack and n <= limit:
+        v = stack.pop()
+        if isinstance(v, Mapping):
+            stack.extend(v.values())
+        elif isinstance(v, (_list, tuple)):
+            stack.extend(v)
+        else:
+            n += 1
+    return n
+
+
+def _check_parameters(source, name, key, params: Mapping) -> None:
+    for pname, value in params.items():
+        if _count_items(value, MAX_PARAMETER_ITEMS) > MAX_PARAMETER_ITEMS:
+            raise _err(source, name, f"{key}.{pname}", f"holds more than {MAX_PARAMETER_ITEMS} values; "
+                       "a catalog parameter must be small (generate large grids inside the recipe)")
+
+
 # --------------------------------------------------------------------------- entries
 @dataclass(frozen=True)
 class Entry:
@@ -251,6 +328,21 @@ def _check_dotted(source, name, key, value) -> str:
     return value
 
 
+def _contained_path(source: Path, name: str, text: str) -> Path:
+    """The stored file ``text`` relative to the catalog's folder; refuse paths that leave it."""
+    if "\x00" in text:
+        raise _err(source, name, "stored.path", "must not contain NUL characters")
+    rel = Path(text)
+    if rel.is_absolute() or rel.drive:
+        raise _err(source, name, "stored.path", f"must be relative to the catalog's folder; got absolute path {text!r}")
+    root = source.parent.resolve()
+    target = (root / rel).resolve()
+    if not target.is_relative_to(root):
+        raise _err(source, name, "stored.path", f"{text!r} leaves the catalog's folder {str(root)!r}; stored files "
+                   "must lie inside it")
+    return source.parent / rel
+
+
 def _parse_entry(source: Path, index: int, raw: Any) -> Entry:
     if not isinstance(raw, Mapping):
         raise CatalogError(f"{source}: entry #{index} must be a mapping with keys name, description, paper, "
@@ -278,6 +370,7 @@ def _parse_entry(source: Path, index: int, raw: Any) -> Entry:
             raise _err(source, name, "recipe.parameters", "must be a mapping of keyword arguments")
         if VARIANT_KEY in params:
             raise _err(source, name, "recipe.parameters", f"{VARIANT_KEY!r} is reserved (it selects a variant)")
+        _check_parameters(source, name, "recipe.parameters", params)
         kwargs["parameters"] = dict(params)
         variants = raw.get("variants") or {}
         if not isinstance(variants, Mapping):
@@ -289,6 +382,9 @@ def _parse_entry(source: Path, index: int, raw: Any) -> Entry:
                 raise _err(source, name, f"variants.{vname}", "must be a mapping of parameter overrides")
             if VARIANT_KEY in vparams:
                 raise _err(source, name, f"variants.{vname}", f"{VARIANT_KEY!r} is reserved")
+            if not all(isinstance(k, str) for k in vparams):
+                raise _err(source, name, f"variants.{vname}", "parameter names must be strings")
+            _check_parameters(source, name, f"variants.{vname}", vparams)
         kwargs["variants"] = {k: dict(v) for k, v in variants.items()}
     else:
         st = raw["stored"]
@@ -301,8 +397,7 @@ def _parse_entry(source: Path, index: int, raw: Any) -> Entry:
             raise _err(source, name, "stored.sha256", f"must be 64 hexadecimal digits (quote it in YAML); got {sha!r}")
         if raw.get("variants"):
             raise _err(source, name, "variants", "stored entries have no variants")
-        path = Path(st["path"])
-        kwargs["stored_path"] = path if path.is_absolute() else (source.parent / path)
+        kwargs["stored_path"] = _contained_path(source, name, st["path"])
         kwargs["sha256"] = sha.lower()
     if raw.get("plot") is not None:
         kwargs["plot"] = _check_dotted(source, name, "plot", raw["plot"])
@@ -328,16 +423,24 @@ def load(path: str | os.PathLike) -> dict[str, Entry]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_CATALOG_BYTES:
+            raise CatalogError(f"catalog {path} is larger than {MAX_CATALOG_BYTES} bytes; a catalog lists "
+                               "entries and small parameters only")
+        text = path.read_bytes().decode("utf-8")
     except OSError as err:
         raise CatalogError(f"cannot read catalog {path}: {err}") from None
+    except UnicodeDecodeError as err:
+        raise CatalogError(f"catalog {path} is not UTF-8 text ({err})") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = _safe_yaml(text)
     except yaml.YAMLError as err:
         raise CatalogError(f"{path} is not valid YAML: {err}") from None
+    except RecursionError:
+        raise CatalogError(f"{path}: YAML nested too deeply") from None
     if doc is None:
         return {}
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("entries", []), (_list, tuple)):
+    if not isinstance(doc, Mapping) or not all(isinstance(k, str) for k in doc) \
+            or not isinstance(doc.get("entries", []), (_list, tuple)):
         raise CatalogError(f"{path}: top level must be a mapping with a list under 'entries'")
     unknown = set(doc) - {"entries", "version", "description"}
     if unknown:
@@ -380,15 +483,41 @@ def list() -> _list[str]:  # noqa: A001 - the public name asked for
 
 
 # --------------------------------------------------------------------------- recipes
-def resolve_function(dotted: str) -> Callable:
-    """Import ``"package.module.function"`` (lazy ``eosdyn`` submodules such as ``eosdyn.toy`` work).
+def resolve_function(dotted: str, kind: str = "recipe", *, entry: Entry | None = None) -> Callable:
+    """The recipe, view or claim a catalog names: eosdyn's own or one registered by the user.
 
-    Delegates to :func:`eosdyn.conventions.resolve_function`; raises :class:`CatalogError`.
+    Only the names listed by :func:`eosdyn.registry.names` resolve (eosdyn's recipes, views
+    and claims, and functions registered with :func:`register_recipe`, :func:`register_view`
+    or :func:`register_claim`); nothing else is imported or called.
+
+    Parameters
+    ----------
+    dotted : str
+        The name as written in the catalog, e.g. ``"eosdyn.toy.two_param"``.
+    kind : {"recipe", "view", "claim"}
+        Which key of the entry it comes from.
+    entry : Entry, optional
+        The entry, named in the error message.
+
+    Raises
+    ------
+    CatalogError
+        Naming the catalog file, the entry and the function, for anything not registered.
+
+    Examples
+    --------
+    >>> resolve_function("eosdyn.toy.linear").__name__
+    'linear'
+    >>> resolve_function("os.system")
+    Traceback (most recent call last):
+    ...
+    eosdyn.catalog.CatalogError: recipe 'os.system' is not one of eosdyn's recipes nor registered with eosdyn.catalog.register_recipe; refusing to call it
     """
+    where = f"{entry.source}: entry {entry.name!r}" if entry is not None else ""
     try:
-        return _conv_resolve(dotted)
-    except (ValueError, ImportError) as err:
-        raise CatalogError(f"cannot import function {dotted!r} ({err})") from None
+        return _registry.resolve(kind, dotted, where=where)
+    except UntrustedFunctionError as err:
+        raise CatalogError(str(err)) from None
 
 
 def _valid_keys(entry: Entry) -> _list[str]:
@@ -396,7 +525,9 @@ def _valid_keys(entry: Entry) -> _list[str]:
     for v in entry.variants.values():
         keys |= set(v)
     try:
-        sig = inspect.signature(resolve_function(entry.function))
+        if not _registry.is_registered("recipe", entry.function):
+            return sorted(keys)
+        sig = inspect.signature(resolve_function(entry.function, entry=entry))
         keys |= {p.name for p in sig.parameters.values()
                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     except (CatalogError, TypeError, ValueError):
@@ -421,19 +552,55 @@ def _resolve(name: str, variant: str | None, overrides: Mapping[str, Any]) -> tu
 
 
 def parse_value(text: str) -> Any:
-    """Parse a ``--set key=value`` value with YAML rules (``0.1``, ``[0.1, 0.2]``, ``true``, ``float32``)."""
+    """Parse a ``--set key=value`` value with YAML rules (``0.1``, ``[0.1, 0.2]``, ``true``, ``float32``).
+
+    Anchors and aliases are refused, and so are values nested more than
+    :data:`MAX_YAML_DEPTH` levels or holding more than :data:`MAX_PARAMETER_ITEMS` values.
+
+    Examples
+    --------
+    >>> parse_value("[0.1, 0.2]")
+    [0.1, 0.2]
+    >>> parse_value("&a [*a]")
+    Traceback (most recent call last):
+    ...
+    eosdyn.catalog.CatalogError: cannot parse value '&a [*a]': YAML anchors (&name) are not allowed in eosdyn catalogs or values...
+    """
+    if not isinstance(text, str):
+        raise CatalogError(f"a value to parse must be a string; got {type(text).__name__}")
+    short = text if len(text) <= 60 else text[:57] + "..."
+    if len(text) > MAX_CATALOG_BYTES:
+        raise CatalogError(f"value {short!r} is longer than {MAX_CATALOG_BYTES} characters")
     try:
-        return yaml.safe_load(text)
+        value = _safe_yaml(text)
     except yaml.YAMLError as err:
-        raise CatalogError(f"cannot parse value {text!r}: {err}") from None
+        raise CatalogError(f"cannot parse value {short!r}: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise CatalogError(f"cannot parse value {short!r}: nested too deeply") from None
+    if _count_items(value, MAX_PARAMETER_ITEMS) > MAX_PARAMETER_ITEMS:
+        raise CatalogError(f"value {short!r} holds more than {MAX_PARAMETER_ITEMS} values")
+    if isinstance(value, Mapping) and not all(isinstance(k, str) for k in value):
+        raise CatalogError(f"value {short!r}: mapping keys must be strings")
+    return value
 
 
 # --------------------------------------------------------------------------- cache
 def cache_dir() -> Path:
-    """Cache folder: ``$EOSDYN_CACHE`` or ``platformdirs.user_cache_dir("eosdyn")``."""
+    """Cache folder: ``$EOSDYN_CACHE`` or ``platformdirs.user_cache_dir("eosdyn")``.
+
+    Raises :class:`CatalogError` when ``$EOSDYN_CACHE`` names something that is not a folder.
+    """
     env = os.environ.get("EOSDYN_CACHE")
     if env:
-        return Path(env).expanduser()
+        d = Path(env).expanduser()
+        if d.exists() and not d.is_dir():
+            raise CatalogError(f"EOSDYN_CACHE={env!r} is not a folder; point it at a folder (created if missing)")
+        for parent in d.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise CatalogError(f"EOSDYN_CACHE={env!r} lies under {str(parent)!r}, which is a file")
+                break
+        return d
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("eosdyn"))
@@ -465,21 +632,96 @@ def cache_path(name: str, *, variant: str | None = None, **overrides: Any) -> Pa
     return cache_dir() / f"{entry.name}-{cache_key(entry.function, params)[:24]}.nc"
 
 
-def clear_cache() -> int:
-    """Delete every cached dataset (and its checksum and lock files); return how many datasets were removed."""
+#: name of a cache file: ``<entry>-<24 hex digits of the recipe key>.nc``
+_CACHE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*-[0-9a-f]{24}\.nc$")
+#: second line of every checksum file the cache writes (marks the pair as the cache's own)
+_CACHE_MARK = "# written by the eosdyn cache"
+#: content of every lock file the cache creates
+_LOCK_MARK = "eosdyn cache lock\n"
+
+
+def _written_by_cache(path: Path) -> bool:
+    """Whether ``path`` (a ``.nc`` file) is a dataset the cache wrote.
+
+    The proof is its checksum file: named after it, in the cache's format, either carrying the
+    cache's mark or (files from eosdyn < 0.2) holding the file's own sha256. A file anyone else
+    put in the folder has no such companion and is never touched.
+    """
+    if not _CACHE_NAME.match(path.name) or not path.is_file():
+        return False
+    try:
+        lines = _sidecar(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not lines or lines[0].split()[1:] != [path.name]:
+        return False
+    if len(lines) > 1 and lines[1] == _CACHE_MARK:
+        return True
+    try:
+        return sha256_file(path) == lines[0].split()[0]
+    except OSError:
+        return False
+
+
+def clear_cache() -> _list[Path]:
+    """Delete the datasets the cache wrote (with their checksum and lock files); return what was removed.
+
+    Only files the cache wrote are removed: ``<entry>-<key>.nc`` files whose checksum file
+    marks them as the cache's own, those checksum files, the cache's lock files and its
+    leftover temporaries. Anything else in the folder (a user's ``my_experiment.nc``,
+    another program's ``.lock``) is left alone, and so is an entry another process is computing
+    right now (its lock is held).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The removed files, sorted.
+
+    Examples
+    --------
+    >>> import os, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "mine.nc").write_text("x")
+    >>> os.environ["EOSDYN_CACHE"] = str(d)
+    >>> clear_cache(), sorted(p.name for p in d.iterdir())
+    ([], ['mine.nc'])
+    >>> del os.environ["EOSDYN_CACHE"]
+    """
     d = cache_dir()
-    n = 0
-    if d.is_dir():
-        for p in d.iterdir():
-            if p.suffix in (".nc", ".sha256", ".lock") or p.name.endswith(".tmp"):
-                n += p.suffix == ".nc"
-                p.unlink(missing_ok=True)
-    return n
+    removed: _list[Path] = []
+    if not d.is_dir():
+        return removed
+    names = {p.name for p in d.iterdir() if _CACHE_NAME.match(p.name)}
+    names |= {p.name[:-5] for p in d.iterdir() if p.name.endswith(".nc.lock") and _CACHE_NAME.match(p.name[:-5])}
+    for name in sorted(names):
+        path = d / name
+        lock = path.with_name(name + ".lock")
+        try:
+            with _locked(lock, blocking=False):
+                if _written_by_cache(path):
+                    path.unlink()
+                    removed.append(path)
+                    sidecar = _sidecar(path)
+                    sidecar.unlink(missing_ok=True)
+                    removed.append(sidecar)
+                removed += clean_stale_temporaries(d, [name, _sidecar(path).name])
+        except BlockingIOError:
+            continue  # being computed by another process: leave it
+        if _is_cache_lock(lock):
+            lock.unlink(missing_ok=True)
+            removed.append(lock)
+    return sorted(removed)
+
+
+def _is_cache_lock(lock: Path) -> bool:
+    try:
+        return lock.is_file() and lock.stat().st_size <= len(_LOCK_MARK) and \
+            lock.read_text(encoding="utf-8") in ("", _LOCK_MARK)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _sha256_file(path: Path) -> str:
-    with _open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return sha256_file(path)
 
 
 def _sidecar(path: Path) -> Path:
@@ -505,16 +747,23 @@ def _cache_state(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def _locked(lock_path: Path, *, blocking: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (created with the cache's mark if missing).
+
+    With ``blocking=False`` raise :class:`BlockingIOError` at once if another process holds it.
+    """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fh = _open(lock_path, "a+")
+    fh = _open(lock_path, "a+", encoding="utf-8")
     try:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: atomic renames still prevent partial reads
             yield
             return
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        if fh.tell() == 0:
+            fh.write(_LOCK_MARK)
+            fh.flush()
         try:
             yield
         finally:
@@ -523,19 +772,8 @@ def _locked(lock_path: Path) -> Iterator[None]:
         fh.close()
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _compute(entry: Entry, params: dict, variant: str | None) -> xr.Dataset:
-    func = resolve_function(entry.function)
+    func = resolve_function(entry.function, "recipe", entry=entry)
     ds = func(**params)
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"recipe {entry.function} of entry {entry.name!r} returned {type(ds).__name__}, "
@@ -556,7 +794,23 @@ def _open_stored(entry: Entry) -> xr.Dataset:
     if actual != entry.sha256:
         raise CatalogError(f"stored file of entry {entry.name!r} fails its checksum: sha256 of {path} is "
                            f"{actual}, the catalog ({entry.source}) expects {entry.sha256}")
-    return open_dataset(path)
+    try:
+        return open_dataset(path)
+    except ValueError as err:
+        raise CatalogError(f"stored file of entry {entry.name!r} ({entry.source}) cannot be read: {err}") from None
+
+
+def check_callables(entry: Entry) -> None:
+    """Raise :class:`CatalogError` unless every function ``entry`` names is registered.
+
+    Checks the recipe, the view (``plot``) and the claims, without calling any of them; used
+    before long runs (``eosdyn reproduce``) so that a refused name stops the run at once.
+    """
+    named = ([("recipe", entry.function)] if entry.function else []) + \
+        ([("view", entry.plot)] if entry.plot else []) + [("claim", c) for c in entry.claims]
+    for kind, dotted in named:
+        if not _registry.is_registered(kind, dotted):
+            resolve_function(dotted, kind, entry=entry)  # raises the CatalogError
 
 
 def open(name: str, *, variant: str | None = None, cache: bool = True, **overrides: Any) -> xr.Dataset:  # noqa: A001
@@ -602,6 +856,7 @@ def open(name: str, *, variant: str | None = None, cache: bool = True, **overrid
         except ValueError:
             pass  # replaced or damaged between check and read: fall through to the locked path
     with _locked(path.with_name(path.name + ".lock")):
+        clean_stale_temporaries(path.parent, [path.name, _sidecar(path).name])  # left by a killed writer
         state = _cache_state(path)
         if state == "ok":
             return open_dataset(path)
@@ -610,7 +865,7 @@ def open(name: str, *, variant: str | None = None, cache: bool = True, **overrid
                           f"checksum file); recomputing entry {name!r}", RuntimeWarning, stacklevel=2)
         ds = _compute(entry, params, variant)
         to_netcdf(ds, path)
-        _write_text_atomic(_sidecar(path), f"{_sha256_file(path)}  {path.name}\n")
+        atomic_write_text(_sidecar(path), f"{sha256_file(path)}  {path.name}\n{_CACHE_MARK}\n")
     return open_dataset(path)
 
 

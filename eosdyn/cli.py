@@ -109,6 +109,36 @@ def _progress_bar(args):
     return ProgressBar(minimum=2.0, out=sys.stderr)
 
 
+def _check_output(path: str | None, what: str = "-o/--output") -> None:
+    """Refuse an output path that cannot be written, before anything is computed."""
+    from ._files import check_output_path
+
+    if path is None:
+        return
+    try:
+        check_output_path(path, name=what)
+    except ValueError as err:
+        raise _UsageError(str(err)) from None
+
+
+def _check_output_dir(path: str) -> Path:
+    """Create the output folder of ``reproduce`` (or refuse, naming it) before anything runs."""
+    import os
+
+    if not path or not path.strip():
+        raise _UsageError("-o/--output must be a non-empty folder path")
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise _UsageError(f"-o/--output {path!r} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _UsageError(f"-o/--output {path!r}: cannot create the folder ({err.strerror or err})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise _UsageError(f"-o/--output {path!r}: the folder is not writable")
+    return out
+
+
 def _open_entry(args):
     from . import catalog
 
@@ -155,9 +185,10 @@ def _cmd_run(args) -> int:
     from .io import to_netcdf
 
     catalog.get(args.name)  # unknown entry -> usage error before any message
+    _check_output(args.output)
     _say(args, f"opening {args.name} ...")
     ds = _open_entry(args)
-    if args.output:
+    if args.output is not None:
         to_netcdf(ds, args.output)
         _say(args, f"wrote {args.output}")
     elif not args.no_cache:
@@ -171,6 +202,7 @@ def _cmd_export(args) -> int:
     from .conventions import append_history, check_dataset
     from .io import to_netcdf
 
+    _check_output(args.output, "OUTPUT")
     ds = _open_entry(args)
     append_history(ds, f"exported with `eosdyn export {args.name}` (eosdyn {__version__})")
     check_dataset(ds)
@@ -188,6 +220,7 @@ def _cmd_reproduce(args) -> int:
         bad = [n for n in args.only if n not in names]
         if bad:
             raise catalog.CatalogError(f"unknown catalog entry {bad[0]!r}; valid entries: {', '.join(names)}")
+    _check_output_dir(args.output)
     result = reproduce(args.output, quick=args.quick, names=args.only, plots=not args.no_plots,
                        progress=_progress(args), quiet=args.quiet)
     _say(args, f"wrote {len(result['entries'])} entries and {result['summary']} "
@@ -201,8 +234,12 @@ def _cmd_cache(args) -> int:
     if args.action == "dir":
         print(catalog.cache_dir())
     else:
-        n = catalog.clear_cache()
-        _say(args, f"removed {n} cached datasets from {catalog.cache_dir()}")
+        removed = catalog.clear_cache()
+        for path in removed:
+            _say(args, f"removed {path}")
+        n = sum(p.suffix == ".nc" for p in removed)
+        _say(args, f"removed {n} cached datasets ({len(removed)} files) from {catalog.cache_dir()}; "
+                   "other files there were left alone")
     return 0
 
 
@@ -238,9 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.catalog:
             catalog.add(path)
         return _COMMANDS[args.command](args)
-    except (catalog.CatalogError, _UsageError) as err:
+    except (catalog.CatalogError, catalog.UntrustedFunctionError, _UsageError) as err:
         print(f"eosdyn: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file or folder the command needs: a message, not a traceback
+        print(f"eosdyn: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # pragma: no cover
         print("eosdyn: interrupted", file=sys.stderr)
         return 130

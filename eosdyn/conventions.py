@@ -219,44 +219,38 @@ def _decode_param(value: Any) -> Any:
     return value
 
 
-def resolve_function(path: str):
-    """Import the callable named by a dotted path such as ``"eosdyn.qrm.sweep"``.
-
-    Works for real modules and for eosdyn's lazily imported submodules (``eosdyn.toy``,
-    ``eosdyn.qrm``, ...), which are attributes rather than importable module paths.
-    """
-    import importlib
-
-    parts = str(path).split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[i:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            break
-        if callable(obj):
-            return obj
-        break
-    raise ValueError(f"cannot resolve function {path!r} (expected a dotted path to a callable)")
-
-
 def regenerate(ds: xr.Dataset) -> xr.Dataset:
     """Recompute a dataset from its ``eosdyn_config`` provenance.
+
+    The function named in ``eosdyn_config`` is called only if it is one of eosdyn's own
+    recipes or was registered by the user (:func:`eosdyn.registry.register_recipe`): a file
+    received from someone else cannot make this call anything else.
+
+    Raises
+    ------
+    ValueError
+        If the dataset has no valid ``eosdyn_config``, or it names a function that is not a
+        registered recipe (:class:`eosdyn.registry.UntrustedFunctionError`).
 
     Examples
     --------
     >>> import eosdyn
-    >>> ds = eosdyn.toy.two_param(eps=0.1, z0=0.1, T0=1.5, steps=5)  # doctest: +SKIP
-    >>> eosdyn.conventions.regenerate(ds).identical(ds)  # doctest: +SKIP
+    >>> ds = eosdyn.toy.linear(lam=0.5, theta0=1.0, steps=3)
+    >>> eosdyn.conventions.regenerate(ds).theta.equals(ds.theta)
     True
+    >>> ds.attrs["eosdyn_config"] = '{"function": "os.system", "parameters": {"command": "true"}}'
+    >>> eosdyn.conventions.regenerate(ds)
+    Traceback (most recent call last):
+    ...
+    eosdyn.registry.UntrustedFunctionError: eosdyn_config: recipe 'os.system' is not one of eosdyn's recipes nor registered with eosdyn.catalog.register_recipe; refusing to call it
     """
+    from . import registry
+
     cfg = read_config(ds)
-    func = resolve_function(cfg["function"])
-    params = {k: _decode_param(v) for k, v in cfg["parameters"].items()}
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("parameters", {}), dict):
+        raise ValueError("eosdyn_config must be a JSON object with 'function' and a 'parameters' object")
+    func = registry.resolve("recipe", cfg.get("function"), where="eosdyn_config")
+    params = {k: _decode_param(v) for k, v in cfg.get("parameters", {}).items()}
     return func(**params)
 
 

@@ -136,12 +136,13 @@ def reproduce(
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
     all_entries = catalog.entries()
     selected = list(all_entries) if names is None else list(names)
     for n in selected:
         catalog.get(n)  # raises CatalogError listing valid names
+        catalog.check_callables(all_entries[n])  # a name nobody registered stops the run before any work
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
     plot_note = ""
     if plots:
         try:
@@ -190,7 +191,7 @@ def reproduce(
             if need_png:
                 from . import plot as _plot
 
-                view = catalog.resolve_function(entry.plot) if entry.plot else _plot.auto
+                view = catalog.resolve_function(entry.plot, "view", entry=entry) if entry.plot else _plot.auto
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
                     _plot.save_png(view(ds), png)
@@ -198,7 +199,8 @@ def reproduce(
                 rec["png"] = png.name
             if ds is not None:
                 rows = [{"entry": name, **{k: format_value(v) for k, v in row.items()}}
-                        for claim in entry.claims for row in catalog.resolve_function(claim)(ds)]
+                        for claim in entry.claims
+                        for row in catalog.resolve_function(claim, "claim", entry=entry)(ds)]
                 dims = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
             else:
                 rows, dims = prev["claims"], prev["dims"]

@@ -352,9 +352,9 @@ def test_builtin_catalog_found_and_valid():
         else:  # stored: the file is there, matches its sha256 and follows the conventions
             eosdyn.check_dataset(catalog.open(name))
         if e.plot:
-            assert callable(catalog.resolve_function(e.plot)), name
+            assert callable(catalog.resolve_function(e.plot, "view")), name
         for c in e.claims:
-            assert callable(catalog.resolve_function(c)), name
+            assert callable(catalog.resolve_function(c, "claim")), name
 
 
 def test_exported_netcdf_opens_with_plain_tools(user_catalog, tmp_path):
@@ -392,3 +392,11 @@ def test_docstring_examples():
     for mod in (catalog, eosdyn.reproduce, eosdyn.cli):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         assert res.failed == 0, mod.__name__
+
+
+# Files may name only registered functions: register this module's test recipe, claim and
+# broken recipe under the dotted names the test catalogs use.
+for _f in (linear_recipe, not_a_dataset):
+    catalog.register_recipe(_f, name=f"{__name__}.{_f.__name__}")
+catalog.register_claim(claim_linear, name=f"{__name__}.claim_linear")
+

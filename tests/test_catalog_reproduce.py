@@ -13,6 +13,7 @@ import pytest
 import xarray as xr
 
 import eosdyn
+import test_catalog  # noqa: F401  (registers the test recipes the test catalogs name)
 from eosdyn import catalog
 from eosdyn.cli import main
 from eosdyn.reproduce import reproduce

@@ -15,6 +15,7 @@ import xarray as xr
 import yaml
 
 import eosdyn
+import test_catalog  # noqa: F401  (registers the test recipes the test catalogs name)
 from eosdyn import catalog
 from eosdyn.cli import main
 
