@@ -68,6 +68,14 @@ def check_output_path(path, *, name: str = "path") -> Path:
                 raise ValueError(f"{name} {str(p)!r} lies under {str(parent)!r}, which is a file, not a folder")
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise ValueError(f"{name} {str(p)!r}: folder {str(parent)!r} is not writable")
+            if parent == p.parent:  # try it: some folders (/proc, read-only mounts) refuse even root
+                try:
+                    fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+                except OSError as err:
+                    raise ValueError(f"{name} {str(p)!r}: cannot write in folder {str(parent)!r} "
+                                     f"({err.strerror or err})") from None
+                os.close(fd)
+                os.unlink(probe)
             break
     return p
 

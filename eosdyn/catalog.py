@@ -695,6 +695,7 @@ def clear_cache() -> _list[Path]:
     for name in sorted(names):
         path = d / name
         lock = path.with_name(name + ".lock")
+        lock_existed = lock.exists()
         try:
             with _locked(lock, blocking=False):
                 if _written_by_cache(path):
@@ -708,7 +709,8 @@ def clear_cache() -> _list[Path]:
             continue  # being computed by another process: leave it
         if _is_cache_lock(lock):
             lock.unlink(missing_ok=True)
-            removed.append(lock)
+            if lock_existed:
+                removed.append(lock)
     return sorted(removed)
 
 

@@ -220,6 +220,8 @@ def _cmd_reproduce(args) -> int:
         bad = [n for n in args.only if n not in names]
         if bad:
             raise catalog.CatalogError(f"unknown catalog entry {bad[0]!r}; valid entries: {', '.join(names)}")
+    for name in args.only or catalog.list():
+        catalog.check_callables(catalog.get(name))  # refuse unregistered functions before any work
     _check_output_dir(args.output)
     result = reproduce(args.output, quick=args.quick, names=args.only, plots=not args.no_plots,
                        progress=_progress(args), quiet=args.quiet)
