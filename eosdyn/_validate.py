@@ -57,25 +57,169 @@ def check_range(name: str, value, lo=None, hi=None, *, lo_open=False, hi_open=Fa
 
 
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
-    """Return ``value`` as ``int`` or raise ``ValueError`` naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral,)):
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an integer; got {value!r}")
-    value = int(value)
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ValueError(f"{name} must be an integer in [{'-inf' if lo is None else lo}, "
-                         f"{'inf' if hi is None else hi}]; got {value}")
-    return value
+    """Return ``value`` as ``int`` or raise ``ValueError`` naming ``name`` and the allowed range.
+
+    Accepts Python and NumPy integers, 0-d integer arrays and integral floats (``5.0``);
+    rejects booleans, strings, non-integral or non-finite floats.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_int("steps", np.array(5), 0)
+    5
+    >>> check_int("steps", "5", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: steps must be an integer in [0, inf); got '5' (str)
+    """
+    rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{')' if hi is None else ']'}"
+    v = value
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v[()]
+    if isinstance(v, (bool, np.bool_)):
+        ok = False
+    elif isinstance(v, numbers.Integral):
+        ok = True
+    elif isinstance(v, (float, np.floating)) and math.isfinite(float(v)) and float(v).is_integer():
+        v, ok = int(v), True
+    else:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be an integer in {rng}; got {value!r} ({type(value).__name__})")
+    v = int(v)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ValueError(f"{name} must be an integer in {rng}; got {v}")
+    return v
 
 
 def check_dtype(dtype) -> np.dtype:
-    """Only float64 (default) and float32 are supported."""
-    dt = np.dtype(dtype)
+    """Only float64 (default) and float32 are supported; anything else is a ``ValueError`` naming dtype.
+
+    Examples
+    --------
+    >>> check_dtype("bogus")
+    Traceback (most recent call last):
+    ...
+    ValueError: dtype must be 'float64' or 'float32'; got 'bogus'
+    """
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError, SyntaxError):
+        raise ValueError(f"dtype must be 'float64' or 'float32'; got {dtype!r}") from None
     if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
-        raise ValueError(f"dtype must be float64 or float32; got {dt}")
+        raise ValueError(f"dtype must be 'float64' or 'float32'; got {dtype!r}")
     return dt
+
+
+#: smallest ``rtol`` the integrators accept (scipy's own floor, 100 machine epsilons)
+MIN_RTOL = 100 * float(np.finfo(np.float64).eps)
+#: most sample times a flow may request
+MAX_TIMES = 1_000_000
+#: largest output a simulation may allocate without asking (bytes); also bounded by free memory
+MAX_OUTPUT_BYTES = 16 * 2**30
+
+
+def check_tolerances(rtol, atol) -> tuple[float, float]:
+    """Validate integrator tolerances: ``rtol`` in [100 eps, 1], ``atol`` finite and > 0.
+
+    Examples
+    --------
+    >>> check_tolerances(1e-12, 1e-14)
+    (1e-12, 1e-14)
+    >>> check_tolerances(float("nan"), 1e-14)
+    Traceback (most recent call last):
+    ...
+    ValueError: rtol must be a finite real number in [2.22045e-14, 1]; got nan
+    """
+    out = []
+    for name, v, lo, hi in (("rtol", rtol, MIN_RTOL, 1.0), ("atol", atol, 0.0, None)):
+        ok = isinstance(v, (numbers.Real, np.floating, np.integer)) and not isinstance(v, (bool, np.bool_))
+        if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf":
+            v, ok = v[()], True
+        rng = f"[{lo:g}, {hi:g}]" if hi is not None else "(0, inf)"
+        if not ok:
+            raise ValueError(f"{name} must be a finite real number in {rng}; got {v!r}")
+        f = float(v)
+        if not math.isfinite(f) or (f < lo if hi is not None else f <= lo) or (hi is not None and f > hi):
+            raise ValueError(f"{name} must be a finite real number in {rng}; got {f!r}")
+        out.append(f)
+    return out[0], out[1]
+
+
+def check_times(times, *, name: str = "times", max_size: int = MAX_TIMES) -> np.ndarray:
+    """Validate gradient-flow sample times: a non-empty 1-D array of at most ``max_size``
+    finite, non-negative, strictly increasing reals. Returns them as float64.
+
+    Examples
+    --------
+    >>> check_times([0.0, 1.0, 2.5]).tolist()
+    [0.0, 1.0, 2.5]
+    >>> check_times([1.0, 0.5])
+    Traceback (most recent call last):
+    ...
+    ValueError: times must be strictly increasing (finite, >= 0); got [1.0, 0.5]
+    """
+    arr = np.asarray(times.values if isinstance(times, xr.DataArray) else times)
+    if arr.dtype.kind not in "iuf" or arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of real numbers "
+                         f"(finite, >= 0, strictly increasing); got {times!r}")
+    if arr.size > max_size:
+        raise ValueError(f"{name} must have at most {max_size} samples; got {arr.size}")
+    with np.errstate(over="ignore"):
+        arr = arr.astype(np.float64)
+    check_range(name, arr, 0.0, None)
+    if arr.size > 1 and not np.all(np.diff(arr) > 0):
+        shown = arr.tolist() if arr.size <= 6 else arr[:6].tolist() + ["..."]
+        raise ValueError(f"{name} must be strictly increasing (finite, >= 0); got {shown}")
+    return arr
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(name: str, nbytes: int, *, what: str = "the recorded output",
+                 cap: int | None = None) -> int:
+    """Refuse (``ValueError`` naming ``name``) an allocation of ``nbytes`` above ``cap``
+    (default :data:`MAX_OUTPUT_BYTES`) or above the memory available now.
+
+    Examples
+    --------
+    >>> check_memory("steps", 8 * 10**12)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: steps: the recorded output would need 7.28 TiB (8000000000000 bytes), above ...
+    """
+    cap = MAX_OUTPUT_BYTES if cap is None else cap
+    nbytes = int(nbytes)
+
+    def fmt(b):
+        for unit, k in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+            if b >= 2**k:
+                return f"{b / 2**k:.3g} {unit}"
+        return f"{b} bytes"
+
+    limit = cap
+    why = f"the limit of {fmt(cap)}"
+    avail = available_memory()
+    if avail is not None and avail < limit:
+        limit, why = avail, f"the memory available now ({fmt(avail)})"
+    if nbytes > limit:
+        raise ValueError(f"{name}: {what} would need {fmt(nbytes)} ({nbytes} bytes), above {why}; "
+                         f"reduce {name} or record less often")
+    return nbytes
 
 
 def _as_dataarray(name: str, value: Any) -> xr.DataArray:

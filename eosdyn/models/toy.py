@@ -29,7 +29,8 @@ import xarray as xr
 
 from .._validate import check_range
 from ..kernels import maps
-from ..kernels.integrate import solve_batch
+from ..conventions import STATUS_VALUES
+from ..kernels.integrate import check_flow_options, solve_batch
 from . import _toy_common as C
 
 __all__ = ["two_param", "catapult", "linear", "hierarchy", "one_datapoint",
@@ -560,13 +561,40 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop_on_conve
 # --------------------------------------------------------------------------- gradient flows
 
 
-def _flow_attrs(method, rtol, atol):
-    return {"integrator": f"scipy.integrate.solve_ivp method={method}", "rtol": float(rtol), "atol": float(atol)}
+#: default divergence threshold of the flows: max |state| above it (or non-finite) is divergence
+FLOW_DIVERGE_NORM = 1e100
+#: default work budget of one flow member (right-hand-side evaluations)
+FLOW_MAX_EVALS = 100_000
 
 
-def _check_tols(rtol, atol):
-    check_range("rtol", rtol, 0.0, None, lo_open=True)
-    check_range("atol", atol, 0.0, None, lo_open=True)
+def _flow_options(times, rtol, atol, method, max_evals):
+    """Validate the options shared by the flows (before any allocation or integration)."""
+    tv = C.check_times(times)
+    rtol, atol, method, _, max_evals = check_flow_options(
+        rtol=rtol, atol=atol, method=method, diverge_norm=FLOW_DIVERGE_NORM, max_evals=max_evals)
+    return tv, rtol, atol, method, max_evals
+
+
+def _flow_attrs(method, rtol, atol, max_evals):
+    return {"integrator": f"scipy.integrate.OdeSolver method={method}", "rtol": float(rtol), "atol": float(atol),
+            "max_evals": int(max_evals), "divergence_threshold": FLOW_DIVERGE_NORM}
+
+
+def _flow_fates(status, t_stop):
+    """Per-member fate variables of a flow: ``status``, ``diverged``, ``t_stop``."""
+    return {"status": (status.astype(np.int8), ()), "diverged": (status == STATUS_VALUES["diverged"], ()),
+            "t_stop": (t_stop, ())}
+
+
+def _label_t_stop(ds):
+    ds["t_stop"].attrs.update(long_name="time the flow reached (times[-1] unless it diverged or failed)",
+                              units="1")
+    return ds
+
+
+def _solve(rhs, y0, tv, args, rtol, atol, method, max_evals):
+    return solve_batch(rhs, y0, tv, args, rtol=rtol, atol=atol, method=method,
+                       diverge_norm=FLOW_DIVERGE_NORM, max_evals=max_evals)
 
 
 def _rhs_two_param(t, y, lam, E):
@@ -575,7 +603,7 @@ def _rhs_two_param(t, y, lam, E):
 
 
 def two_param_flow(*, eps=None, a=None, E=0.0, z0, T0, times, rtol=1e-12, atol=1e-14,
-                   method="DOP853") -> xr.Dataset:
+                   method="DOP853", max_evals=FLOW_MAX_EVALS) -> xr.Dataset:
     """Gradient flow of the two-parameter model in rescaled coordinates (Eq. 8 closed with P = 2).
 
     dz̃/dt = −z̃ T,  dT/dt = −2 z̃ T(1),  T(1) = (1+λ) T − λ (2z̃ + Ẽ).
@@ -586,15 +614,22 @@ def two_param_flow(*, eps=None, a=None, E=0.0, z0, T0, times, rtol=1e-12, atol=1
     eps, a, E, z0, T0
         As in :func:`two_param`.
     times : array
-        Sample times (≥ 0, strictly increasing); the flow starts at t = 0.
+        Sample times: 1 to 10⁶ finite values ≥ 0, strictly increasing; the flow starts at t = 0.
     rtol, atol : float
-        Integrator tolerances; ``method`` any :func:`scipy.integrate.solve_ivp` method.
+        Integrator tolerances: ``rtol`` in [100 eps, 1] (eps = 2.2e-16), ``atol`` finite and > 0.
+    method : str
+        ``"DOP853"`` (default), ``"RK45"``, ``"RK23"``, ``"Radau"``, ``"BDF"`` or ``"LSODA"``.
+    max_evals : int, default 100_000
+        Work budget per member: right-hand-side evaluations (1 to 10⁹). A member that needs
+        more stops with status ``failed``.
 
     Returns
     -------
     xarray.Dataset
-        ``z``, ``T`` on (param dims..., time); ``diverged`` (integration failed), ``final_z``,
-        ``final_T``.
+        ``z``, ``T`` on (param dims..., time), NaN after a member stopped; per member
+        ``status`` (``max_steps``: reached ``times[-1]``; ``diverged``: max(|z̃|, |T|) above
+        1e100 or non-finite; ``failed``: step size too small or budget spent), ``diverged``,
+        ``t_stop`` (time reached), ``final_z``, ``final_T`` (at ``times[-1]``).
 
     Examples
     --------
@@ -603,22 +638,22 @@ def two_param_flow(*, eps=None, a=None, E=0.0, z0, T0, times, rtol=1e-12, atol=1
     >>> ds.z.dims
     ('time',)
     """
-    params = dict(eps=eps, a=a, E=E, z0=z0, T0=T0, times=times, rtol=rtol, atol=atol, method=method)
-    tv = C.check_times(times)
-    _check_tols(rtol, atol)
+    params = dict(eps=eps, a=a, E=E, z0=z0, T0=T0, times=times, rtol=rtol, atol=atol, method=method,
+                  max_evals=max_evals)
+    tv, rtol, atol, method, max_evals = _flow_options(times, rtol, atol, method, max_evals)
     name, grid, bdims, bshape, lam, Ev, zv, Tv = _two_param_inputs(eps, a, E, z0, T0)
-    Y, ok = solve_batch(_rhs_two_param, np.stack([zv, Tv], axis=1), tv,
-                        [(float(lam[i]), float(Ev[i])) for i in range(zv.size)], rtol=rtol, atol=atol, method=method)
+    Y, status, t_stop = _solve(_rhs_two_param, np.stack([zv, Tv], axis=1), tv,
+                               [(float(lam[i]), float(Ev[i])) for i in range(zv.size)], rtol, atol, method, max_evals)
     coords = C.param_coords(grid, [name, "E", "z0", "T0"])
     lam_da = -grid.arrays[name] if name == "eps" else -1.0 / grid.arrays[name]
     coords["lam"] = xr.Variable(lam_da.dims, np.asarray(lam_da.values, dtype=np.float64))
-    return C.build_dataset(
+    return _label_t_stop(C.build_dataset(
         bdims=bdims, bshape=bshape, coords=coords, steps=None, time=tv,
         trajectories={"z": (Y[:, :, 0], ()), "T": (Y[:, :, 1], ())},
-        per_member={"diverged": (~ok, ()), "final_z": (Y[:, -1, 0], ()), "final_T": (Y[:, -1, 1], ())},
+        per_member={**_flow_fates(status, t_stop), "final_z": (Y[:, -1, 0], ()), "final_T": (Y[:, -1, 1], ())},
         model="two_param_flow", title="Two-parameter model, gradient flow in rescaled coordinates",
         equations=f"Eq. 8 with P = 2, {_REF}", function="eosdyn.toy.two_param_flow", parameters=params,
-        attrs=_flow_attrs(method, rtol, atol))
+        attrs=_flow_attrs(method, rtol, atol, max_evals)))
 
 
 def _rhs_hierarchy(t, y, q):
@@ -628,13 +663,14 @@ def _rhs_hierarchy(t, y, q):
 
 
 def hierarchy_flow(*, q, z0, w0=None, T0=None, E=None, times, rtol=1e-12, atol=1e-14,
-                   method="DOP853") -> xr.Dataset:
+                   method="DOP853", max_evals=FLOW_MAX_EVALS) -> xr.Dataset:
     """Gradient flow of the rescaled hierarchy (Eq. 8) in Q's eigenbasis, for any P.
 
     dz̃/dt = −z̃ T(0),  dw_i/dt = −2 z̃ q_i w_i  (so dT(k)/dt = −2 z̃ T(k+1)).
 
-    Parameters are those of :func:`hierarchy` with ``times``, ``rtol``, ``atol``, ``method``
-    as in :func:`two_param_flow`.
+    Parameters are those of :func:`hierarchy` with ``times``, ``rtol``, ``atol``, ``method``,
+    ``max_evals`` as in :func:`two_param_flow`; so are the fate variables (``status``,
+    ``diverged``, ``t_stop``; divergence: max(|z̃|, |w_i|) above 1e100 or non-finite).
 
     Examples
     --------
@@ -643,25 +679,25 @@ def hierarchy_flow(*, q, z0, w0=None, T0=None, E=None, times, rtol=1e-12, atol=1
     >>> ds.w.dims
     ('time', 'mode')
     """
-    params = dict(q=q, z0=z0, w0=w0, T0=T0, E=E, times=times, rtol=rtol, atol=atol, method=method)
-    tv = C.check_times(times)
-    _check_tols(rtol, atol)
+    params = dict(q=q, z0=z0, w0=w0, T0=T0, E=E, times=times, rtol=rtol, atol=atol, method=method,
+                  max_evals=max_evals)
+    tv, rtol, atol, method, max_evals = _flow_options(times, rtol, atol, method, max_evals)
     grid, bdims, bshape, qf, wf, zf, names = _hierarchy_inputs(q, z0, w0, T0, E)
     n, P = wf.shape
-    Y, ok = solve_batch(_rhs_hierarchy, np.concatenate([zf[:, None], wf], axis=1), tv,
-                        [(qf[i].copy(),) for i in range(n)], rtol=rtol, atol=atol, method=method)
+    Y, status, t_stop = _solve(_rhs_hierarchy, np.concatenate([zf[:, None], wf], axis=1), tv,
+                               [(qf[i].copy(),) for i in range(n)], rtol, atol, method, max_evals)
     W = Y[:, :, 1:]
     T = W.sum(axis=2)
     coords = _mode_coords(grid, bdims, bshape, qf, names)
     if "E" not in names:
         coords["E"] = xr.Variable(bdims, _hierarchy_E(qf, wf, zf).reshape(bshape))
-    return C.build_dataset(
+    return _label_t_stop(C.build_dataset(
         bdims=bdims, bshape=bshape, coords=coords, steps=None, time=tv,
         trajectories={"z": (Y[:, :, 0], ()), "T": (T, ()), "w": (W, ("mode",))},
-        per_member={"diverged": (~ok, ()), "final_z": (Y[:, -1, 0], ()), "final_T": (T[:, -1], ())},
+        per_member={**_flow_fates(status, t_stop), "final_z": (Y[:, -1, 0], ()), "final_T": (T[:, -1], ())},
         model="hierarchy_flow", title="One-datapoint model, gradient flow of the rescaled hierarchy",
         equations=f"Eq. 8, {_REF}", function="eosdyn.toy.hierarchy_flow", parameters=params,
-        attrs=_flow_attrs(method, rtol, atol))
+        attrs=_flow_attrs(method, rtol, atol, max_evals)))
 
 
 def _rhs_datapoint(t, y, Q, E, eta):
@@ -671,18 +707,20 @@ def _rhs_datapoint(t, y, Q, E, eta):
 
 
 def one_datapoint_flow(*, Q, theta0, E=0.0, eta, times, rtol=1e-12, atol=1e-14,
-                       method="DOP853") -> xr.Dataset:
+                       method="DOP853", max_evals=FLOW_MAX_EVALS) -> xr.Dataset:
     """Gradient flow in parameter space with rate η (Eq. 5): dθ/dt = −η z Q θ.
 
     Time t corresponds to t GD steps of size η (physical gradient-flow time η t).
     Parameters are those of :func:`one_datapoint` with ``times``, ``rtol``, ``atol``,
-    ``method`` as in :func:`two_param_flow`.
+    ``method``, ``max_evals`` as in :func:`two_param_flow`.
 
     Returns
     -------
     xarray.Dataset
         ``theta`` on (dims..., time, param), ``z`` (= η z), ``T`` (= η J Jᵀ), ``loss`` on
-        (dims..., time); ``diverged``, ``final_z``, ``final_T``; ``Q``.
+        (dims..., time), NaN after a member stopped; ``status``, ``diverged``, ``t_stop`` as in
+        :func:`two_param_flow` (divergence: max |θ_i| above 1e100, or θ, z̃ or T non-finite),
+        ``final_z``, ``final_T``; ``Q``.
 
     Examples
     --------
@@ -691,13 +729,13 @@ def one_datapoint_flow(*, Q, theta0, E=0.0, eta, times, rtol=1e-12, atol=1e-14,
     >>> bool(ds.loss.isel(time=1) < ds.loss.isel(time=0))
     True
     """
-    params = dict(Q=Q, theta0=theta0, E=E, eta=eta, times=times, rtol=rtol, atol=atol, method=method)
-    tv = C.check_times(times)
-    _check_tols(rtol, atol)
+    params = dict(Q=Q, theta0=theta0, E=E, eta=eta, times=times, rtol=rtol, atol=atol, method=method,
+                  max_evals=max_evals)
+    tv, rtol, atol, method, max_evals = _flow_options(times, rtol, atol, method, max_evals)
     Qm, grid, bdims, bshape, th, Ef, ef = _datapoint_inputs(Q, theta0, E, eta)
     n, P = th.shape
-    Y, ok = solve_batch(_rhs_datapoint, th, tv, [(Qm, float(Ef[i]), float(ef[i])) for i in range(n)],
-                        rtol=rtol, atol=atol, method=method)
+    Y, status, t_stop = _solve(_rhs_datapoint, th, tv, [(Qm, float(Ef[i]), float(ef[i])) for i in range(n)],
+                               rtol, atol, method, max_evals)
     K = tv.size
     z = np.full((n, K), np.nan)
     T = np.full((n, K), np.nan)
@@ -709,11 +747,11 @@ def one_datapoint_flow(*, Q, theta0, E=0.0, eta, times, rtol=1e-12, atol=1e-14,
     with np.errstate(over="ignore", invalid="ignore"):
         loss = 0.5 * (z / ef[:, None]) ** 2
     coords = _datapoint_coords(grid)
-    return C.build_dataset(
+    return _label_t_stop(C.build_dataset(
         bdims=bdims, bshape=bshape, coords=coords, steps=None, time=tv,
         trajectories={"theta": (Y, ("param",)), "z": (z, ()), "T": (T, ()), "loss": (loss, ())},
-        per_member={"diverged": (~ok, ()), "final_z": (z[:, -1], ()), "final_T": (T[:, -1], ())},
+        per_member={**_flow_fates(status, t_stop), "final_z": (z[:, -1], ()), "final_T": (T[:, -1], ())},
         extra_vars={"Q": _Q_variable(Qm)},
         model="one_datapoint_flow", title="One-datapoint quadratic model, gradient flow in parameter space",
         equations=f"Eq. 4-6, {_REF}", function="eosdyn.toy.one_datapoint_flow", parameters=params,
-        attrs=_flow_attrs(method, rtol, atol))
+        attrs=_flow_attrs(method, rtol, atol, max_evals)))
