@@ -9,6 +9,8 @@ Everything here is plumbing: the analyses themselves live in
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
@@ -24,6 +26,130 @@ def check_xarray(x, name: str = "x") -> XArray:
     if not isinstance(x, (xr.DataArray, xr.Dataset)):
         raise ValueError(f"{name} must be an xarray.DataArray or xarray.Dataset; got {type(x).__name__}")
     return x
+
+
+def _interval(lo, hi, lo_open, hi_open) -> str:
+    left = "(" if (lo_open or lo is None) else "["
+    right = ")" if (hi_open or hi is None) else "]"
+    return f"{left}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}{right}"
+
+
+def _scalar(value):
+    """Unwrap 0-d numpy arrays and size-1 DataArrays; anything else is returned as is."""
+    if isinstance(value, xr.DataArray) and value.ndim == 0:
+        value = value.values
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    return value
+
+
+def check_real(name: str, value, lo=None, hi=None, *, lo_open: bool = False, hi_open: bool = False,
+               allow_inf: bool = False, allow_none: bool = False):
+    """A real scalar option, as ``float``; ``TypeError`` / ``ValueError`` naming ``name`` otherwise.
+
+    Strings, booleans and complex numbers are a ``TypeError``; NaN, ±inf (unless ``allow_inf``)
+    and values outside the interval are a ``ValueError`` stating the allowed range.
+
+    Examples
+    --------
+    >>> check_real("rtol", 1e-6, 0)
+    1e-06
+    >>> check_real("rtol", float("nan"), 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: rtol must be a finite number in [0, inf); got nan
+    >>> check_real("edge", "2")
+    Traceback (most recent call last):
+    ...
+    TypeError: edge must be a real number; got '2' (str)
+    """
+    if value is None and allow_none:
+        return None
+    v = _scalar(value)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number{' or None' if allow_none else ''}; "
+                        f"got {value!r} ({type(value).__name__})")
+    v = float(v)
+    rng = _interval(lo, hi, lo_open, hi_open)
+    what = "a number (inf allowed)" if allow_inf else "a finite number"
+    bad = math.isnan(v) or (math.isinf(v) and not allow_inf)
+    bad = bad or (lo is not None and (v <= lo if lo_open else v < lo))
+    bad = bad or (hi is not None and (v >= hi if hi_open else v > hi))
+    if bad:
+        raise ValueError(f"{name} must be {what} in {rng}; got {v!r}")
+    return v
+
+
+def check_integer(name: str, value, lo: int | None = None, hi: int | None = None, *,
+                  allow_none: bool = False):
+    """An integer option, as ``int`` (integral floats such as ``5.0`` are accepted).
+
+    Strings, booleans and complex numbers are a ``TypeError``; non-integral or non-finite floats
+    and values outside ``[lo, hi]`` are a ``ValueError`` stating the allowed range.
+
+    Examples
+    --------
+    >>> check_integer("tail", 12.0, 3)
+    12
+    >>> check_integer("tail", 2.5, 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: tail must be an integer in [3, inf); got 2.5
+    """
+    if value is None and allow_none:
+        return None
+    v = _scalar(value)
+    rng = _interval(lo, hi, False, False)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be an integer{' or None' if allow_none else ''}; "
+                        f"got {value!r} ({type(value).__name__})")
+    if not isinstance(v, numbers.Integral):
+        f = float(v)
+        if not (math.isfinite(f) and f.is_integer()):
+            raise ValueError(f"{name} must be an integer in {rng}; got {v!r}")
+    v = int(v)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ValueError(f"{name} must be an integer in {rng}; got {v}")
+    return v
+
+
+def check_bool(name: str, value) -> bool:
+    """A boolean flag; anything but ``True``/``False`` is a ``TypeError`` naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_real_dtype(dtype, name: str, kinds: str = "biuf") -> None:
+    """``TypeError`` naming ``name`` unless ``dtype`` is a real numeric dtype (bool, int, float).
+
+    Complex data is refused: the analyses compare magnitudes and take quantiles, which have no
+    meaning for complex values (take ``.real`` or ``abs()`` first).
+    """
+    kind = np.dtype(dtype).kind
+    if kind == "c":
+        raise TypeError(f"{name} must hold real numbers; got complex dtype {np.dtype(dtype)} "
+                        "(take .real or abs() first)")
+    if kind not in kinds:
+        raise TypeError(f"{name} must hold real numbers{' (int or float)' if 'b' not in kinds else ''}; "
+                        f"got dtype {np.dtype(dtype)}")
+
+
+def check_real_data(x: XArray, name: str = "x", dim: Hashable | None = None, kinds: str = "biuf") -> None:
+    """Refuse complex or non-numeric data: a DataArray itself, or a Dataset's data variables that
+    have ``dim`` (all of them if ``dim`` is None)."""
+    if isinstance(x, xr.DataArray):
+        check_real_dtype(x.dtype, name, kinds)
+        return
+    for k, v in x.data_vars.items():
+        if (dim is None or dim in v.dims) and v.dtype.kind == "c":
+            check_real_dtype(v.dtype, f"{name}[{k!r}]")
+
+
+def check_nonempty(x: XArray, dim: Hashable, what: str) -> None:
+    """``ValueError`` naming ``dim`` if it has length 0."""
+    if x.sizes[dim] == 0:
+        raise ValueError(f"{what} needs at least one recorded value along {dim!r}; the dim {dim!r} is empty")
 
 
 def check_dim(x: XArray, dim: Hashable, name: str = "dim") -> Hashable:
@@ -58,13 +184,17 @@ def step_values(x: XArray, dim: Hashable) -> np.ndarray:
     if dim not in x.coords:
         return np.arange(n, dtype=np.int64)
     vals = np.asarray(x[dim].values)
-    if vals.dtype.kind == "f" and np.all(np.isfinite(vals)) and np.all(vals == np.round(vals)):
+    if (vals.dtype.kind == "f" and np.all(np.isfinite(vals)) and np.all(vals == np.round(vals))
+            and np.all(np.abs(vals) < 2.0**62)):
         vals = vals.astype(np.int64)
     if vals.dtype.kind not in "iu":
         raise ValueError(f"coordinate {dim!r} must hold integer step values; got dtype {vals.dtype}")
+    if vals.size and (vals.max() >= 2**62 or (vals.dtype.kind == "i" and vals.min() <= -2**62)):
+        raise ValueError(f"coordinate {dim!r} holds step values beyond +-2**62")
     vals = vals.astype(np.int64)
     if vals.size > 1 and not np.all(np.diff(vals) > 0):
-        raise ValueError(f"coordinate {dim!r} must be strictly increasing")
+        raise ValueError(f"coordinate {dim!r} must be strictly increasing (step values in recording "
+                         "order, no repeats); sort it first, e.g. x.sortby(" f"{dim!r})")
     return vals
 
 

@@ -15,12 +15,29 @@ import xarray as xr
 
 from ..conventions import STATUS_VALUES
 from . import _kernels as K
-from ._common import XArray, check_dim, check_xarray, flat_rows, lift
+from ._common import (XArray, check_dim, check_integer, check_nonempty, check_real, check_real_dtype,
+                      check_xarray, flat_rows, lift, step_values)
+from .coords import _top_mode
 
 __all__ = ["final_sharpness_stats", "phase_table", "DEFAULT_BINS"]
 
+#: Largest ``n_boot`` accepted, and most bootstrap draws (n_boot x members) held in memory.
+MAX_BOOT = 1_000_000
+MAX_BOOT_DRAWS = 50_000_000
+
 #: Default histogram bin edges for η λ_max (Figure 9 right): width 0.05 on [0, 4].
 DEFAULT_BINS = np.linspace(0.0, 4.0, 81)
+
+
+def _real_array(name: str, value) -> np.ndarray:
+    """``value`` as a float array; ``TypeError`` naming ``name`` for strings, complex, objects."""
+    try:
+        arr = np.asarray(value)
+    except Exception as err:   # ragged sequences etc.
+        raise TypeError(f"{name} must be a sequence of real numbers; got {value!r}") from err
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a sequence of real numbers; got {value!r} (dtype {arr.dtype})")
+    return arr.astype(float)
 
 
 def _status_mask(status: xr.DataArray, name: str) -> xr.DataArray:
@@ -32,28 +49,80 @@ def _status_mask(status: xr.DataArray, name: str) -> xr.DataArray:
     return status == lut[name]
 
 
+def _ends_kernel(st, steps):
+    """Per member: number of recorded steps <= steps[0] + steps_taken (0 when steps_taken < 0 or NaN)."""
+    st = np.asarray(st)
+    if st.dtype.kind == "f":
+        st = np.where(np.isfinite(st), np.floor(st), -1.0)
+        st = np.clip(st, -1.0, 2.0**61)
+    st = np.clip(st.astype(np.int64), -1, 2**61)
+    return np.searchsorted(steps, steps[0] + st, side="right").astype(np.int64)
+
+
+def _last_kernel(a, ends):
+    """Value at position ``ends - 1`` of the last axis (NaN where ``ends <= 0``)."""
+    ends = np.broadcast_to(ends, a.shape[:-1])
+    pos = np.clip(ends - 1, 0, max(a.shape[-1] - 1, 0))
+    out = np.take_along_axis(a, pos[..., None], axis=-1)[..., 0].astype(np.float64)
+    return np.where(ends > 0, out, np.nan)
+
+
+def _last_recorded(x: xr.DataArray, steps_taken, step_dim) -> xr.DataArray:
+    """Each member's last recorded value: the value at the largest recorded step <= steps_taken.
+
+    Goes by the value of the step coordinate (``steps_taken`` counts GD steps from the first
+    recorded step), so early-stopped, NaN-padded members give their final value, not the padding.
+    Without ``steps_taken`` the value at the largest recorded step is used.
+    """
+    check_nonempty(x, step_dim, "final_sharpness_stats (a trajectory)")
+    steps = step_values(x, step_dim)
+    if steps_taken is None:
+        ends = xr.DataArray(np.int64(steps.size))
+    else:
+        ends = xr.apply_ufunc(_ends_kernel, steps_taken, kwargs={"steps": steps}, dask="parallelized",
+                              output_dtypes=[np.int64])
+    return lift(_last_kernel, x, ends, core_dims=[[step_dim], []], out_core_dims=[[]],
+                out_dtypes=[np.float64])
+
+
 def _final_values(x: XArray, var, step_dim, mode_dim):
     """The final sharpness values and the optional status variable."""
     status = None
+    steps_taken = None
     if isinstance(x, xr.Dataset):
         status = x["status"] if "status" in x else None
         if var is None:
             var = "final_sharpness" if "final_sharpness" in x else "sharpness" if "sharpness" in x else None
-        if var is None or var not in x:
+        if var is None:
             raise ValueError(f"final_sharpness_stats needs a variable 'final_sharpness' or 'sharpness' "
                              f"(or pass var=); got variables {list(x.data_vars)}")
+        if not isinstance(var, Hashable) or var not in x.data_vars:
+            raise ValueError(f"var={var!r} is not a data variable of ds; it has {list(x.data_vars)}")
+        if "steps_taken" in x and step_dim not in x["steps_taken"].dims:
+            steps_taken = x["steps_taken"]
+            if steps_taken.dtype.kind not in "iuf":
+                raise TypeError(f"the variable 'steps_taken' must hold numbers; got dtype {steps_taken.dtype}")
         x = x[var]
+    elif var is not None:
+        raise ValueError(f"var={var!r} only applies to a Dataset; ds is a DataArray")
+    check_real_dtype(x.dtype, "ds" if var is None else f"ds[{var!r}]", "iuf")
+    x = _top_mode(x, mode_dim)
     if step_dim in x.dims:
-        x = x.isel({step_dim: -1})
-    if mode_dim in x.dims:
-        x = x.isel({mode_dim: 0})
-    if x.dtype.kind not in "iuf":
-        raise ValueError(f"final sharpness values must be numeric; got dtype {x.dtype}")
+        x = _last_recorded(x, steps_taken, step_dim)
     if status is not None:
-        for d in (step_dim, mode_dim):
-            if d in status.dims:
-                status = status.isel({d: -1 if d == step_dim else 0})
+        if status.dtype.kind not in "iu":
+            raise TypeError(f"the variable 'status' must be an integer CF flag variable; got dtype {status.dtype}")
+        status = _top_mode(status, mode_dim)
+        if step_dim in status.dims:
+            check_nonempty(status, step_dim, "final_sharpness_stats (status)")
+            status = status.isel({step_dim: -1})
     return x, status
+
+
+def _mean_std_kernel(a):
+    rows, lead = flat_rows(a)
+    m, s = K.mean_std_rows(np.ascontiguousarray(rows, dtype=np.float64))
+    return m.reshape(lead), s.reshape(lead)
 
 
 def _quantile_kernel(a, qs):
@@ -62,28 +131,9 @@ def _quantile_kernel(a, qs):
 
 
 def _boot_kernel(a, U, qlo, qhi):
-    """Bootstrap CI of the mean; rows without missing values go through one GEMM."""
+    """Bootstrap CI of the mean, per row (row-independent rounding: chunking changes nothing)."""
     rows, lead = flat_rows(a)
-    rows = np.ascontiguousarray(rows, dtype=np.float64)
-    nboot, n = U.shape
-    full = np.isfinite(rows).all(axis=1)
-    lo = np.full(rows.shape[0], np.nan)
-    hi = np.full(rows.shape[0], np.nan)
-    if full.any():
-        idx = np.minimum((U * n).astype(np.int64), n - 1)
-        counts = np.bincount((np.arange(nboot)[:, None] * n + idx).ravel(), minlength=nboot * n)
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"):  # small GEMM: threads only add overhead
-            means = (rows[full] @ counts.reshape(nboot, n).T.astype(np.float64)) / n   # (rows_full, nboot)
-        means.sort(axis=1)
-        for q, res in ((qlo, lo), (qhi, hi)):   # linear interpolation, as numpy's default quantile
-            pos = q * (nboot - 1)
-            i0 = int(np.floor(pos))
-            i1 = min(i0 + 1, nboot - 1)
-            res[full] = means[:, i0] + (pos - i0) * (means[:, i1] - means[:, i0])
-    if not full.all():
-        lo[~full], hi[~full] = K.bootstrap_mean_ci_rows(rows[~full], U, qlo, qhi)
+    lo, hi = K.bootstrap_mean_ci_counts_rows(np.ascontiguousarray(rows, dtype=np.float64), U, qlo, qhi)
     return lo.reshape(lead), hi.reshape(lead)
 
 
@@ -102,8 +152,13 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
     Parameters
     ----------
     ds : xarray.Dataset or xarray.DataArray
-        A dataset with ``final_sharpness`` (or a ``sharpness`` trajectory, whose last step is
-        used; mode 0 if it has a ``mode`` dim) and optionally ``status``; or the values directly.
+        A dataset with ``final_sharpness`` (or a ``sharpness`` trajectory; mode 0 if it has a
+        ``mode`` dim) and optionally ``status`` and ``steps_taken``; or the values directly. From
+        a trajectory each member's *last recorded* value is used: the value at the largest
+        recorded step <= ``steps_taken`` (counted from the first recorded step), so members
+        stopped early and NaN-padded give their final value; without ``steps_taken``, the value
+        at the largest step. This goes by the value of the ``step`` coordinate, which must be
+        strictly increasing.
     dim : str, default "seed"
         The dim reduced over.
     var : str, optional
@@ -111,16 +166,18 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
     quantiles : sequence of float
         Quantiles reported in ``quantiles`` (dim ``quantile``).
     eos_tol : float, default 0.05
-        A valid member is "at the EOS" if |sharpness − edge| < eos_tol.
+        A valid member is "at the EOS" if |sharpness − edge| < eos_tol; finite and > 0.
     edge : float, default 2.0
+        Finite.
     bins : array of bin edges, optional
         Fixed histogram bin edges (default :data:`DEFAULT_BINS`); bins are [e_i, e_{i+1}),
         the last one closed. Valid values outside are counted in ``n_outside_bins``.
     n_boot : int, default 1000
-        Bootstrap resamples for the CI of the mean.
+        Bootstrap resamples for the CI of the mean, in [10, 1e6] (and n_boot × members <= 5e7).
     ci : float, default 0.95
-        Confidence level of the percentile bootstrap interval.
+        Confidence level of the percentile bootstrap interval, in (0, 1).
     seed : int, default 0
+        Non-negative.
         Seed of the bootstrap stream (``numpy.random.SeedSequence(seed)``); the same draws are
         used for every grid point, so results do not depend on chunking.
 
@@ -133,7 +190,19 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
         ``frac_eos``, ``frac_diverged`` (fractions of *all* members), ``n_total``, ``n_valid``,
         ``n_diverged``, ``n_excluded`` (= n_total − n_valid), ``hist`` (dim ``bin`` with coords
         ``bin`` = centre, ``bin_lower``, ``bin_upper``) and ``n_outside_bins``. "Converged" is the
-        status flag ``converged`` when a ``status`` variable exists, else "finite".
+        status flag ``converged`` when a ``status`` variable exists, else "finite". Valid
+        members are finite and not flagged ``diverged`` or ``failed``. ``mean_sharpness`` and
+        ``std_sharpness`` (ddof = 1) come from one kernel per grid point, so dask-backed inputs
+        give results equal (bit for bit) to in-memory ones. Statistics of a grid point without
+        valid members are NaN (``n_valid`` = 0; ``std_sharpness`` needs two).
+
+    Raises
+    ------
+    ValueError
+        A missing or empty ``dim``, an empty or non-increasing ``step`` coordinate, options out
+        of range (the message names the option and the allowed range).
+    TypeError
+        Complex or non-numeric values; strings or other non-numbers given as numeric options.
 
     Examples
     --------
@@ -145,32 +214,41 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
     """
     check_xarray(ds, "ds")
     check_dim(ds, dim)
+    for name, d in (("step_dim", step_dim), ("mode_dim", mode_dim)):
+        if not isinstance(d, Hashable):
+            raise TypeError(f"{name} must be a dimension name; got {d!r} ({type(d).__name__})")
+    ci = check_real("ci", ci, 0, 1, lo_open=True, hi_open=True)
+    eos_tol = check_real("eos_tol", eos_tol, 0, lo_open=True)
+    edge = check_real("edge", edge)
+    seed = check_integer("seed", seed, 0)
+    n_boot = check_integer("n_boot", n_boot, 10, MAX_BOOT)
+    qs = _real_array("quantiles", quantiles)
+    if qs.ndim != 1 or qs.size == 0 or not np.all((qs >= 0) & (qs <= 1)):
+        raise ValueError(f"quantiles must be a non-empty 1-D sequence of numbers in [0, 1]; got {quantiles!r}")
+    edges = _real_array("bins", DEFAULT_BINS if bins is None else bins)
+    if edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges)) or not np.all(np.diff(edges) > 0):
+        raise ValueError("bins must be a 1-D strictly increasing array of at least 2 finite edges")
     vals, status = _final_values(ds, var, step_dim, mode_dim)
     if dim not in vals.dims:
         raise ValueError(f"dim={dim!r} is not a dimension of the final sharpness values {tuple(vals.dims)}")
     n = vals.sizes[dim]
     if n < 1:
-        raise ValueError(f"dim {dim!r} is empty")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1); got {ci}")
-    if int(n_boot) < 10:
-        raise ValueError(f"n_boot must be an integer >= 10; got {n_boot}")
-    qs = np.asarray(quantiles, dtype=float)
-    if qs.ndim != 1 or qs.size == 0 or np.any((qs < 0) | (qs > 1)):
-        raise ValueError(f"quantiles must be a 1-D sequence of values in [0, 1]; got {quantiles!r}")
-    edges = np.asarray(DEFAULT_BINS if bins is None else bins, dtype=float)
-    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0) or not np.all(np.isfinite(edges)):
-        raise ValueError("bins must be a 1-D strictly increasing array of at least 2 finite edges")
+        raise ValueError(f"dim={dim!r} is empty: there are no members to summarise")
+    if n_boot * n > MAX_BOOT_DRAWS:
+        raise ValueError(f"n_boot x (size of dim {dim!r}) must be at most {MAX_BOOT_DRAWS:.0e} "
+                         f"(bootstrap draws held in memory); got n_boot={n_boot} x {n}")
 
     vals = vals.astype(np.float64)
     finite = np.isfinite(vals)
     if status is not None:
         diverged = _status_mask(status, "diverged")
         converged = _status_mask(status, "converged") & finite
+        failed = _status_mask(status, "failed")   # the integrator gave up: no final value
     else:
         diverged = ~finite
         converged = finite
-    valid = finite & ~diverged
+        failed = xr.zeros_like(finite)
+    valid = finite & ~diverged & ~failed
     v = vals.where(valid)
 
     r: dict = {}
@@ -187,9 +265,10 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
     r["quantiles"] = q.isel(quantile=slice(0, qs.size)).assign_coords(quantile=qs)
     med = q.isel(quantile=-1, drop=True)
     r["median_sharpness"] = med
-    r["mean_sharpness"] = v.mean(dim, skipna=True)
-    r["std_sharpness"] = v.std(dim, skipna=True, ddof=1)
-    U = np.random.default_rng(np.random.SeedSequence(seed)).random((int(n_boot), n))
+    # one kernel over the core dim for eager and dask inputs alike: equal bit for bit
+    r["mean_sharpness"], r["std_sharpness"] = lift(_mean_std_kernel, v, core_dims=[[dim]],
+                                                   out_core_dims=[[], []], out_dtypes=[np.float64] * 2)
+    U = np.random.default_rng(np.random.SeedSequence(seed)).random((n_boot, n))
     lo, hi = lift(_boot_kernel, v, core_dims=[[dim]], out_core_dims=[[], []], out_dtypes=[np.float64] * 2,
                   kwargs={"U": U, "qlo": (1 - ci) / 2, "qhi": 1 - (1 - ci) / 2})
     r["mean_ci_lower"] = lo

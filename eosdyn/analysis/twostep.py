@@ -18,7 +18,7 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
-from ._common import XArray, check_dim, check_xarray, numeric_vars, step_values
+from ._common import XArray, check_dim, check_nonempty, check_real_data, check_xarray, numeric_vars, step_values
 
 __all__ = ["two_step", "even", "odd"]
 
@@ -38,8 +38,24 @@ def _as_index(idx: np.ndarray):
 def two_step_pairs(steps: np.ndarray, dim: Hashable = "step"):
     """Positions ``(i, j)`` with ``steps[j] == steps[i] + 2`` (as slices when regular).
 
-    Raises ``ValueError`` naming the stride when no recorded step t has t + 2 recorded.
+    Raises ``ValueError`` naming the stride when no recorded step t has t + 2 recorded, and
+    naming ``steps`` unless it is a 1-D strictly increasing integer array.
+
+    Examples
+    --------
+    >>> i, j = two_step_pairs(np.array([0, 1, 2, 3]))
+    >>> i, j
+    (slice(0, 2, 1), slice(2, 4, 1))
     """
+    steps = np.asarray(steps)
+    if steps.ndim != 1 or steps.dtype.kind not in "iu":
+        raise ValueError(f"steps must be a 1-D array of integer step values; got shape {steps.shape}, "
+                         f"dtype {steps.dtype}")
+    if steps.size and (steps.max() >= 2**62 or (steps.dtype.kind == "i" and steps.min() <= -2**62)):
+        raise ValueError("steps must lie within +-2**62")
+    steps = steps.astype(np.int64)
+    if steps.size > 1 and not np.all(np.diff(steps) > 0):
+        raise ValueError(f"steps (the values along {dim!r}) must be strictly increasing")
     j = np.searchsorted(steps, steps + 2)
     jc = np.minimum(j, steps.size - 1)
     ok = (j < steps.size) & (steps[jc] == steps + 2)
@@ -87,8 +103,10 @@ def two_step(x: XArray, dim: Hashable = "step") -> XArray:
     Raises
     ------
     ValueError
-        If ``dim`` is not a dimension of ``x``, or no recorded step t has t + 2 recorded (the
-        message names the stride).
+        If ``dim`` is not a dimension of ``x``, its coordinate is not strictly increasing, or no
+        recorded step t has t + 2 recorded (the message names the stride).
+    TypeError
+        If ``x`` (or a Dataset variable with ``dim``) holds complex or non-numeric values.
 
     Examples
     --------
@@ -102,6 +120,7 @@ def two_step(x: XArray, dim: Hashable = "step") -> XArray:
     """
     check_xarray(x)
     check_dim(x, dim)
+    check_real_data(x, "x", dim, kinds="iuf")
     pairs = two_step_pairs(step_values(x, dim), dim)
     if isinstance(x, xr.Dataset):
         names = numeric_vars(x, dim)
@@ -118,6 +137,8 @@ def two_step(x: XArray, dim: Hashable = "step") -> XArray:
 def _parity(x: XArray, dim: Hashable, parity: int) -> XArray:
     check_xarray(x)
     check_dim(x, dim)
+    check_real_data(x, "x", dim)
+    check_nonempty(x, dim, "even" if parity == 0 else "odd")
     steps = step_values(x, dim)
     idx = np.flatnonzero(steps % 2 == parity)
     if idx.size == 0:
@@ -129,6 +150,9 @@ def _parity(x: XArray, dim: Hashable, parity: int) -> XArray:
 
 def even(x: XArray, dim: Hashable = "step") -> XArray:
     """The values at even step values (by the step coordinate, not by position).
+
+    Raises ``ValueError`` naming ``dim`` if it is missing, empty, has a non-increasing coordinate
+    or no even step value; ``TypeError`` naming ``x`` for complex or non-numeric data.
 
     Examples
     --------
@@ -142,6 +166,9 @@ def even(x: XArray, dim: Hashable = "step") -> XArray:
 
 def odd(x: XArray, dim: Hashable = "step") -> XArray:
     """The values at odd step values (by the step coordinate, not by position).
+
+    Raises ``ValueError`` naming ``dim`` if it is missing, empty, has a non-increasing coordinate
+    or no odd step value; ``TypeError`` naming ``x`` for complex or non-numeric data.
 
     Examples
     --------
