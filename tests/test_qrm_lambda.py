@@ -95,9 +95,10 @@ def test_non_finite_members_and_empty_batch():
     J = rng.standard_normal((5, 6, 9))
     J[1, 2, 3] = np.nan
     J[3, 0, 0] = np.inf
-    J[4, :, :] = 1e200  # the Gram matrix overflows
+    J[4, :, :] = 1e200  # λ_max = 54e400 overflows: inf, not NaN
     lam = lambda_max(J)
-    assert np.isnan(lam[[1, 3, 4]]).all()
+    assert np.isnan(lam[[1, 3]]).all()
+    assert lam[4] == np.inf
     assert np.all(rel_err(lam[[0, 2]], ref(J[[0, 2]])) <= CERT)
     assert lambda_max(np.zeros((3, 4, 5)))[0] == 0.0
     for dt in (np.float64, np.float32):
@@ -142,3 +143,39 @@ def test_run_gd_warm_started_recording_matches_cold_kernel():
         r = run_gd(Q, J0[:4], z0[:4], 1.0, t, 0, return_J=True, tol=1e-300, diverge_loss=1e300)
         ok = np.isfinite(r.final_J[:, 0, 0])
         assert np.all(rel_err(res.sharpness[:4][ok, t], ref(r.final_J[ok])) <= CERT)
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e-150, 1e-160])
+def test_huge_and_tiny_scales_exact(scale):
+    """Issue 13: λ_max scales as s² with no overflow/underflow of the Gram matrix.
+
+    Truth: λ_max(s J) = s² λ_max(J), with λ_max(J) from eigvalsh of an O(1) J; powers of
+    two and decimal scales alike (the kernel scales by a power of two internally).
+    """
+    rng = np.random.default_rng(9)
+    J = rng.standard_normal((3, 4, 7))
+    want = ref(J) * scale * scale
+    got = lambda_max(J * scale)
+    assert np.all(np.isfinite(got)) and np.all(got > 0)
+    tiny = want < 1e-300  # the true value itself is subnormal: a few bits only
+    assert np.all(rel_err(got[~tiny], want[~tiny]) <= 1e-9)
+
+
+def test_overflowing_lambda_max_is_inf_also_float32():
+    J = np.ones((2, 2, 3))
+    J[0] *= 1e154  # λ = 6e308: overflows float64
+    J[1] *= 1e153  # λ = 6e306: representable
+    lam = lambda_max(J)
+    assert lam[0] == np.inf and abs(lam[1] / 6e306 - 1) < 1e-12
+    lam32 = lambda_max((np.ones((1, 2, 3)) * 1e19).astype(np.float32))  # 6e38 > float32 max
+    assert lam32.dtype == np.float32 and lam32[0] == np.inf
+    # entries beyond 2^±1000 (per-entry scaling path): the square under/overflows cleanly
+    assert lambda_max(np.full((1, 2, 3), 2.0**-1060))[0] == 0.0
+    assert lambda_max(np.full((1, 2, 3), 2.0**1010))[0] == np.inf
+
+
+def test_lambda_max_rejects_non_real_input():
+    with pytest.raises(TypeError, match="J"):
+        lambda_max(np.array([[["a"]]]))
+    with pytest.raises(ValueError, match="J"):
+        lambda_max(np.ones((2, 3)))

@@ -30,11 +30,15 @@ the Taylor-expanded network (:mod:`eosdyn.models.taylor`).
 
 from __future__ import annotations
 
+import math
+import numbers
+import re
 from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
 
+from .._validate import check_int
 from ..conventions import STATUS_VALUES
 
 RUNNING = STATUS_VALUES["running"]
@@ -61,6 +65,114 @@ def q_operator(Q: np.ndarray) -> np.ndarray:
     if P != P2:
         raise ValueError(f"Q must have shape (D, P, P); got {Q.shape}")
     return np.ascontiguousarray(Q.transpose(1, 0, 2).reshape(P, D * P))
+
+
+# ----------------------------------------------------------------------------- validation
+#: largest step count accepted by :func:`run_gd` (and the QRM sweeps): integers stay exact in float64
+MAX_STEPS_LIMIT = 2**53
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_memory(value, name: str = "max_memory") -> int:
+    """Parse a memory budget: bytes (int) or a string such as ``"2GB"``, ``"512MiB"``.
+
+    Examples
+    --------
+    >>> parse_memory("2GB"), parse_memory("1.5 KiB"), parse_memory(100)
+    (2000000000, 1536, 100)
+    >>> parse_memory("lots")
+    Traceback (most recent call last):
+    ...
+    ValueError: max_memory must be a positive number of bytes or a string like '2GB'; got 'lots'
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        if value <= 0:
+            raise ValueError(f"{name} must be positive; got {value}")
+        return int(value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", value)
+        if m and m.group(2).lower() in _UNITS and float(m.group(1)) > 0:
+            return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    raise ValueError(f"{name} must be a positive number of bytes or a string like '2GB'; got {value!r}")
+
+
+def check_budget(need: int, budget: int, what: str, hint: str = "") -> None:
+    """Raise ``ValueError`` naming ``max_memory`` (with the estimate) when ``need > budget``."""
+    if need > budget:
+        raise ValueError(f"max_memory: {what} needs about {need / 1e6:.1f} MB, over the budget of "
+                         f"{budget / 1e6:.1f} MB{'; ' + hint if hint else ''}")
+
+
+def real_scalar(name: str, value, lo=None, hi=None, *, lo_open=False, hi_open=False,
+                finite=True) -> float:
+    """``value`` as a float after checking it is one real number in the interval.
+
+    Raises ``TypeError`` (not a real number: strings, bools, None, complex) or ``ValueError``
+    (an array, NaN, out of range), naming ``name`` and the allowed range.
+
+    Examples
+    --------
+    >>> real_scalar("eta", 0.5, 0, None, lo_open=True)
+    0.5
+    >>> real_scalar("eta", [1.0, 0.5], 0, None, lo_open=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: eta must be a single real number in (0, inf); got an array of shape (2,)
+    """
+    rng = _fmt_range(lo, hi, lo_open, hi_open)
+    if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
+        raise TypeError(f"{name} must be a real number in {rng}; got {value!r}")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real number in {rng}; got {value!r}")
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a single real number in {rng}; got an array of shape {arr.shape}")
+    with np.errstate(over="ignore"):
+        v = float(arr)
+    ok = not math.isnan(v) and (not finite or math.isfinite(v))
+    if ok and lo is not None:
+        ok = v > lo if lo_open else v >= lo
+    if ok and hi is not None:
+        ok = v < hi if hi_open else v <= hi
+    if not ok:
+        what = "finite and in" if finite else "in"
+        raise ValueError(f"{name} must be {what} {rng}; got {v!r}")
+    return v
+
+
+def _fmt_range(lo, hi, lo_open, hi_open) -> str:
+    left = "(" if (lo_open or lo is None) else "["
+    right = ")" if (hi_open or hi is None) else "]"
+    return f"{left}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}{right}"
+
+
+def real_array(name: str, value, shape: tuple | None = None, ndim: int | None = None) -> np.ndarray:
+    """``value`` as an ndarray of real numbers with the given ``shape`` (``None`` entries: any)."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be an array of real numbers; got {value!r}")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be an array of real numbers (float64, float32 or integer); "
+                        f"got dtype {arr.dtype}")
+    if shape is not None:
+        want = "(" + ", ".join("n" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+        if arr.ndim != len(shape) or any(d is not None and d != a for d, a in zip(shape, arr.shape)):
+            raise ValueError(f"{name} must have shape {want}; got {arr.shape}")
+    return arr
+
+
+def check_representable(name: str, arr, dtype) -> None:
+    """Raise ``ValueError`` naming ``name`` when finite values of ``arr`` overflow ``dtype``."""
+    dtype = np.dtype(dtype)
+    a = np.asarray(arr)
+    if dtype == np.float32 and a.size and a.dtype.itemsize > 4:
+        big = np.abs(a[np.isfinite(a)]) if a.dtype.kind == "f" else np.abs(a)
+        lim = float(np.finfo(np.float32).max)
+        if big.size and float(big.max()) > lim:
+            raise ValueError(f"{name} holds {float(big.max()):g}, beyond the float32 range (|x| <= {lim:g}); "
+                             "use dtype='float64' or smaller values")
 
 
 @nb.njit(cache=True, nogil=True)
@@ -496,14 +608,41 @@ def _lambda_max_batch(J, rows, out, U, warm, use_lanczos, delta, stats):
     cnt = np.empty(_NSECT, np.int64)
     for r in range(rows.shape[0]):
         b = rows[r]
-        if D <= P:
+        # scale J by a power of two 2^-ex with max |J| in [0.5, 1): exact (the Gram matrix and its
+        # normalised form below are bit-identical to the unscaled ones), but the Gram entries can
+        # no longer overflow (λ_max beyond the float range is returned as inf, not NaN)
+        xmax = 0.0
+        for a in range(D):
+            for j in range(P):
+                xa = abs(J[b, a, j])
+                if not (xa <= xmax):
+                    xmax = xa  # NaN / inf propagate
+        if not (xmax < np.inf):
+            out[r] = np.nan
+            warm[b] = False
+            continue
+        if xmax == 0.0:
+            out[r] = 0.0
+            warm[b] = False
+            continue
+        ex = math.frexp(xmax)[1]
+        if -1000 <= ex <= 1000:
+            sc = math.ldexp(1.0, -ex)
+            if D <= P:
+                for a in range(D):
+                    for j in range(P):
+                        X[a, j] = J[b, a, j] * sc
+            else:
+                for a in range(D):
+                    for j in range(P):
+                        X[j, a] = J[b, a, j] * sc
+        else:  # 2^-ex itself is out of range: scale each entry
             for a in range(D):
                 for j in range(P):
-                    X[a, j] = J[b, a, j]
-        else:
-            for a in range(D):
-                for j in range(P):
-                    X[j, a] = J[b, a, j]
+                    if D <= P:
+                        X[a, j] = math.ldexp(J[b, a, j], -ex)
+                    else:
+                        X[j, a] = math.ldexp(J[b, a, j], -ex)
         _gram_lower(X, A)
         smax = 0.0
         finite = True
@@ -541,7 +680,7 @@ def _lambda_max_batch(J, rows, out, U, warm, use_lanczos, delta, stats):
             stats[1] += 1
             _tridiag_lower(A, d, e, v, p)
             lam = _tridiag_top(d, e, e2, x, q, cnt)
-        out[r] = smax * lam
+        out[r] = math.ldexp(smax * lam, 2 * ex)  # inf where λ_max overflows
 
 
 def lambda_max(J: np.ndarray) -> np.ndarray:
@@ -553,15 +692,23 @@ def lambda_max(J: np.ndarray) -> np.ndarray:
     Cholesky factorisation of ``θ(1 + 1e-10) I − G`` (so at most 1e-10 relative below the
     true value; typically ≲ 1e-12), or -- where the certificate fails -- by Householder
     tridiagonalisation and Sturm bisection (accurate to rounding). Float32 input is
-    computed in float64 and returned as float32. Members with non-finite entries give NaN.
+    computed in float64 and returned as float32. ``J`` is scaled by a power of two first,
+    so the Gram matrix never overflows: where the true λ_max exceeds the largest float of
+    the dtype the result is ``inf``; members with non-finite entries give NaN.
+
+    Raises ``TypeError`` for a non-real ``J`` and ``ValueError`` for one that is not 3-D.
 
     Examples
     --------
     >>> import numpy as np
     >>> lambda_max(np.array([[[3.0, 0.0], [0.0, 1.0]]]))
     array([9.])
+    >>> lambda_max(np.array([[[1e200, 0.0]], [[np.nan, 1.0]]]))  # overflow: inf; non-finite: NaN
+    array([inf, nan])
     """
     J = np.asarray(J)
+    if J.dtype.kind not in "iuf":
+        raise TypeError(f"J must be an array of real numbers (float64, float32 or integer); got dtype {J.dtype}")
     if J.ndim != 3:
         raise ValueError(f"J must have shape (B, D, P); got {J.shape}")
     dtype = J.dtype if J.dtype in (np.float32, np.float64) else np.dtype(np.float64)
@@ -583,9 +730,13 @@ def _lambda_max_rows(J, rows, U, warm):
         U = np.zeros((J.shape[0], n))
         warm = np.zeros(J.shape[0], np.bool_)
     out = np.empty(rows.size)
+    if J.shape[1] == 0 or J.shape[2] == 0:
+        out[:] = 0.0
+        return out.astype(J.dtype, copy=False)
     _lambda_max_batch(J, np.asarray(rows, np.int64), out, U, warm, True, _DELTA,
                       np.zeros(3, np.int64))
-    return out.astype(J.dtype, copy=False)
+    with np.errstate(over="ignore"):  # float32: values beyond its range become inf
+        return out.astype(J.dtype, copy=False)
 
 
 @dataclass
@@ -632,7 +783,7 @@ class GDResult:
 
 def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss=1e8,
            record_mask=None, record_sharpness=True, record_z=False, return_J=False,
-           cycle_tol=None, cycle_window=200, compact_fraction=0.125) -> GDResult:
+           cycle_tol=None, cycle_window=200, compact_fraction=0.125, max_memory="2GB") -> GDResult:
     """Gradient descent (Eq. 25-26) for a batch of ``(J, z)`` sharing one ``Q``.
 
     Parameters
@@ -671,11 +822,31 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
         See ``cycle_tol``.
     compact_fraction : float, default 0.125
         Remove finished trajectories from the batch once at least this fraction
-        of it has finished (0: at every step with a finished one).
+        of it has finished (0: at every step with a finished one), in [0, 1].
+    max_memory : int or str, default "2GB"
+        Budget for the arrays this call allocates (working set and recordings, estimated
+        before anything is allocated); above it a ``ValueError`` naming ``max_memory``
+        states the estimate.
 
     Returns
     -------
     GDResult
+        A member whose loss or final sharpness is not finite (or whose recorded sharpness
+        overflows) is ``diverged``: ``converged``/``max_steps``/``cycle`` always come with
+        finite final values.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Before any allocation, naming the parameter and its allowed range: ``Q`` not a
+        float32/float64 array of shape (D, P, P) with D, P ≥ 1; ``J0``/``z0`` not real arrays
+        of shape (B, D, P) / (B, D), or (for float32 ``Q``) holding values beyond the float32
+        range; ``eta`` not finite and > 0; ``max_steps`` not an integer in
+        [0, ``MAX_STEPS_LIMIT``]; ``record_every`` not an integer ≥ 0; ``tol`` not finite and
+        ≥ 0; ``diverge_loss`` not finite and > 0; ``cycle_tol`` not finite and > 0;
+        ``cycle_window`` not an integer ≥ 1; ``compact_fraction`` outside [0, 1];
+        ``record_mask`` not a boolean array of shape (B,); the flags not booleans;
+        the estimated memory above ``max_memory``.
 
     Examples
     --------
@@ -687,32 +858,19 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
     >>> res = run_gd(Q, J0, z0, eta=0.5, max_steps=2000)
     >>> res.status.tolist()  # 1 = converged
     [1, 1, 1]
+    >>> run_gd(Q, J0, z0, eta=0.5, max_steps=1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_steps must be an integer in [0, 9007199254740992]; got 1.5 (float)
     """
-    Q = np.asarray(Q)
+    (Q, J, z, eta, max_steps, record_every, tol, diverge_loss, rmask, use_cycle, cyc_tol, cyc_win,
+     thresh_frac, record_sharpness, record_z, return_J) = _check_gd_args(
+        Q, J0, z0, eta, max_steps, record_every, tol, diverge_loss, record_mask, record_sharpness,
+        record_z, return_J, cycle_tol, cycle_window, compact_fraction, max_memory)
     dtype = Q.dtype
-    if dtype not in (np.float64, np.float32):
-        raise ValueError(f"Q must be float64 or float32; got {dtype}")
-    D, P, _ = Q.shape
-    J = np.array(J0, dtype=dtype, order="C", copy=True)
-    z = np.array(z0, dtype=dtype, order="C", copy=True)
-    if J.ndim != 3 or J.shape[1:] != (D, P):
-        raise ValueError(f"J0 must have shape (B, {D}, {P}); got {J.shape}")
+    D, P = Q.shape[:2]
     B = J.shape[0]
-    if z.shape != (B, D):
-        raise ValueError(f"z0 must have shape ({B}, {D}); got {z.shape}")
-    eta = float(eta)
-    if not eta > 0:
-        raise ValueError(f"eta must be > 0; got {eta}")
-    max_steps = int(max_steps)
-    record_every = int(record_every)
-    if max_steps < 0 or record_every < 0:
-        raise ValueError("max_steps and record_every must be >= 0")
     A = q_operator(Q)
-    use_cycle = cycle_tol is not None
-    cyc_tol = float(cycle_tol) if use_cycle else 0.0
-    cyc_win = int(cycle_window) if use_cycle else 0
-    if use_cycle and cyc_win < 1:
-        raise ValueError(f"cycle_window must be >= 1; got {cycle_window}")
 
     # outputs (input order)
     status_out = np.zeros(B, np.int8)
@@ -727,7 +885,6 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
     else:
         rsteps = np.zeros(0, np.int64)
     R = rsteps.size
-    rmask = np.ones(B, bool) if record_mask is None else np.asarray(record_mask, bool).copy()
     rec_loss = np.full((B, R), np.nan, dtype) if R else None
     rec_zn = np.full((B, R), np.nan, dtype) if R else None
     rec_sh = np.full((B, R), np.nan, dtype) if (R and record_sharpness) else None
@@ -750,7 +907,6 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
     status[~bad & (loss < tol)] = CONVERGED
     stop_at[status != RUNNING] = 0
     n_done = int(np.count_nonzero(status))
-    thresh_frac = float(compact_fraction)
     # λ_max warm starts (the previous recorded step's Ritz vector of each member)
     U = np.zeros((B, min(D, P))) if rec_sh is not None else None
     warm = np.zeros(B, np.bool_) if rec_sh is not None else None
@@ -763,9 +919,18 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
             if sel.any():
                 rows = idx[sel]
                 rec_loss[rows, r] = loss[sel]
-                rec_zn[rows, r] = np.sqrt(2.0 * loss[sel])
+                rec_zn[rows, r] = _z_norm(loss[sel])
                 if rec_sh is not None:
-                    rec_sh[rows, r] = eta * _lambda_max_rows(J, np.flatnonzero(sel), U, warm)
+                    pos = np.flatnonzero(sel)
+                    with np.errstate(over="ignore"):
+                        sh = eta * _lambda_max_rows(J, pos, U, warm)
+                    rec_sh[rows, r] = sh
+                    blown = ~np.isfinite(sh)
+                    if blown.any():  # λ_max overflowed: the member diverged here
+                        pos = pos[blown]
+                        n_done += int(np.count_nonzero(status[pos] == RUNNING))
+                        status[pos] = DIVERGED
+                        stop_at[pos] = t
                 if rec_z is not None:
                     rec_z[rows, r] = z[sel]
             r += 1
@@ -797,6 +962,57 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
                     loss=rec_loss, z_norm=rec_zn, sharpness=rec_sh, z=rec_z)
 
 
+def _check_gd_args(Q, J0, z0, eta, max_steps, record_every, tol, diverge_loss, record_mask,
+                   record_sharpness, record_z, return_J, cycle_tol, cycle_window, compact_fraction,
+                   max_memory):
+    """Validate (once, before the loop) and convert the arguments of :func:`run_gd`."""
+    Q = real_array("Q", Q)
+    if Q.dtype not in (np.float64, np.float32):
+        raise TypeError(f"Q must be a float64 or float32 array (it sets the dtype of the run); got {Q.dtype}")
+    if Q.ndim != 3 or Q.shape[1] != Q.shape[2] or Q.shape[0] < 1 or Q.shape[1] < 1:
+        raise ValueError(f"Q must have shape (D, P, P) with D, P >= 1; got {Q.shape}")
+    D, P = Q.shape[:2]
+    J0 = real_array("J0", J0, (None, D, P))
+    B = J0.shape[0]
+    z0 = real_array("z0", z0, (B, D))
+    check_representable("J0", J0, Q.dtype)
+    check_representable("z0", z0, Q.dtype)
+    eta = real_scalar("eta", eta, 0, None, lo_open=True)
+    max_steps = check_int("max_steps", max_steps, 0, MAX_STEPS_LIMIT)
+    record_every = check_int("record_every", record_every, 0)
+    tol = real_scalar("tol", tol, 0, None)
+    diverge_loss = real_scalar("diverge_loss", diverge_loss, 0, None, lo_open=True)
+    thresh_frac = real_scalar("compact_fraction", compact_fraction, 0, 1)
+    use_cycle = cycle_tol is not None
+    cyc_tol = real_scalar("cycle_tol", cycle_tol, 0, None, lo_open=True) if use_cycle else 0.0
+    cyc_win = check_int("cycle_window", cycle_window, 1) if use_cycle else 0
+    flags = []
+    for name, v in (("record_sharpness", record_sharpness), ("record_z", record_z), ("return_J", return_J)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False; got {v!r}")
+        flags.append(bool(v))
+    if record_mask is None:
+        rmask = np.ones(B, bool)
+    else:
+        rmask = np.asarray(record_mask)
+        if rmask.dtype != np.bool_ or rmask.shape != (B,):
+            raise ValueError(f"record_mask must be a boolean array of shape ({B},) (one flag per member); "
+                             f"got dtype {rmask.dtype}, shape {rmask.shape}")
+        rmask = rmask.copy()
+    budget = parse_memory(max_memory)
+    R = max_steps // record_every + 1 if record_every else 0
+    per_rec = 2 + flags[0] + D * flags[1]
+    item = Q.itemsize
+    need = (item * (D * P * P + B * D * P * (3 + flags[2]) + 3 * B * D + B * R * per_rec)
+            + 8 * (B * min(D, P) + R + 8 * B))
+    check_budget(need, budget, f"run_gd ({B} members, {R} recorded steps)",
+                 "record fewer steps (record_every=) or raise max_memory")
+    J = np.array(J0, dtype=Q.dtype, order="C", copy=True)
+    z = np.array(z0, dtype=Q.dtype, order="C", copy=True)
+    return (Q, J, z, eta, max_steps, record_every, tol, diverge_loss, rmask, use_cycle, cyc_tol,
+            cyc_win, thresh_frac, flags[0], flags[1], flags[2])
+
+
 def _finish(fin, idx, status, stop_at, J, z, loss, eta, status_out, steps_out, div_out,
             floss, fsharp, fz, fJ):
     """Copy the final state of the finished rows ``fin`` into the outputs."""
@@ -804,13 +1020,32 @@ def _finish(fin, idx, status, stop_at, J, z, loss, eta, status_out, steps_out, d
     st = status[fin]
     status_out[rows] = st
     steps_out[rows] = stop_at[fin]
+    stop = stop_at[fin]
     ok = st != DIVERGED
-    div_out[rows[~ok]] = stop_at[fin][~ok]
-    good = rows[ok]
-    if good.size:
+    if ok.any():
         Jf = J[fin][ok]
-        floss[good] = loss[fin][ok]
-        fz[good] = z[fin][ok]
-        fsharp[good] = eta * lambda_max(Jf)
+        lf = loss[fin][ok]
+        with np.errstate(over="ignore"):
+            sh = eta * lambda_max(Jf)
+        # never converged / max_steps / cycle with a non-finite loss or sharpness: diverged there
+        fine = np.isfinite(sh) & np.isfinite(lf)
+        good = rows[ok][fine]
+        floss[good] = lf[fine]
+        fz[good] = z[fin][ok][fine]
+        fsharp[good] = sh[fine]
         if fJ is not None:
-            fJ[good] = Jf
+            fJ[good] = Jf[fine]
+        if not fine.all():
+            ok[np.flatnonzero(ok)[~fine]] = False
+            status_out[rows[~ok]] = DIVERGED
+    div_out[rows[~ok]] = stop[~ok]
+
+
+def _z_norm(loss: np.ndarray) -> np.ndarray:
+    """‖z‖ = √(2 L), finite wherever L is (no overflow of 2 L near the top of the float range)."""
+    with np.errstate(over="ignore"):
+        zn = np.sqrt(2.0 * loss)
+    over = np.isinf(zn) & np.isfinite(loss)
+    if over.any():
+        zn[over] = np.sqrt(loss[over]) * np.sqrt(2.0)
+    return zn
