@@ -15,7 +15,7 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
-from ._common import XArray, attach, check_xarray, lift
+from ._common import XArray, attach, check_real, check_real_dtype, check_xarray, lift
 
 __all__ = ["eos_coordinate", "nonlinearity_ratio", "toy_parameters"]
 
@@ -65,7 +65,7 @@ def eos_coordinate(ds: XArray, *, edge: float = 2.0, mode_dim: Hashable = "mode"
         A toy dataset (``z``, ``T`` and coordinate ``eps`` or ``a``, optional ``E``), or a dataset
         with a ``sharpness`` variable, or a ``sharpness`` DataArray.
     edge : float, default 2.0
-        The edge of stability in sharpness units (η λ_max = 2).
+        The edge of stability in sharpness units (η λ_max = 2); finite.
     mode_dim : str, default "mode"
         Eigenmode dim of network datasets; mode 0 (the top eigenvalue) is used.
 
@@ -82,7 +82,12 @@ def eos_coordinate(ds: XArray, *, edge: float = 2.0, mode_dim: Hashable = "mode"
     array([-0.5,  0.1, -0.1])
     """
     check_xarray(ds, "ds")
+    edge = check_real("edge", edge)
+    if not isinstance(mode_dim, Hashable):
+        raise TypeError(f"mode_dim must be a dimension name; got {mode_dim!r}")
     if _is_toy(ds):
+        for k in ("z", "T"):
+            check_real_dtype(ds[k].dtype, f"ds[{k!r}]", "iuf")
         _, kw = toy_parameters(ds)
         key = "eps" if "eps" in kw else "a"
         y = lift(_theory_eos, ds["z"], ds["T"], kw[key], kw["E"], core_dims=[[], [], [], []],
@@ -99,6 +104,7 @@ def eos_coordinate(ds: XArray, *, edge: float = 2.0, mode_dim: Hashable = "mode"
         if ds.name not in (None, "sharpness"):
             raise ValueError(f"eos_coordinate of a DataArray needs the sharpness series; got {ds.name!r}")
         s = ds
+    check_real_dtype(s.dtype, "ds['sharpness']" if isinstance(ds, xr.Dataset) else "ds", "iuf")
     return attach(_top_mode(s, mode_dim) - edge, "y")
 
 
@@ -129,6 +135,10 @@ def nonlinearity_ratio(ds: xr.Dataset) -> xr.DataArray:
     array([0.05, 0.02])
     """
     check_xarray(ds, "ds")
+    if isinstance(ds, xr.Dataset):
+        for k in ("z", "T", "T1"):
+            if k in ds:
+                check_real_dtype(ds[k].dtype, f"ds[{k!r}]", "iuf")
     if isinstance(ds, xr.Dataset) and "z" in ds and "T" in ds and "T1" in ds:
         r = abs(ds["z"] * ds["T1"]) / (2 * abs(ds["T"]))
     elif _is_toy(ds):

@@ -13,7 +13,8 @@ import xarray as xr
 
 from ..conventions import set_variable_attrs
 from . import _kernels as K
-from ._common import (XArray, attach, check_dim, check_dims, check_xarray, flat_rows, lift,
+from ._common import (XArray, attach, check_bool, check_dim, check_dims, check_integer, check_nonempty,
+                      check_real, check_real_data, check_real_dtype, check_xarray, flat_rows, lift,
                       numeric_vars, regular_stride, step_values)
 from .coords import _is_toy, eos_coordinate
 from .twostep import _pair_views, two_step_pairs
@@ -38,8 +39,12 @@ def _record_ends(ds: xr.Dataset, dim, with_status: bool = True) -> xr.DataArray 
         st = ds["steps_taken"]
         # steps_taken counts GD steps from the first recorded (initial) step: step 0 for toy/QRM,
         # t0 for the Taylor model
-        ends = xr.apply_ufunc(lambda s: np.searchsorted(steps, steps[0] + s, side="right").astype(np.int64),
-                              st, dask="parallelized", output_dtypes=[np.int64])
+        if st.dtype.kind not in "iuf":
+            raise TypeError(f"the variable 'steps_taken' must hold numbers; got dtype {st.dtype}")
+        from .stats import _ends_kernel
+
+        ends = xr.apply_ufunc(_ends_kernel, st, kwargs={"steps": steps}, dask="parallelized",
+                              output_dtypes=[np.int64])
     if with_status and "status" in ds and dim not in ds["status"].dims:
         from .stats import _status_mask
 
@@ -94,14 +99,24 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
     dim : str, default "step"
         The step dim; the tail must be recorded with stride 1 (consecutive steps).
     tail : int, optional
-        Number of final recorded steps examined; default ``min(n, max(10, n // 10))`` with n the
-        number of recorded steps of the member.
+        Number of final recorded steps examined, in [3, n]; default ``min(n, max(10, n // 10))``
+        with n the number of recorded steps of the member.
     rtol, atol : float
-        Tolerances; ``rtol`` defaults to ``max(1e-6, 100 * machine epsilon of the dtype)``.
+        Tolerances, finite and >= 0; ``rtol`` defaults to ``max(1e-6, 100 * machine epsilon of
+        the dtype)``. NaN, inf, negative values or strings are refused (a NaN tolerance would make
+        every comparison fail).
     variables : list of str, optional
         Dataset variables to combine.
     as_strings : bool, default False
         Return the labels as strings instead of the CF flag variable.
+
+    Raises
+    ------
+    ValueError
+        A missing ``dim``, fewer than 4 steps, a tail not recorded with stride 1, a
+        non-increasing step coordinate, or an option out of range (named in the message).
+    TypeError
+        Complex or non-numeric series; options of the wrong type (e.g. a string tolerance).
 
     Returns
     -------
@@ -120,14 +135,16 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
     """
     check_xarray(x)
     check_dim(x, dim)
+    rtol = check_real("rtol", rtol, 0, allow_none=True)
+    atol = check_real("atol", atol, 0)
+    as_strings = check_bool("as_strings", as_strings)
+    if isinstance(x, xr.DataArray):
+        check_real_dtype(x.dtype, "x", "iuf")
     n = x.sizes[dim]
     if n < 4:
         raise ValueError(f"classify needs at least 4 recorded steps along {dim!r}; got {n}")
     if tail is not None:
-        tail = int(tail)
-        if not 3 <= tail <= n:
-            raise ValueError(f"tail must be an integer in [3, {n}] (the number of steps along {dim!r}); "
-                             f"got {tail}")
+        tail = check_integer("tail", tail, 3, n)
     tl = min(n, max(10, n // 10)) if tail is None else tail
     steps = step_values(x, dim)[n - tl:]
     stride = regular_stride(steps, dim, "classify")
@@ -135,13 +152,22 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
         raise ValueError(f"classify needs consecutive steps (stride 1) in the tail along {dim!r}; "
                          f"got stride {stride}")
     tail = 0 if tail is None else tail
-    if atol < 0 or (rtol is not None and rtol < 0):
-        raise ValueError("rtol and atol must be >= 0")
     if isinstance(x, xr.Dataset):
-        names = list(variables) if variables is not None else numeric_vars(x, dim, "f")
-        missing = [v for v in names if v not in x or dim not in x[v].dims]
+        if variables is None:
+            names = numeric_vars(x, dim, "f")
+        elif isinstance(variables, str):
+            names = [variables]
+        else:
+            try:
+                names = list(variables)
+            except TypeError:
+                raise TypeError(f"variables must be a sequence of variable names; got {variables!r}") from None
+        missing = [v for v in names if not isinstance(v, Hashable) or v not in x.data_vars
+                   or dim not in x[v].dims]
         if missing or not names:
             raise ValueError(f"variables {missing or names} are not float variables with dim {dim!r}")
+        for v in names:
+            check_real_dtype(x[v].dtype, f"x[{v!r}]", "iuf")
         ends = _record_ends(x, dim)
         codes = [_classify_da(x[v], dim, tail, rtol, atol, ends) for v in names]
         # severity order: fixed_point < period_2 < other < diverged, so the max combines them
@@ -153,8 +179,7 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
 
 
 def _classify_da(x: xr.DataArray, dim, tail, rtol, atol, ends) -> xr.DataArray:
-    if x.dtype.kind not in "iuf":
-        raise ValueError(f"classify needs a numeric series; got dtype {x.dtype}")
+    check_real_dtype(x.dtype, f"x[{x.name!r}]" if ends is not None else "x", "iuf")
     rtol = _default_rtol(x.dtype) if rtol is None else float(rtol)
     xf = x if x.dtype.kind == "f" else x.astype(np.float64)
     if ends is None:
@@ -181,6 +206,7 @@ def _geom_kernel(a, ends, bidx, tail, default_tail, min_points, max_iter, spacin
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.abs(r) ** (1.0 / spacing)
         rate_se = np.where(rse == 0, 0.0, rate / (spacing * np.abs(r)) * rse)
+        rate_se = np.where(np.isinf(rate_se), np.nan, rate_se)   # r = 0: |r|^(1/Δ) not differentiable
     return tuple(o.reshape(lead) for o in (L, c, r, rms, Lse, rate, rate_se, npts))
 
 
@@ -196,7 +222,28 @@ _FIT_VARS = {
 }
 
 
+_BIG = 2**62
+
+
+def _fit_options(tail, start, stop, max_iter, min_points):
+    """Validate the window and iteration options of :func:`fit_limit` (before any data work)."""
+    tail = check_integer("tail", tail, 1, _BIG, allow_none=True)
+    start = check_integer("start", start, -_BIG, _BIG, allow_none=True)
+    stop = check_integer("stop", stop, -_BIG, _BIG, allow_none=True)
+    if start is not None and stop is not None and start > stop:
+        raise ValueError(f"start must be <= stop (a window of step values); got start={start}, stop={stop}")
+    max_iter = check_integer("max_iter", max_iter, 0, MAX_ITER)
+    min_points = check_integer("min_points", min_points, 4, _BIG)
+    return tail, start, stop, max_iter, min_points
+
+
+#: most Gauss-Newton iterations fit_limit accepts
+MAX_ITER = 100_000
+
+
 def _fit_one(x: xr.DataArray, dim, tail, start, stop, max_iter, min_points, ends=None) -> xr.Dataset:
+    check_real_dtype(x.dtype, "x" if ends is None else f"x[{x.name!r}]", "biuf")
+    check_nonempty(x, dim, "fit_limit")
     steps = step_values(x, dim)
     n = steps.size
     sel = np.ones(n, bool)
@@ -204,10 +251,6 @@ def _fit_one(x: xr.DataArray, dim, tail, start, stop, max_iter, min_points, ends
         sel &= steps >= start
     if stop is not None:
         sel &= steps <= stop
-    if tail is not None:
-        tail = int(tail)
-        if tail < 1:
-            raise ValueError(f"tail must be a positive integer; got {tail}")
     default_tail = tail is None and start is None
     if ends is None:
         ends = xr.DataArray(np.int64(n))
@@ -281,11 +324,11 @@ def fit_limit(x: XArray, dim: Hashable = "step", *, tail: int | None = None, sta
         member ends at its last recorded step <= steps_taken (and the default tail is half of
         that member's record); a member with too few points there gets NaN.
     start, stop : int, optional
-        Restrict the window to ``start <= step <= stop`` (step values).
+        Restrict the window to ``start <= step <= stop`` (step values); ``start > stop`` is refused.
     max_iter : int, default 50
-        Gauss-Newton iterations.
+        Gauss-Newton iterations, in [0, 100000].
     min_points : int, default 4
-        Minimum points per branch (3 parameters plus one for the error estimate).
+        Minimum points per branch (3 parameters plus one for the error estimate), >= 4.
 
     Returns
     -------
@@ -299,7 +342,10 @@ def fit_limit(x: XArray, dim: Hashable = "step", *, tail: int | None = None, sta
     Raises
     ------
     ValueError
-        Missing dim, irregular steps in a branch, or fewer than ``min_points`` points per branch.
+        Missing or empty dim, a non-increasing step coordinate, irregular steps in a branch,
+        fewer than ``min_points`` points per branch, or an option out of range (named).
+    TypeError
+        Complex or non-numeric series; options of the wrong type (e.g. ``max_iter="50"``).
 
     Examples
     --------
@@ -312,8 +358,9 @@ def fit_limit(x: XArray, dim: Hashable = "step", *, tail: int | None = None, sta
     """
     check_xarray(x)
     check_dim(x, dim)
-    if min_points < 4:
-        raise ValueError(f"min_points must be >= 4; got {min_points}")
+    tail, start, stop, max_iter, min_points = _fit_options(tail, start, stop, max_iter, min_points)
+    check_real_data(x, "x", dim)
+    check_nonempty(x, dim, "fit_limit")
     if isinstance(x, xr.Dataset):
         names = numeric_vars(x, dim, "f")
         if not names:
@@ -331,7 +378,9 @@ def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, 
     """Limiting two-cycle of a sharpness series: ``cycle_mean``, ``half_amplitude``, ``deviation`` = edge − mean.
 
     ``x`` is a ``sharpness`` DataArray or a dataset holding one (mode 0 of a ``mode`` dim is used).
-    The branch limits come from :func:`fit_limit` (keyword arguments are passed on).
+    The branch limits come from :func:`fit_limit` (keyword arguments ``tail``, ``start``, ``stop``,
+    ``max_iter``, ``min_points`` are passed on and validated as there); ``edge`` must be finite.
+    An empty ``step`` dim, complex data or a bad option raise before any fitting.
 
     Examples
     --------
@@ -344,6 +393,12 @@ def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, 
     """
     check_xarray(x)
     check_dim(x, dim)
+    edge = check_real("edge", edge)
+    opts = _fit_options(kwargs.pop("tail", None), kwargs.pop("start", None), kwargs.pop("stop", None),
+                        kwargs.pop("max_iter", 50), kwargs.pop("min_points", 4))
+    if kwargs:
+        raise TypeError(f"limiting_two_cycle got unknown keyword arguments {sorted(kwargs)}; it accepts "
+                        "edge, tail, start, stop, max_iter, min_points")
     ends = None
     if isinstance(x, xr.Dataset):
         if "sharpness" not in x:
@@ -352,10 +407,7 @@ def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, 
         x = x["sharpness"]
     if "mode" in x.dims:
         x = x.isel(mode=0)
-    f = _fit_one(x, dim, kwargs.pop("tail", None), kwargs.pop("start", None), kwargs.pop("stop", None),
-                 kwargs.pop("max_iter", 50), kwargs.pop("min_points", 4), ends)
-    if kwargs:
-        raise ValueError(f"unknown keyword arguments {sorted(kwargs)}")
+    f = _fit_one(x, dim, *opts, ends)
     out = xr.Dataset({"cycle_mean": f.cycle_mean, "cycle_mean_se": f.cycle_mean_se,
                       "half_amplitude": f.cycle_half_amplitude,
                       "half_amplitude_se": f.cycle_half_amplitude_se,
@@ -415,9 +467,9 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
     over : sequence of str
         Further dims pooled into each regression.
     z_max, y_max : float, optional
-        Window on |z̃_t| (or |z₁|) and |y_t|.
+        Window on |z̃_t| (or |z₁|) and |y_t|; > 0 (inf allowed, NaN refused).
     start, stop : int, optional
-        Window on the step value t of the increment x_{t+2} − x_t.
+        Window on the step value t of the increment x_{t+2} − x_t; ``start <= stop``.
     y : xarray.DataArray, optional
         Precomputed EOS coordinate (default: :func:`eos_coordinate` of ``ds``).
 
@@ -428,6 +480,14 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
         ``c3_se``, ``r2_y``, ``n_points_y``. Standard errors from s² (AᵀA)⁻¹; R² is uncentred
         (1 − RSS/Σ target²) since the models have no intercept. Fewer usable points than terms
         gives NaN.
+
+    Raises
+    ------
+    ValueError
+        Missing dims, a stride without two-step pairs, a layout without the needed variables,
+        ``start > stop`` or a window bound out of range (named in the message).
+    TypeError
+        Complex variables, a ``y`` that is not a real DataArray, or non-numeric options.
 
     Examples
     --------
@@ -443,9 +503,24 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
     if not isinstance(ds, xr.Dataset):
         raise ValueError("fit_increments needs a Dataset (toy: 'z', 'T', 'eps'/'a'; network: 'z1', 'sharpness')")
     check_dim(ds, dim)
+    if isinstance(over, str) or not hasattr(over, "__len__"):
+        over = (over,)
     over = check_dims(ds, over, "over") if len(over) else ()
     if dim in over:
         raise ValueError(f"over must not contain the step dim {dim!r}")
+    z_max = check_real("z_max", z_max, 0, lo_open=True, allow_inf=True, allow_none=True)
+    y_max = check_real("y_max", y_max, 0, lo_open=True, allow_inf=True, allow_none=True)
+    start = check_integer("start", start, -_BIG, _BIG, allow_none=True)
+    stop = check_integer("stop", stop, -_BIG, _BIG, allow_none=True)
+    if start is not None and stop is not None and start > stop:
+        raise ValueError(f"start must be <= stop (a window of step values); got start={start}, stop={stop}")
+    if y is not None:
+        if not isinstance(y, xr.DataArray):
+            raise TypeError(f"y must be an xarray.DataArray (the EOS coordinate) or None; got {type(y).__name__}")
+        check_real_dtype(y.dtype, "y", "iuf")
+        if dim not in y.dims:
+            raise ValueError(f"y must have the step dim {dim!r}; it has dims {tuple(y.dims)}")
+    check_real_data(ds, "ds", dim)
     core = [dim, *over]
     toy = _is_toy(ds)
     if toy:

@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from .._validate import check_int, check_range
+from ._common import check_integer, check_real
 
 __all__ = ["fixed_points", "period_two_orbits", "map_jacobian"]
 
@@ -57,6 +58,9 @@ def map_jacobian(z, T, *, lam: float, E: float = 0.0, n: int = 1):
 
     Returns an array of shape ``z.shape + (2, 2)`` with ``[..., i, j] = ∂F_i/∂x_j``.
 
+    ``z`` and ``T`` must be real (the complex step needs real points; complex input is a
+    ``TypeError`` naming it), ``lam`` and ``E`` finite reals and ``n`` an integer in [1, 64].
+
     Examples
     --------
     >>> import numpy as np
@@ -65,6 +69,34 @@ def map_jacobian(z, T, *, lam: float, E: float = 0.0, n: int = 1):
     array([[-0.5,  0. ],
            [-2.7,  1. ]])
     """
+    lam = check_real("lam", lam)
+    E = check_real("E", E)
+    n = check_integer("n", n, 1, MAX_N)
+    z, T = _real_points("z", z), _real_points("T", T)
+    try:
+        np.broadcast(z, T)
+    except ValueError:
+        raise ValueError(f"z and T must broadcast against each other; got shapes {z.shape} and {T.shape}") from None
+    return _jacobian(z, T, lam, E, n)
+
+
+#: most map iterations map_jacobian composes
+MAX_N = 64
+
+
+def _real_points(name, v) -> np.ndarray:
+    try:
+        a = np.asarray(v)
+    except Exception as err:
+        raise TypeError(f"{name} must be a real number or array; got {v!r}") from err
+    if a.dtype.kind == "c":
+        raise TypeError(f"{name} must be real; got complex values (the complex-step derivative needs real points)")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real number or array; got dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
+def _jacobian(z, T, lam, E, n):
     z = np.asarray(z, dtype=np.complex128)
     T = np.asarray(T, dtype=np.complex128)
     dz = _F(z + 1j * _H, T, lam, E, n)
@@ -83,7 +115,7 @@ def _newton(z, T, lam, E, n, iters=80):
         for _ in range(iters):
             fz, fT = _F(z, T, lam, E, n)
             gz, gT = fz - z, fT - T
-            J = map_jacobian(z, T, lam=lam, E=E, n=n)
+            J = _jacobian(z, T, lam, E, n)
             a, b = J[..., 0, 0] - 1, J[..., 0, 1]
             c, d = J[..., 1, 0], J[..., 1, 1] - 1
             det = a * d - b * c
@@ -121,11 +153,21 @@ def _dedupe(z, T, tol):
     return np.array(kept, dtype=np.int64)
 
 
-def _check_box(z_range, T_range, n_starts):
+def _check_box(z_range, T_range, n_starts, tol):
+    out = []
     for name, r in (("z_range", z_range), ("T_range", T_range)):
-        if len(r) != 2 or not np.all(np.isfinite(r)) or not r[0] < r[1]:
+        try:
+            arr = np.asarray(r)
+        except Exception:
+            arr = np.asarray([None])
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be a pair of real numbers (lo, hi); got {r!r}")
+        arr = arr.astype(float)
+        if arr.shape != (2,) or not np.all(np.isfinite(arr)) or not arr[0] < arr[1]:
             raise ValueError(f"{name} must be a finite interval (lo, hi) with lo < hi; got {r!r}")
-    return check_int("n_starts", n_starts, 2, 2000)
+        out.append((float(arr[0]), float(arr[1])))
+    check_real("tol", tol, 0, lo_open=True)
+    return (*out, check_int("n_starts", n_starts, 2, 2000))
 
 
 def _eig_vars(J, dims):
@@ -143,6 +185,8 @@ def _eig_vars(J, dims):
 
 def _from_dataset(ds, eps, a, E):
     """Take eps / a / E from a toy dataset's scalar coordinates when not given explicitly."""
+    if ds is not None and not isinstance(ds, xr.Dataset):
+        raise TypeError(f"ds must be a toy xarray.Dataset or None; got {type(ds).__name__}")
     if E is None:
         E = 0.0
         if ds is not None and "E" in ds.variables:
@@ -190,7 +234,7 @@ def fixed_points(ds: xr.Dataset | None = None, *, eps: float | None = None, a: f
         T values at which the stability of the fixed line z̃ = 0 is reported (default: 201 values
         spanning ``T_range``).
     tol : float
-        Residual |F(x) − x| accepted as a root, relative to max(1, |x|) · min(1, |z̃|); points
+        Finite and > 0. Residual |F(x) − x| accepted as a root, relative to max(1, |x|) · min(1, |z̃|); points
         within 1e-7 (max-norm) are merged, and roots
         with |z̃| < 1e-8 belong to the line.
 
@@ -211,17 +255,19 @@ def fixed_points(ds: xr.Dataset | None = None, *, eps: float | None = None, a: f
     eps, a, E = _from_dataset(ds, eps, a, E)
     lam = _lam(eps, a)
     check_range("E", E)
-    n_starts = _check_box(z_range, T_range, n_starts)
+    z_range, T_range, n_starts = _check_box(z_range, T_range, n_starts, tol)
     z0, T0 = _starts(z_range, T_range, n_starts)
     z, T, res = _newton(z0, T0, lam, E, 1)
     ok = np.isfinite(z) & np.isfinite(T) & (np.abs(z) > 1e-8) & (res < _accept(z, T, tol))
     z, T, res = z[ok], T[ok], res[ok]
     keep = _dedupe(z, T, 1e-7)
     z, T, res = z[keep], T[keep], res[keep]
-    J = map_jacobian(z, T, lam=lam, E=E) if z.size else np.empty((0, 2, 2))
-    line_T = np.linspace(*T_range, 201) if line_T is None else np.asarray(line_T, dtype=float)
+    J = _jacobian(z, T, lam, E, 1) if z.size else np.empty((0, 2, 2))
+    line_T = np.linspace(*T_range, 201) if line_T is None else _real_points("line_T", line_T)
+    if line_T.ndim != 1 or line_T.size > 1_000_000:
+        raise ValueError(f"line_T must be a 1-D array of at most 1e6 values; got shape {line_T.shape}")
     check_range("line_T", line_T)
-    JL = map_jacobian(np.zeros_like(line_T), line_T, lam=lam, E=E)
+    JL = _jacobian(np.zeros_like(line_T), line_T, lam, E, 1)
     data = {"z": (("point",), z, {"long_name": "z of the isolated fixed point", "units": "1"}),
             "T": (("point",), T, {"long_name": "T of the isolated fixed point", "units": "1"}),
             "residual": (("point",), res, {"long_name": "|F(x) - x| at the root", "units": "1"}),
@@ -265,7 +311,7 @@ def period_two_orbits(ds: xr.Dataset | None = None, *, eps: float | None = None,
     eps, a, E = _from_dataset(ds, eps, a, E)
     lam = _lam(eps, a)
     check_range("E", E)
-    n_starts = _check_box(z_range, T_range, n_starts)
+    z_range, T_range, n_starts = _check_box(z_range, T_range, n_starts, tol)
     z0, T0 = _starts(z_range, T_range, n_starts)
     z, T, res = _newton(z0, T0, lam, E, 2)
     with np.errstate(all="ignore"):
@@ -279,7 +325,7 @@ def period_two_orbits(ds: xr.Dataset | None = None, *, eps: float | None = None,
     zb, Tb = np.where(first, fz, z), np.where(first, fT, T)
     keep = _dedupe(za, Ta, 1e-7)
     za, Ta, zb, Tb, res = za[keep], Ta[keep], zb[keep], Tb[keep], res[keep]
-    J = map_jacobian(za, Ta, lam=lam, E=E, n=2) if za.size else np.empty((0, 2, 2))
+    J = _jacobian(za, Ta, lam, E, 2) if za.size else np.empty((0, 2, 2))
     data = {"z": (("orbit", "phase"), np.stack([za, zb], -1).reshape(-1, 2),
                   {"long_name": "z on the period-2 orbit", "units": "1"}),
             "T": (("orbit", "phase"), np.stack([Ta, Tb], -1).reshape(-1, 2),
