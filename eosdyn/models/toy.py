@@ -658,7 +658,7 @@ def two_param_flow(*, eps=None, a=None, E=0.0, z0, T0, times, rtol=1e-12, atol=1
 
 def _rhs_hierarchy(t, y, q):
     dw = np.empty(q.shape[0])
-    dz = maps.hierarchy_rhs(y[0], y[1:], q, dw)
+    dz = maps._hierarchy_rhs(y[0], y[1:], q, dw)
     return np.concatenate(([dz], dw))
 
 
@@ -702,7 +702,7 @@ def hierarchy_flow(*, q, z0, w0=None, T0=None, E=None, times, rtol=1e-12, atol=1
 
 def _rhs_datapoint(t, y, Q, E, eta):
     out = np.empty_like(y)
-    maps.one_datapoint_rhs(y, Q, E, eta, out)
+    maps._one_datapoint_rhs(y, Q, E, eta, out)
     return out
 
 
@@ -743,7 +743,7 @@ def one_datapoint_flow(*, Q, theta0, E=0.0, eta, times, rtol=1e-12, atol=1e-14,
     for i in range(n):
         for k in range(K):
             if np.all(np.isfinite(Y[i, k])):
-                z[i, k], T[i, k] = maps.one_datapoint_observe(np.ascontiguousarray(Y[i, k]), Qm, Ef[i], ef[i], g)
+                z[i, k], T[i, k] = maps._one_datapoint_observe(np.ascontiguousarray(Y[i, k]), Qm, Ef[i], ef[i], g)
     with np.errstate(over="ignore", invalid="ignore"):
         loss = 0.5 * (z / ef[:, None]) ** 2
     coords = _datapoint_coords(grid)
