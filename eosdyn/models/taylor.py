@@ -29,7 +29,7 @@ import xarray as xr
 
 from .. import conventions
 from .._validate import check_dtype, check_int
-from ..kernels.qrm import run_gd
+from ..kernels.qrm import MAX_STEPS_LIMIT, check_representable, real_scalar, run_gd
 
 __all__ = ["simulate", "reduced_model"]
 
@@ -50,10 +50,38 @@ def _as_projections(projections) -> xr.Dataset:
     if not isinstance(projections, xr.Dataset):
         raise ValueError(f"projections must be an xarray.Dataset or a path to one; got {type(projections).__name__}")
     missing = [v for v in _REQUIRED if v not in projections]
-    if missing or "t0" not in projections.dims:
-        raise ValueError(f"projections must be a cifar_fcn_projections dataset with dim 't0' and variables "
-                         f"{', '.join(_REQUIRED)}; missing: {', '.join(missing) or 't0'}")
+    missing += [d for d in ("t0", "mode") if d not in projections.dims]
+    if missing:
+        raise ValueError(f"projections must be a cifar_fcn_projections dataset with dims 't0', 'mode' and "
+                         f"variables {', '.join(_REQUIRED)}; missing: {', '.join(missing)}")
+    if projections.sizes["t0"] == 0:
+        raise ValueError("projections hold no expansion step: dim 't0' is empty")
+    if projections.sizes["mode"] == 0:
+        raise ValueError("projections hold zero modes: dim 'mode' is empty (nothing to simulate)")
+    for name in _REQUIRED:
+        if projections[name].dtype.kind not in "iuf":
+            raise ValueError(f"projections variable {name} must be real numbers; got dtype {projections[name].dtype}")
     return projections
+
+
+def _scalar_meta(ds: xr.Dataset, name: str, attr: str):
+    """A scalar coordinate (or, in older files, attribute) of the projections, or a clear error."""
+    if name in ds.coords:
+        value = ds[name].values
+        if np.ndim(value) != 0:
+            raise ValueError(f"projections coordinate {name} must be a scalar; got shape {np.shape(value)}")
+        return value[()]
+    if attr in ds.attrs:
+        return ds.attrs[attr]
+    raise ValueError(f"projections have no {name} (a scalar coordinate {name!r} or attribute {attr!r}); "
+                     "it is needed for the effective learning rate eta / n_examples")
+
+
+def _eta_and_n(ds: xr.Dataset) -> tuple[float, int]:
+    """The network's learning rate η (finite, > 0) and training-set size n (≥ 1)."""
+    eta = real_scalar("projections eta", _scalar_meta(ds, "eta", "eta"), 0, None, lo_open=True)
+    n = check_int("projections n_examples", _scalar_meta(ds, "n_examples", "nn_examples"), 1)
+    return eta, n
 
 
 def reduced_model(projections, *, t0=None, modes=None, feedback=0):
@@ -90,18 +118,26 @@ def reduced_model(projections, *, t0=None, modes=None, feedback=0):
     >>> Q, J0, z0, eta_eff, t0 = reduced_model("cifar_fcn_projections.nc", modes=4)  # doctest: +SKIP
     """
     ds = _as_projections(projections)
+    eta, n = _eta_and_n(ds)
     t0_values = [int(v) for v in ds["t0"].values]
     if t0 is None:
         t0 = t0_values[0]
     t0 = check_int("t0", t0)
     if t0 not in t0_values:
-        raise ValueError(f"t0 must be one of the stored expansion steps {t0_values}; got {t0}")
+        shown = t0_values if len(t0_values) <= 20 else t0_values[:20] + ["..."]
+        raise ValueError(f"t0 must be one of the stored expansion steps {shown}; got {t0}")
     kmax = int(ds.sizes["mode"])
     k = kmax if modes is None else check_int("modes", modes, 1, kmax)
     sel = ds.sel(t0=t0)
+    want = {"ntk_eigenvalue": (k,), "z_tilde": (k,), "Q_tilde": (k, k, k)}
+    for name, shape in want.items():
+        got = sel[name].shape
+        if len(got) != len(shape) or any(g < w for g, w in zip(got, shape)):
+            raise ValueError(f"projections variable {name} at t0={t0} must hold at least shape {shape} for "
+                             f"{k} modes; got {got}")
     lam = np.asarray(sel["ntk_eigenvalue"].values[:k], np.float64)
-    if np.any(~(lam > 0)):
-        raise ValueError(f"ntk_eigenvalue at t0={t0} must be positive for the kept modes; got {lam}")
+    if np.any(~(lam > 0)) or np.any(~np.isfinite(lam)):
+        raise ValueError(f"ntk_eigenvalue at t0={t0} must be finite and positive for the kept modes; got {lam}")
     Q = np.asarray(sel["Q_tilde"].values[:k, :k, :k], np.float64)
     J0 = np.diag(np.sqrt(lam))
     m = check_int("feedback", feedback, 0)
@@ -122,13 +158,12 @@ def reduced_model(projections, *, t0=None, modes=None, feedback=0):
         J0 = np.hstack([J0, np.zeros((k, m))])
     Q = 0.5 * (Q + Q.transpose(0, 2, 1))
     z0 = np.asarray(sel["z_tilde"].values[:k], np.float64)
-    eta = float(ds["eta"].values) if "eta" in ds.coords else float(ds.attrs["eta"])
-    n = int(ds["n_examples"].values) if "n_examples" in ds.coords else int(ds.attrs["nn_examples"])
     return Q, J0, z0, eta / n, t0
 
 
 def simulate(projections, *, t0=None, modes=None, steps: int = 500, record_every: int = 1,
-             diverge_loss: float = 1e8, dtype="float64", feedback: int = 0) -> xr.Dataset:
+             diverge_loss: float = 1e8, dtype="float64", feedback: int = 0,
+             max_memory="2GB") -> xr.Dataset:
     """GD on the k-mode quadratic (second-order Taylor) model of the network around t₀.
 
     Parameters
@@ -152,6 +187,8 @@ def simulate(projections, *, t0=None, modes=None, steps: int = 500, record_every
         :func:`reduced_model`). Without them the model keeps only span(u₁…u_k), which holds a
         few per cent of ‖Q₁u₁‖² in the stored run, and misses most of the curvature feedback
         that ends a catapult (docs/network.md).
+    max_memory : int or str, default "2GB"
+        Budget for the recorded trajectories (see :func:`eosdyn.kernels.qrm.run_gd`).
 
     Returns
     -------
@@ -163,6 +200,15 @@ def simulate(projections, *, t0=None, modes=None, steps: int = 500, record_every
         the network loss), ``status`` (CF flag), ``steps_taken``, ``diverged_at`` (a
         ``step`` value, −1 if never), ``final_sharpness``. Scalar coordinates ``t0``,
         ``eta``, ``n_examples``, ``D`` = k, ``P`` = k + feedback.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Before anything runs, naming what is wrong: projections without ``eta`` or
+        ``n_examples`` (or with ``n_examples`` < 1), with zero modes or no ``t0``, a ``t0``
+        not in the data, ``modes``/``steps``/``record_every``/``feedback`` out of range,
+        ``diverge_loss`` not finite and > 0, values beyond the float32 range for
+        ``dtype="float32"``, or recordings above ``max_memory``.
 
     Examples
     --------
@@ -177,18 +223,21 @@ def simulate(projections, *, t0=None, modes=None, steps: int = 500, record_every
     """
     dt = check_dtype(dtype)
     proj_name = os.fspath(projections) if isinstance(projections, (str, os.PathLike)) else CATALOG_NAME
-    steps = check_int("steps", steps, 1)
+    steps = check_int("steps", steps, 1, MAX_STEPS_LIMIT)
     record_every = check_int("record_every", record_every, 1, steps)
-    if not diverge_loss > 0:
-        raise ValueError(f"diverge_loss must be > 0; got {diverge_loss}")
-    Q, J0, z0, eta_eff, t0 = reduced_model(projections, t0=t0, modes=modes, feedback=feedback)
+    diverge_loss = real_scalar("diverge_loss", diverge_loss, 0, None, lo_open=True)
     ds_in = _as_projections(projections)
+    Q, J0, z0, eta_eff, t0 = reduced_model(ds_in, t0=t0, modes=modes, feedback=feedback)
+    for name, arr in (("Q_tilde", Q), ("ntk_eigenvalue (its square root, J0)", J0), ("z_tilde", z0),
+                      ("eta / n_examples", eta_eff)):
+        check_representable(name, arr, dt)
     k = z0.size
     p_dim = J0.shape[1]
     res = run_gd(Q.astype(dt), J0[None].astype(dt), z0[None].astype(dt), eta_eff, steps, record_every,
-                 tol=0.0, diverge_loss=diverge_loss, record_sharpness=True, record_z=True)
+                 tol=0.0, diverge_loss=diverge_loss, record_sharpness=True, record_z=True,
+                 max_memory=max_memory)
     step = t0 + res.record_steps
-    n = float(ds_in["n_examples"].values) if "n_examples" in ds_in.coords else float(ds_in.attrs["nn_examples"])
+    n = float(_eta_and_n(ds_in)[1])
     div = int(res.diverged_at[0])
     ds = xr.Dataset(
         {
