@@ -577,3 +577,171 @@ def test_orbits_from_dataset_and_accessor():
     xr.testing.assert_identical(ds.eos.period_two_orbits(n_starts=20), A.period_two_orbits(eps=1.0, n_starts=20))
     with pytest.raises(ValueError, match="scalar"):
         A.fixed_points(iterate_two_param([0.1, 0.2], [0.1], [1.5], 5))
+
+
+# --------------------------------------------------------------------------- safety issue: items 11, 12, 16, 17
+
+
+def _padded(steps, values, steps_taken, status=None):
+    """Trajectories (seed × step) with the given step coordinate, steps_taken and status."""
+    ds = xr.Dataset({"sharpness": (("seed", "step"), np.asarray(values, float)),
+                     "steps_taken": ("seed", np.asarray(steps_taken))},
+                    coords={"seed": np.arange(len(values)), "step": np.asarray(steps)})
+    if status is not None:
+        ds["status"] = ("seed", encode_status(np.asarray(status)))
+        set_variable_attrs(ds["status"], "status")
+    return ds
+
+
+def test_issue11_last_recorded_value_by_step_value():
+    nan = np.nan
+    # steps 10, 12, ..., 18 (offset start, stride 2); steps_taken counts from the first step
+    ds = _padded([10, 12, 14, 16, 18],
+                 [[1.0, 1.1, 1.2, 1.3, 1.4],      # ran to the end -> 1.4
+                  [2.0, 2.1, 2.2, nan, nan],      # steps_taken 5 -> largest step <= 15 is 14 -> 2.2
+                  [3.0, 3.1, nan, nan, nan],      # steps_taken 2 -> step 12 -> 3.1
+                  [4.0, nan, nan, nan, nan]],     # steps_taken 1 -> step 10 -> 4.0
+                 [8, 5, 2, 1])
+    st = A.final_sharpness_stats(ds, n_boot=20)
+    v = np.array([1.4, 2.2, 3.1, 4.0])
+    assert int(st.n_valid) == 4 and int(st.n_excluded) == 0
+    assert float(st.median_sharpness) == np.median(v)
+    np.testing.assert_allclose(float(st.mean_sharpness), v.mean(), rtol=1e-15)
+    np.testing.assert_allclose(float(st.std_sharpness), v.std(ddof=1), rtol=1e-14)
+    # by position the NaN padding would be taken: 3 of 4 members lost (the issue's symptom)
+    assert int(A.final_sharpness_stats(ds.drop_vars("steps_taken"), n_boot=20).n_valid) == 1
+    # a diverged member is excluded and counted; a failed one is excluded
+    ds2 = ds.copy()
+    ds2["status"] = ("seed", encode_status(np.array(["max_steps", "diverged", "converged", "failed"])))
+    set_variable_attrs(ds2["status"], "status")
+    st2 = A.final_sharpness_stats(ds2, n_boot=20)
+    assert (int(st2.n_valid), int(st2.n_diverged), int(st2.n_excluded)) == (2, 1, 2)
+    assert float(st2.median_sharpness) == np.median([1.4, 3.1])
+
+
+def test_issue11_non_monotonic_step_refused():
+    ds = _padded([0, 2, 1, 3], [[1.0, 2.0, 3.0, 4.0]], [3])
+    with pytest.raises(ValueError, match="'step'.*strictly increasing"):
+        A.final_sharpness_stats(ds, n_boot=20)
+    with pytest.raises(ValueError, match="'step'"):
+        A.final_sharpness_stats(ds.assign_coords(step=[0, 1, 1, 2]), n_boot=20)
+
+
+def test_issue12_classify_refuses_nan_tolerances():
+    t = np.arange(200)
+    q = xr.DataArray(np.cos(np.pi * (np.sqrt(5) - 1) * t), dims="step")     # quasi-periodic
+    assert A.classify(q, as_strings=True).item() == "other"
+    for kw in ({"rtol": float("nan")}, {"atol": float("nan")}, {"rtol": -1e-3}, {"atol": np.inf}):
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            A.classify(q, **kw)
+    with pytest.raises(TypeError, match="rtol"):
+        A.classify(q, rtol="1e-3")
+
+
+_T = np.arange(60)
+_S = xr.DataArray(1.95 + 0.1 * (-1.0) ** _T + 0.3 * 0.9 ** _T, dims="step", coords={"step": _T},
+                  name="sharpness")
+_SEEDS = _S.expand_dims(seed=4).copy()
+_TOY = iterate_two_param([0.1], [0.01, -0.02, 0.005], [1.99, 2.01, 1.5], 40)
+
+BAD_OPTIONS = [
+    # (call, exception, name the message must contain)
+    (lambda: A.final_sharpness_stats(_SEEDS, eos_tol=np.nan), ValueError, "eos_tol"),
+    (lambda: A.final_sharpness_stats(_SEEDS, eos_tol=-0.1), ValueError, "eos_tol"),
+    (lambda: A.final_sharpness_stats(_SEEDS, eos_tol="0.05"), TypeError, "eos_tol"),
+    (lambda: A.final_sharpness_stats(_SEEDS, edge=np.inf), ValueError, "edge"),
+    (lambda: A.final_sharpness_stats(_SEEDS, edge="2"), TypeError, "edge"),
+    (lambda: A.final_sharpness_stats(_SEEDS, n_boot=np.nan), ValueError, "n_boot"),
+    (lambda: A.final_sharpness_stats(_SEEDS, n_boot=10**12), ValueError, "n_boot"),
+    (lambda: A.final_sharpness_stats(_SEEDS, n_boot="100"), TypeError, "n_boot"),
+    (lambda: A.final_sharpness_stats(_SEEDS, quantiles=[0.5, np.nan]), ValueError, "quantiles"),
+    (lambda: A.final_sharpness_stats(_SEEDS, quantiles=["a"]), TypeError, "quantiles"),
+    (lambda: A.final_sharpness_stats(_SEEDS, quantiles=[1.5]), ValueError, "quantiles"),
+    (lambda: A.final_sharpness_stats(_SEEDS, ci=np.nan), ValueError, "ci"),
+    (lambda: A.final_sharpness_stats(_SEEDS, ci="0.9"), TypeError, "ci"),
+    (lambda: A.final_sharpness_stats(_SEEDS, seed=-1), ValueError, "seed"),
+    (lambda: A.final_sharpness_stats(_SEEDS, bins="abc"), TypeError, "bins"),
+    (lambda: A.fit_increments(_TOY, z_max=np.nan), ValueError, "z_max"),
+    (lambda: A.fit_increments(_TOY, z_max="1"), TypeError, "z_max"),
+    (lambda: A.fit_increments(_TOY, y_max=-1.0), ValueError, "y_max"),
+    (lambda: A.fit_increments(_TOY, start=10, stop=5), ValueError, "start"),
+    (lambda: A.fit_increments(_TOY, y="y"), TypeError, "y"),
+    (lambda: A.fit_limit(_S, max_iter=np.nan), ValueError, "max_iter"),
+    (lambda: A.fit_limit(_S, max_iter=-1), ValueError, "max_iter"),
+    (lambda: A.fit_limit(_S, max_iter="50"), TypeError, "max_iter"),
+    (lambda: A.fit_limit(_S, start=30, stop=10), ValueError, "start"),
+    (lambda: A.fit_limit(_S, tail=2.5), ValueError, "tail"),
+    (lambda: A.fit_limit(_S, min_points=np.nan), ValueError, "min_points"),
+    (lambda: A.limiting_two_cycle(_S, edge=np.nan), ValueError, "edge"),
+    (lambda: A.limiting_two_cycle(_S, edge="2"), TypeError, "edge"),
+    (lambda: A.limiting_two_cycle(_S, max_iter="x"), TypeError, "max_iter"),
+    (lambda: A.limiting_two_cycle(_S, bogus=1), TypeError, "bogus"),
+    (lambda: A.fixed_points(eps=0.1, tol=np.nan), ValueError, "tol"),
+    (lambda: A.fixed_points(eps=0.1, tol=0.0), ValueError, "tol"),
+    (lambda: A.fixed_points(eps=0.1, tol="1e-10"), TypeError, "tol"),
+    (lambda: A.fixed_points(eps=0.1, z_range=("a", "b")), TypeError, "z_range"),
+    (lambda: A.fixed_points(eps=0.1, line_T=["a"]), TypeError, "line_T"),
+    (lambda: A.period_two_orbits(eps=0.1, tol=-1.0), ValueError, "tol"),
+    (lambda: A.map_jacobian(0.0, 1.5, lam=-0.1, n=0), ValueError, "n must"),
+    (lambda: A.map_jacobian(0.0, 1.5, lam=-0.1, n=np.nan), ValueError, "n must"),
+    (lambda: A.map_jacobian(0.0, 1.5, lam=-0.1, n="2"), TypeError, "n must"),
+    (lambda: A.map_jacobian(0.0, 1.5, lam=np.nan), ValueError, "lam"),
+    (lambda: A.classify(_S, tail=np.nan), ValueError, "tail"),
+    (lambda: A.classify(_S, tail="12"), TypeError, "tail"),
+    (lambda: A.classify(_S, tail=2), ValueError, "tail"),
+    (lambda: A.classify(_S, as_strings="yes"), TypeError, "as_strings"),
+    (lambda: A.eos_coordinate(_S, edge=np.nan), ValueError, "edge"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(BAD_OPTIONS)))
+def test_issue12_17_bad_options_are_named(case):
+    call, exc, name = BAD_OPTIONS[case]
+    with pytest.raises(exc, match=name):
+        call()
+
+
+@pytest.mark.parametrize("func", [A.two_step, A.even, A.odd, A.fit_limit, A.classify, A.limiting_two_cycle,
+                                  A.eos_coordinate])
+def test_issue12_complex_input_refused(func):
+    with pytest.raises(TypeError, match=r"\bx must hold real numbers|ds must hold real numbers"):
+        func(_S.astype(complex))
+    ds = xr.Dataset({"sharpness": _S.astype(complex)})
+    with pytest.raises(TypeError, match="sharpness"):
+        func(ds)
+    with pytest.raises(TypeError, match="z must be real"):
+        A.map_jacobian(np.array([0.1 + 0j]), np.array([1.5]), lam=-0.1)
+
+
+@pytest.mark.parametrize("func", [A.even, A.odd, A.fit_limit, A.limiting_two_cycle, A.two_step, A.classify,
+                                  lambda x: A.final_sharpness_stats(x, n_boot=20)])
+def test_issue17_empty_step_named(func):
+    empty = _SEEDS.isel(step=slice(0, 0))
+    with pytest.raises(ValueError, match="'step'"):
+        func(empty)
+    with pytest.raises(ValueError, match="'step'"):
+        func(xr.Dataset({"sharpness": empty}))
+
+
+def test_issue16_dask_stats_equal_bit_for_bit(rng):
+    v = xr.DataArray(2 + 0.37 * rng.standard_normal((7, 5, 33)), dims=("a", "b", "seed"),
+                     coords={"a": np.arange(7), "b": np.arange(5)}, name="final_sharpness")
+    v[0, 0, 3] = np.nan
+    v[1, 2, :] = np.nan
+    v[2, 2, 1:] = np.nan                              # one valid member: std NaN
+    eager = A.final_sharpness_stats(v, n_boot=200)
+    for chunks in ({"a": 1}, {"a": 2, "b": 3}, {"seed": 5}, {"a": 3, "seed": 7}):
+        lazy = A.final_sharpness_stats(v.chunk(chunks), n_boot=200)
+        assert lazy.mean_sharpness.chunks is not None      # stays lazy
+        xr.testing.assert_identical(lazy.compute(), eager)
+    # independent truth (numpy), to rounding
+    a = v.values
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        np.testing.assert_allclose(eager.mean_sharpness, np.nanmean(a, -1), rtol=1e-14)
+        np.testing.assert_allclose(eager.std_sharpness, np.nanstd(a, -1, ddof=1), rtol=1e-13)
+    assert np.isnan(eager.std_sharpness[2, 2]) and float(eager.mean_sharpness[2, 2]) == a[2, 2, 0]
+    # also from trajectories with early stops (the issue-11 path), chunked along seed
+    ds = _padded(np.arange(6), 2 + 0.1 * rng.standard_normal((9, 6)), [5, 5, 3, 4, 1, 5, 2, 5, 0])
+    ds = ds.expand_dims(g=3).copy()
+    e2 = A.final_sharpness_stats(ds, n_boot=50)
+    xr.testing.assert_identical(A.final_sharpness_stats(ds.chunk({"seed": 4, "g": 1}), n_boot=50).compute(), e2)

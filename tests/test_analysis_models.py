@@ -118,3 +118,42 @@ def test_classify_and_eos_coordinate_lazy_equal_eager():
     y = A.eos_coordinate(near.chunk({"init": 2, "step": 25}))
     assert y.chunks is not None
     xr.testing.assert_allclose(y.compute(), A.eos_coordinate(near))
+
+
+# --------------------------------------------------------------------------- safety issue, item 11
+
+
+def test_issue11_stats_from_sharpness_trajectory_equal_final_sharpness():
+    """Early-stopped members are NaN-padded: the trajectory's last *position* is padding, so the
+    statistics must come from each member's last recorded value (step <= steps_taken)."""
+    ds = eosdyn.qrm.sweep(D=3, P=4, sigma_z=[0.1, 0.5], sigma_J2=[0.1, 0.3], seeds=6, max_steps=80, record=1)
+    assert (ds.steps_taken < 80).any()                         # the reproducer has early stops
+    ref = A.final_sharpness_stats(ds, n_boot=100)
+    traj = A.final_sharpness_stats(ds.drop_vars("final_sharpness"), n_boot=100)
+    np.testing.assert_array_equal(ref.n_valid.values.ravel(), [6, 6, 5, 4])
+    np.testing.assert_array_equal(traj.n_valid.values.ravel(), [6, 6, 5, 4])
+    np.testing.assert_allclose(traj.median_sharpness.values.ravel()[1:3], [0.773, 1.793], atol=1e-3)
+    for k in ("n_total", "n_valid", "n_diverged", "n_excluded", "frac_converged", "frac_diverged", "hist"):
+        xr.testing.assert_identical(traj[k], ref[k])
+    # the sweep's final_sharpness and the trajectory's last value agree to rounding (1e-15)
+    xr.testing.assert_allclose(traj, ref, rtol=1e-12, atol=1e-14)
+    # independent truth: the value at step = steps_taken, picked by label; exactly what is used
+    last = ds.sharpness.sel(step=ds.steps_taken)
+    np.testing.assert_allclose(last.values, ds.final_sharpness.values, rtol=1e-12)
+    by_label = A.final_sharpness_stats(ds.assign(final_sharpness=last.drop_vars("step")), n_boot=100)
+    xr.testing.assert_identical(traj, by_label)
+
+
+def test_issue11_stats_with_record_stride_goes_by_step_value():
+    """record=3: steps_taken is often not recorded; the largest recorded step <= steps_taken is used."""
+    ds = eosdyn.qrm.sweep(D=3, P=4, sigma_z=[0.1, 0.5], sigma_J2=[0.1, 0.3], seeds=6, max_steps=80, record=3)
+    st = A.final_sharpness_stats(ds.drop_vars("final_sharpness"), n_boot=50)
+    steps = ds.step.values
+    truth = np.full(ds.steps_taken.shape, np.nan)
+    for idx in np.ndindex(truth.shape):
+        k = np.searchsorted(steps, int(ds.steps_taken.values[idx]), side="right") - 1
+        truth[idx] = ds.sharpness.values[idx + (k,)]
+    ok = decode_status(ds.status).values != "diverged"
+    truth = np.where(ok & np.isfinite(truth), truth, np.nan)
+    np.testing.assert_allclose(st.median_sharpness.values, np.nanmedian(truth, axis=-1))
+    np.testing.assert_array_equal(st.n_valid.values, np.isfinite(truth).sum(-1))

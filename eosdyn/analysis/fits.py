@@ -140,6 +140,8 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
     as_strings = check_bool("as_strings", as_strings)
     if isinstance(x, xr.DataArray):
         check_real_dtype(x.dtype, "x", "iuf")
+    else:
+        check_real_data(x, "x", dim)
     n = x.sizes[dim]
     if n < 4:
         raise ValueError(f"classify needs at least 4 recorded steps along {dim!r}; got {n}")
@@ -241,8 +243,9 @@ def _fit_options(tail, start, stop, max_iter, min_points):
 MAX_ITER = 100_000
 
 
-def _fit_one(x: xr.DataArray, dim, tail, start, stop, max_iter, min_points, ends=None) -> xr.Dataset:
-    check_real_dtype(x.dtype, "x" if ends is None else f"x[{x.name!r}]", "biuf")
+def _fit_one(x: xr.DataArray, dim, tail, start, stop, max_iter, min_points, ends=None,
+             label: str = "x") -> xr.Dataset:
+    check_real_dtype(x.dtype, label, "biuf")
     check_nonempty(x, dim, "fit_limit")
     steps = step_values(x, dim)
     n = steps.size
@@ -368,7 +371,7 @@ def fit_limit(x: XArray, dim: Hashable = "step", *, tail: int | None = None, sta
         ends = _record_ends(x, dim, with_status=False)
         parts = []
         for v in names:
-            f = _fit_one(x[v], dim, tail, start, stop, max_iter, min_points, ends)
+            f = _fit_one(x[v], dim, tail, start, stop, max_iter, min_points, ends, f"x[{v!r}]")
             parts.append(f.rename({k: f"{v}_{k}" for k in f.data_vars}))
         return xr.merge(parts, compat="override", join="outer")
     return _fit_one(x, dim, tail, start, stop, max_iter, min_points)
@@ -400,14 +403,17 @@ def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, 
         raise TypeError(f"limiting_two_cycle got unknown keyword arguments {sorted(kwargs)}; it accepts "
                         "edge, tail, start, stop, max_iter, min_points")
     ends = None
+    label = "x"
     if isinstance(x, xr.Dataset):
         if "sharpness" not in x:
             raise ValueError("limiting_two_cycle needs a variable 'sharpness'")
+        check_real_dtype(x["sharpness"].dtype, "x['sharpness']", "biuf")
+        check_nonempty(x, dim, "limiting_two_cycle")
         ends = _record_ends(x, dim, with_status=False)
-        x = x["sharpness"]
+        x, label = x["sharpness"], "x['sharpness']"
     if "mode" in x.dims:
         x = x.isel(mode=0)
-    f = _fit_one(x, dim, *opts, ends)
+    f = _fit_one(x, dim, *opts, ends, label)
     out = xr.Dataset({"cycle_mean": f.cycle_mean, "cycle_mean_se": f.cycle_mean_se,
                       "half_amplitude": f.cycle_half_amplitude,
                       "half_amplitude_se": f.cycle_half_amplitude_se,

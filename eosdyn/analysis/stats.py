@@ -81,8 +81,12 @@ def _last_recorded(x: xr.DataArray, steps_taken, step_dim) -> xr.DataArray:
     else:
         ends = xr.apply_ufunc(_ends_kernel, steps_taken, kwargs={"steps": steps}, dask="parallelized",
                               output_dtypes=[np.int64])
-    return lift(_last_kernel, x, ends, core_dims=[[step_dim], []], out_core_dims=[[]],
-                out_dtypes=[np.float64])
+    out = lift(_last_kernel, x, ends, core_dims=[[step_dim], []], out_core_dims=[[]],
+               out_dtypes=[np.float64])
+    for k in out.coords:                 # keep the coordinates' CF attributes
+        if k in x.coords:
+            out.coords[k].attrs = dict(x.coords[k].attrs)
+    return out
 
 
 def _final_values(x: XArray, var, step_dim, mode_dim):
