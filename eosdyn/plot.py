@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from . import _files
 
 __all__ = [
     "save_png",
@@ -86,14 +87,7 @@ def save_png(obj, path: str | os.PathLike, *, dpi: int = 110) -> Path:
     data = buf.getvalue()
     if not data.startswith(b"\x89PNG"):
         raise RuntimeError(f"rendering {type(obj).__name__} produced no PNG image")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _files.atomic_write_bytes(path, data)  # umask permissions, never a partial file
     import matplotlib.pyplot as plt
 
     plt.close("all")

@@ -24,19 +24,16 @@ PosixPath('reproduce-out/summary.md')
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
-from . import catalog
+from . import _files, catalog
 from ._version import __version__
 from .io import open_dataset
 
@@ -67,19 +64,12 @@ def format_value(value: Any) -> str:
 
 
 def _sha(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return _files.sha256_file(path)
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Copy atomically, with the umask's permissions (not mkstemp's 0600)."""
+    _files.atomic_copy(src, dst)
 
 
 def _md_escape(text: str) -> str:
@@ -218,11 +208,11 @@ def reproduce(
             status = "FAILED" if rec["error"] else "ok"
             print(f"[{status}] {name} ({rec['seconds']:.1f} s)", file=sys.stderr)
     bar.close()
-    state_path.write_text(json.dumps(state, indent=1))
+    _files.atomic_write_text(state_path, json.dumps(state, indent=1))
     seconds = time.perf_counter() - t_start
     write_intake_catalog(out, [r for r in records if not r["error"]], all_entries)
     summary = out / "summary.md"
-    summary.write_text(_summary(records, claim_rows, quick=quick, seconds=seconds, note=plot_note))
+    _files.atomic_write_text(summary, _summary(records, claim_rows, quick=quick, seconds=seconds, note=plot_note))
     return {"entries": records, "claims": claim_rows, "failures": failures, "summary": summary,
             "seconds": seconds}
 
@@ -245,8 +235,8 @@ def write_intake_catalog(outdir: str | os.PathLike, records: list[dict], entries
             "metadata": {"paper": e.paper, "variant": r["variant"], "eosdyn_version": __version__},
         }
     path = Path(outdir) / "intake.yaml"
-    path.write_text(yaml.safe_dump({"metadata": {"version": 1, "creator": f"eosdyn {__version__} reproduce"},
-                                    "sources": sources}, sort_keys=False, allow_unicode=True))
+    _files.atomic_write_text(path, yaml.safe_dump({"metadata": {"version": 1, "creator": f"eosdyn {__version__} reproduce"},
+                                                   "sources": sources}, sort_keys=False, allow_unicode=True))
     return path
 
 

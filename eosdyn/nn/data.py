@@ -21,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -129,11 +128,9 @@ def _read_dir(path: Path, per_batch: int):
 def _sha256(path: Path) -> str:
     if path.is_dir():
         return ""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .._files import sha256_file
+
+    return sha256_file(path)
 
 
 def load_cifar(path, *, n: int = 5000) -> CifarData:

@@ -105,9 +105,9 @@ def _default_workdir() -> Path:
 def _save_atomic(obj, path: Path) -> None:
     import torch
 
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from .._files import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _peak_rss_mb() -> float:
