@@ -322,21 +322,22 @@ def _hierarchy_batch(z0, w0, q, nsteps, every, tol, thr, stop_when_fated,
 
 
 @nb.njit(parallel=True, cache=True, fastmath=False)
-def _one_datapoint_batch(theta0, Q, E, eta, nsteps, every, tol, thr, stop_when_fated,
-                        rec_theta, rec_z, rec_T, out_theta, out_z, out_T, div_at, conv_at):
+def _one_datapoint_batch(theta0, Q, E, eta, zthr, nsteps, every, tol, thr, stop_when_fated,
+                         rec_theta, rec_z, rec_T, out_theta, out_z, out_T, div_at, conv_at):
     """GD in parameter space (Eq. 9) for n trajectories sharing one symmetric Q.
 
     ``theta0`` (n, P), ``Q`` (P, P), ``E, eta`` (n,); records (R = 0 when ``every`` = 0)
     ``rec_theta`` (n, R, P), ``rec_z`` = z̃ = η z and ``rec_T`` = η J Jᵀ (n, R); final
     ``out_theta`` (n, P), ``out_z, out_T`` (n,); ``div_at, conv_at`` (n,) int64.
-    Divergence: non-finite, ``|z̃| ≥ thr`` or ``T ≥ thr``.
+    Divergence: non-finite, ``|z̃| ≥ zthr[i]`` (per member, ≤ ``thr``) or ``T ≥ thr``.
     """
     n, P = theta0.shape
     for i in nb.prange(n):
+        zt = zthr[i]
         th = theta0[i].copy()
         g = np.empty(P, theta0.dtype)
         z, T = _one_datapoint_observe(th, Q, E[i], eta[i], g)
-        dv = _NEVER if ((abs(z) < thr) & (abs(T) < thr)) else 0
+        dv = _NEVER if ((abs(z) < zt) & (abs(T) < thr)) else 0
         cv = 0 if abs(z) < tol else _NEVER
         if every > 0:
             rec_z[i, 0] = z
@@ -346,7 +347,7 @@ def _one_datapoint_batch(theta0, Q, E, eta, nsteps, every, tol, thr, stop_when_f
         for t in range(1, nsteps + 1):
             _one_datapoint_update(th, g, z)
             z, T = _one_datapoint_observe(th, Q, E[i], eta[i], g)
-            if dv == _NEVER and not ((abs(z) < thr) & (abs(T) < thr)):
+            if dv == _NEVER and not ((abs(z) < zt) & (abs(T) < thr)):
                 dv = t
             if cv == _NEVER and abs(z) < tol:
                 cv = t
@@ -644,8 +645,12 @@ def hierarchy_batch(z0, w0, q, nsteps, every, tol, thr, stop_when_fated,
 
 
 def one_datapoint_batch(theta0, Q, E, eta, nsteps, every, tol, thr, stop_when_fated,
-                        rec_theta, rec_z, rec_T, out_theta, out_z, out_T, div_at, conv_at):
+                        rec_theta, rec_z, rec_T, out_theta, out_z, out_T, div_at, conv_at, zthr=None):
     """GD in parameter space (Eq. 9) for n trajectories sharing one symmetric Q; checked.
+
+    Divergence: non-finite state, ``T ≥ thr`` or ``|z̃| ≥ zthr[i]`` (``zthr`` (n,), default
+    ``thr`` for every member; :func:`eosdyn.toy.one_datapoint` lowers it so that the loss
+    ½ (z̃/η)² stays representable).
 
     ``theta0`` (n, P), ``Q`` (P, P), ``E, eta`` (n,); records ``rec_theta`` (n, R, P),
     ``rec_z``, ``rec_T`` (n, R) with R ≥ nsteps // every + 1 when ``every`` > 0; final
@@ -684,5 +689,8 @@ def one_datapoint_batch(theta0, Q, E, eta, nsteps, every, tol, thr, stop_when_fa
     _arr("out_T", out_T, 1, dtype=dt, shape=(n,), out=True)
     for nm, a in (("div_at", div_at), ("conv_at", conv_at)):
         _arr(nm, a, 1, shape=(n,), out=True, kind="int")
-    _one_datapoint_batch(theta0, Q, E, eta, nsteps, every, dt.type(tol), dt.type(thr), bool(stop_when_fated),
+    if zthr is None:
+        zthr = np.full(n, thr, dt)
+    _arr("zthr", zthr, 1, dtype=dt, shape=(n,))
+    _one_datapoint_batch(theta0, Q, E, eta, zthr, nsteps, every, dt.type(tol), dt.type(thr), bool(stop_when_fated),
                          rec_theta, rec_z, rec_T, out_theta, out_z, out_T, div_at, conv_at)

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .._validate import Grid, check_dtype, check_int, check_range, make_grid
+from .._validate import Grid, check_dtype, check_int, check_memory, check_range, make_grid
+from .._validate import check_times as _check_times
 from ..conventions import encode_status, label
 
 #: divergence thresholds (``thr``, overflow ``scale``) per dtype: |z̃| or |T| ≥ thr is divergence.
@@ -34,29 +35,58 @@ def check_options(*, steps, record_every, stop_on_convergence, tol, dtype):
 
     ``every`` is 0 when ``record_every`` is None (record only the initial and final state).
     """
-    steps = check_int("steps", steps, 0)
+    steps = check_int("steps", steps, 0, MAX_STEPS)
     if record_every is None:
         every = 0
     else:
-        every = check_int("record_every", record_every, 1)
+        every = check_int("record_every", record_every, 1, MAX_STEPS)
     if not isinstance(stop_on_convergence, (bool, np.bool_)):
         raise ValueError(f"stop_on_convergence must be True or False; got {stop_on_convergence!r}")
+    if isinstance(tol, (bool, np.bool_)):
+        raise ValueError(f"tol must be a real number in (0, inf); got {tol!r}")
     check_range("tol", tol, 0.0, None, lo_open=True)
     dt = check_dtype(dtype)
+    representable("tol", np.asarray(tol, dtype=np.float64), dt)
     return steps, every, bool(stop_on_convergence), float(tol), dt
 
 
+#: most GD steps one call may request (int64 counters with headroom)
+MAX_STEPS = 2**62
+#: most member-steps (members × steps) one call may request: beyond it a call would run for hours
+MAX_WORK = 10**13
+
+
+def check_work(n: int, steps: int, every: int, row_bytes: int) -> None:
+    """Refuse, before any allocation, a run whose recorded output (``n`` members × recorded
+    steps × ``row_bytes`` per member and step) exceeds the memory limit, or whose work
+    (``n`` × ``steps``) exceeds :data:`MAX_WORK`; both ``ValueError`` naming ``steps``."""
+    R = steps // every + 1 if every else 2
+    check_memory("steps", n * R * row_bytes, what=f"the recorded output ({n} members x {R} recorded steps)")
+    if n * steps > MAX_WORK:
+        raise ValueError(f"steps: {n} members x {steps} steps = {n * steps:.3g} member-steps is above the "
+                         f"limit of {MAX_WORK:.0e}; reduce steps or the grid")
+
+
+def representable(name: str, values, dt: np.dtype):
+    """``values`` (float64 array) cast to ``dt``; ``ValueError`` naming ``name`` if a finite value
+    overflows to inf or a non-zero value underflows to 0 (only possible for float32)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if dt == np.float64:
+        return arr
+    with np.errstate(over="ignore", under="ignore"):
+        out = arr.astype(dt)
+    bad = (np.isfinite(arr) & ~np.isfinite(out)) | ((arr != 0) & (out == 0))
+    if bad.any():
+        fi = np.finfo(dt)
+        raise ValueError(f"{name} is not representable in {dt.name}: |values| must be 0 or in "
+                         f"[{float(fi.smallest_subnormal):.3g}, {float(fi.max):.3g}]; got "
+                         f"{float(arr[bad].ravel()[0])!r}")
+    return out
+
+
 def check_times(times) -> np.ndarray:
-    """Validate gradient-flow sample times: 1-D, finite, ≥ 0, strictly increasing."""
-    arr = np.asarray(times.values if isinstance(times, xr.DataArray) else times)
-    if arr.dtype.kind not in "iuf" or arr.ndim != 1 or arr.size == 0:
-        raise ValueError("times must be a non-empty 1-D array of real numbers "
-                         f"(finite, >= 0, strictly increasing); got {times!r}")
-    arr = arr.astype(np.float64)
-    check_range("times", arr, 0.0, None)
-    if arr.size > 1 and not np.all(np.diff(arr) > 0):
-        raise ValueError("times must be strictly increasing (finite, >= 0)")
-    return arr
+    """Validate gradient-flow sample times (:func:`eosdyn._validate.check_times`)."""
+    return _check_times(times)
 
 
 def as_vector(name: str, value: Any, vdim: str, *, extra_dim: str | None = None) -> xr.DataArray:

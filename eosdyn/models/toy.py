@@ -16,8 +16,16 @@ has one dim per array-valued parameter followed by ``step`` (GD, step 0 = initia
 ``time`` (flows). See ``docs/toy.md`` for the dataset layout and the options.
 
 Divergence is data: a trajectory diverges at the first step where its state is not finite or
-``|z̃|`` or ``|T|`` reaches 2^498 ≈ 8.2e149 (float64; 2^64 ≈ 1.8e19 for float32); its recorded
-state is NaN afterwards and ``diverged``/``diverged_at``/``status`` say so.
+``|z̃|`` or ``|T|`` reaches 2^498 ≈ 8.2e149 (float64; 2^64 ≈ 1.8e19 for float32; for
+:func:`one_datapoint` also once ``|z̃|`` reaches η·√max/2, where the loss ½ (z̃/η)² would
+overflow); its recorded state is NaN afterwards and ``diverged``/``diverged_at``/``status``
+say so. Flows flag members the same way (``status`` ``diverged`` or ``failed``, ``t_stop``).
+
+Options are checked before any allocation: ``steps`` is an integer in [0, 2^62] whose
+recorded output must fit the memory limit (16 GiB or the memory available) and whose work
+(members × steps) is at most 1e13; ``dtype`` is float64 or float32, and for float32 every
+input must be representable (no finite value overflowing to inf, no non-zero value
+underflowing to 0), else a ``ValueError`` names the parameter.
 """
 
 from __future__ import annotations
@@ -135,7 +143,9 @@ def _two_param_impl(*, eps, a, E, z0, T0, steps, record_every, stop_on_convergen
     steps, every, stop, tol, dt = C.check_options(steps=steps, record_every=record_every,
                                                   stop_on_convergence=stop_on_convergence, tol=tol, dtype=dtype)
     name, grid, bdims, bshape, lam, Ev, zv, Tv = _two_param_inputs(eps, a, E, z0, T0)
-    res = _run_pair(maps.two_param_batch, zv.astype(dt), Tv.astype(dt), lam.astype(dt), Ev.astype(dt),
+    C.check_work(zv.size, steps, every, 2 * dt.itemsize)
+    res = _run_pair(maps.two_param_batch, C.representable("z0", zv, dt), C.representable("T0", Tv, dt),
+                    C.representable(name, lam, dt), C.representable("E", Ev, dt),
                     steps=steps, every=every, stop=stop, tol=tol, dt=dt)
     coords = C.param_coords(grid, [name, "E", "z0", "T0"])
     lam_da = -grid.arrays[name] if name == "eps" else -1.0 / grid.arrays[name]
@@ -275,8 +285,10 @@ def linear(*, lam, theta0, steps, record_every=1, stop_on_convergence=False, tol
     check_range("lam", lam)
     check_range("theta0", theta0)
     grid, bdims, bshape = C.grid_of({"lam": lam, "theta0": theta0})
-    lv = C.flat(grid.arrays["lam"], bdims, bshape, dtype=dt)
-    th = C.flat(grid.arrays["theta0"], bdims, bshape, dtype=dt)
+    lv = C.flat(grid.arrays["lam"], bdims, bshape)
+    th = C.flat(grid.arrays["theta0"], bdims, bshape)
+    C.check_work(th.size, steps, every, 2 * dt.itemsize)
+    lv, th = C.representable("lam", lv, dt), C.representable("theta0", th, dt)
     zeros = np.zeros_like(th)
     res = _run_pair(maps.linear_batch, th, zeros, lv, zeros, steps=steps, every=every, stop=stop, tol=tol, dt=dt)
     f = C.fates(res["div_at"], res["conv_at"], res["nsteps"])
@@ -389,8 +401,11 @@ def hierarchy(*, q, z0, w0=None, T0=None, E=None, steps, record_every=1, stop_on
                                                   stop_on_convergence=stop_on_convergence, tol=tol, dtype=dtype)
     grid, bdims, bshape, qf, wf, zf, names = _hierarchy_inputs(q, z0, w0, T0, E)
     n, P = wf.shape
+    C.check_work(n, steps, every, (2 + P) * dt.itemsize)
     thr = dt.type(C.THRESHOLDS[dt][0])
-    qd, wd, zd = qf.astype(dt), wf.astype(dt), zf.astype(dt)
+    qd = C.representable("q", qf, dt)
+    wd = C.representable("w0" if "E" not in names else "T0, E (weights derived from them)", wf, dt)
+    zd = C.representable("z0", zf, dt)
 
     def fate_kernel():
         d = np.empty(n, np.int64)
@@ -442,9 +457,15 @@ def _check_Q(Q) -> np.ndarray:
         raise ValueError(f"Q must be a real symmetric P x P matrix (P >= 1) or a 1-D array of eigenvalues; "
                          f"got shape {arr.shape}")
     check_range("Q", arr)
-    if not np.allclose(arr, arr.T, rtol=1e-12, atol=1e-14 * max(1.0, np.abs(arr).max())):
-        raise ValueError("Q must be symmetric (Q == Q.T up to 1e-12 relative)")
-    return np.ascontiguousarray(0.5 * (arr + arr.T))
+    scale = float(np.abs(arr).max())
+    with np.errstate(over="ignore", invalid="ignore"):
+        asym = float(np.abs(arr - arr.T).max()) if scale else 0.0
+    if not asym <= 1e-12 * scale:
+        raise ValueError(f"Q must be symmetric: max |Q - Q.T| <= 1e-12 max |Q| (= {1e-12 * scale:.3g}); "
+                         f"got max |Q - Q.T| = {asym:.3g}")
+    with np.errstate(over="ignore"):
+        sym = 0.5 * arr + 0.5 * arr.T
+    return np.ascontiguousarray(sym)
 
 
 def _datapoint_inputs(Q, theta0, E, eta):
@@ -516,8 +537,12 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop_on_conve
                                                   stop_on_convergence=stop_on_convergence, tol=tol, dtype=dtype)
     Qm, grid, bdims, bshape, th, Ef, ef = _datapoint_inputs(Q, theta0, E, eta)
     n, P = th.shape
+    C.check_work(n, steps, every, (P + 3) * dt.itemsize)
     thr = dt.type(C.THRESHOLDS[dt][0])
-    Qd, thd, Ed, ed = Qm.astype(dt), th.astype(dt), Ef.astype(dt), ef.astype(dt)
+    Qd, thd = C.representable("Q", Qm, dt), C.representable("theta0", th, dt)
+    Ed, ed = C.representable("E", Ef, dt), C.representable("eta", ef, dt)
+    # |z̃| below η·√max/2 keeps the loss ½ (z̃/η)² finite; above it the member diverged
+    zthr = np.minimum(float(thr), ed.astype(np.float64) * (0.5 * np.sqrt(float(np.finfo(dt).max)))).astype(dt)
 
     def run(nsteps, every_, fated, R):
         out = dict(rth=np.empty((n, R, P), dt), rz=np.empty((n, R), dt), rT=np.empty((n, R), dt),
@@ -525,7 +550,7 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop_on_conve
                    d=np.empty(n, np.int64), c=np.empty(n, np.int64))
         maps.one_datapoint_batch(thd, Qd, Ed, ed, nsteps, every_, dt.type(tol), thr, fated,
                                  out["rth"], out["rz"], out["rT"], out["fth"], out["fz"], out["fT"],
-                                 out["d"], out["c"])
+                                 out["d"], out["c"], zthr=zthr)
         return out
 
     nsteps = C.stop_step(lambda: (lambda o: (o["d"], o["c"]))(run(steps, 0, True, 0)), steps) if stop else steps
@@ -545,7 +570,7 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop_on_conve
     fz[div] = np.nan
     fT[div] = np.nan
     with np.errstate(over="ignore", invalid="ignore"):
-        loss = (0.5 * (rz / ed.reshape((n, 1))) ** 2).astype(dt)
+        loss = (0.5 * (rz.astype(np.float64) / ed.astype(np.float64).reshape((n, 1))) ** 2).astype(dt)
     coords = _datapoint_coords(grid)
     f = C.fates(d, o["c"], nsteps)
     return C.build_dataset(
@@ -746,6 +771,16 @@ def one_datapoint_flow(*, Q, theta0, E=0.0, eta, times, rtol=1e-12, atol=1e-14,
                 z[i, k], T[i, k] = maps._one_datapoint_observe(np.ascontiguousarray(Y[i, k]), Qm, Ef[i], ef[i], g)
     with np.errstate(over="ignore", invalid="ignore"):
         loss = 0.5 * (z / ef[:, None]) ** 2
+    # a sample whose z̃, T or loss overflows (while θ is still below the norm) is divergence there
+    for i in range(n):
+        upto = tv <= t_stop[i]
+        bad = upto & ~(np.isfinite(z[i]) & np.isfinite(T[i]) & np.isfinite(loss[i]))
+        if bad.any():
+            k = int(np.argmax(bad))
+            status[i] = STATUS_VALUES["diverged"]
+            t_stop[i] = tv[k]
+            for arr in (Y[i], z[i], T[i], loss[i]):
+                arr[k:] = np.nan
     coords = _datapoint_coords(grid)
     return _label_t_stop(C.build_dataset(
         bdims=bdims, bshape=bshape, coords=coords, steps=None, time=tv,
