@@ -507,3 +507,152 @@ def test_parameter_space_and_hierarchy_chunk_invariant():
     a = toy.one_datapoint(Q=Q, theta0=thetas, eta=[0.5, 1.0], steps=40)
     b = toy.one_datapoint(Q=Q, theta0=thetas[::-1][2:6], eta=1.0, steps=40)
     np.testing.assert_array_equal(b.theta.values, a.theta.sel(eta=1.0).values[::-1][2:6])
+
+
+# --------------------------------------------------------------------------- safety regressions
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from eosdyn.kernels.integrate import solve_batch  # noqa: E402
+
+_DIV, _FAIL, _MAX = STATUS_VALUES["diverged"], STATUS_VALUES["failed"], STATUS_VALUES["max_steps"]
+
+
+@pytest.mark.timeout(60)
+def test_flow_huge_initial_state_is_flagged_not_hung():
+    ds = toy.one_datapoint_flow(Q=[1.0, -0.1], theta0=[[1.0, 0.5], [1e200, 1e200]], eta=0.1, times=[0.0, 5.0])
+    eosdyn.check_dataset(ds)
+    assert ds.status.values.tolist() == [_MAX, _DIV]
+    assert ds.t_stop.values.tolist() == [5.0, 0.0]
+    assert np.isnan(ds.theta.isel(init=1, time=1)).all() and np.isfinite(ds.theta.isel(init=0)).all()
+
+
+@pytest.mark.timeout(60)
+def test_flow_to_1e300_stops_within_its_budget():
+    ds = toy.two_param_flow(eps=0.1, z0=0.1, T0=1.5, times=[0.0, 1e300], max_evals=2000)
+    assert int(ds.status) == _FAIL and 0.0 < float(ds.t_stop) < 1e300
+    assert np.isnan(float(ds.z.isel(time=1))) and float(ds.z.isel(time=0)) == 0.1
+    assert ds.attrs["max_evals"] == 2000
+
+
+@pytest.mark.parametrize("call", [
+    lambda: toy.one_datapoint_flow(Q=[1.0, -0.1], theta0=[1.0, 0.5], eta=1e300, times=[0.0, 5.0]),
+    lambda: toy.two_param_flow(eps=0.1, z0=-1e200, T0=1e201, times=[0.0, 1.0]),
+])
+@pytest.mark.timeout(60)
+def test_diverging_flows_are_flagged_members(call):
+    ds = call()
+    eosdyn.check_dataset(ds)
+    assert int(ds.status) in (_DIV, _FAIL) and bool(ds.diverged) == (int(ds.status) == _DIV)
+    assert float(ds.t_stop) < float(ds.time[-1]) and np.isnan(float(ds.final_z))
+    assert ds.status.attrs["flag_meanings"].split()[_FAIL] == "failed"
+
+
+def test_flow_blowup_is_located_at_the_norm():
+    # dy/dt = y², y(0) = 1: y = 1/(1 − t) crosses 1e6 at t = 1 − 1e-6 (independent truth)
+    y, status, t_stop = solve_batch(lambda t, y: y * y, np.ones((2, 1)), [0.0, 0.5, 2.0], [(), ()], diverge_norm=1e6)
+    assert status.tolist() == [_DIV, _DIV] and np.allclose(t_stop, 1 - 1e-6, rtol=0, atol=1e-9)
+    assert abs(y[0, 1, 0] - 2.0) < 1e-10 and np.isnan(y[:, 2]).all()
+    y, status, t_stop = solve_batch(lambda t, y: -y, np.ones((1, 1)), [0.0, 1.0], [()], max_evals=5)
+    assert status.tolist() == [_FAIL] and np.isnan(y[0, 1, 0])
+
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(rtol=float("nan")), "rtol"), (dict(atol=float("nan")), "atol"), (dict(rtol=0.0), "rtol"),
+    (dict(atol=-1.0), "atol"), (dict(rtol=-1.0), "rtol"), (dict(max_evals=0), "max_evals"),
+    (dict(max_evals=1.5), "max_evals"), (dict(method="Euler"), "method"),
+    (dict(times=[0.0, float("inf")]), "times"), (dict(times=[0.0, 2.0, 1.0]), "times"),
+    (dict(times=np.arange(2_000_001.0)), "times"),
+])
+def test_flow_options_are_validated(kw, name):
+    args = dict(eps=0.1, z0=0.1, T0=1.5, times=[0.0, 1.0]) | kw
+    with pytest.raises(ValueError, match=name):
+        toy.two_param_flow(**args)
+    with pytest.raises(ValueError, match=name):
+        solve_batch(lambda t, y: -y, np.ones((1, 1)), args["times"], [()],
+                    **{k: v for k, v in kw.items() if k != "times"})
+
+
+_CRASHERS = [
+    "maps.hierarchy_rhs(0.1, np.ones(10**6), np.ones(10**6), np.empty(1))",
+    "maps.one_datapoint_observe(np.ones(10**6), np.eye(2), 0.0, 0.5, np.empty(10**6))",
+    "maps.hierarchy_step(0.1, np.ones(2), np.ones(10**6))",
+    "maps.two_param_batch(*[np.ones(3)] * 4, 100, 1, 1e-13, 1e10, 2.0, False, np.empty((3, 2)), "
+    "np.empty((3, 2)), np.empty(3), np.empty(3), np.empty(3, np.int64), np.empty(3, np.int64))",
+    "maps.linear_batch(*[np.ones(3)] * 4, 100, 1, 1e-13, 1e10, 2.0, False, np.empty((3, 200)), "
+    "np.empty((3, 200)), np.empty(1), np.empty(3), np.empty(3, np.int64), np.empty(3, np.int64))",
+    "maps.hierarchy_batch(np.ones(3), np.ones((3, 2)), np.ones((3, 2)), 50, 1, 1e-13, 1e10, False, "
+    "np.empty((3, 2)), np.empty((3, 51)), np.empty((3, 51, 2)), np.empty(3), np.empty((3, 2)), "
+    "np.empty(3, np.int64), np.empty(3, np.int64))",
+    "maps.one_datapoint_batch(np.ones((3, 2)), np.eye(2), np.ones(3), np.ones(3), 50, 1, 1e-13, 1e10, False, "
+    "np.empty((3, 51, 2)), np.empty((3, 51)), np.empty((3, 51)), np.empty((3, 2)), np.empty(3), np.empty(3), "
+    "np.empty(3, np.int32), np.empty(3, np.int64))",
+]
+
+
+@pytest.mark.timeout(120)
+def test_kernels_with_mis_sized_arrays_raise_not_crash():
+    code = ("import numpy as np\nfrom eosdyn.kernels import maps\nbad = 0\n"
+            + "".join(f"try:\n    {c}\nexcept ValueError as e:\n    print('ValueError:', e)\nelse:\n    bad += 1\n"
+                      for c in _CRASHERS)
+            + "raise SystemExit(1 if bad == 0 else 2)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=110)
+    assert res.returncode == 1, (res.returncode, res.stdout, res.stderr)  # a signal gives a negative code
+    assert res.stdout.count("ValueError:") == len(_CRASHERS)
+    for word in ("dw", "Q must", "q must", "rec_z", "out_theta", "rec_z", "div_at"):
+        assert word in res.stdout
+
+
+def test_float32_inputs_must_be_representable():
+    with pytest.raises(ValueError, match="eta"):
+        toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.0, 0.5], eta=1e-50, steps=3, dtype="float32")
+    with pytest.raises(ValueError, match="theta0"):
+        toy.one_datapoint(Q=[1.0, -0.1], theta0=[1e39, 0.5], eta=0.5, steps=3, dtype="float32")
+    with pytest.raises(ValueError, match="z0"):
+        toy.two_param(eps=0.1, z0=1e-50, T0=1.5, steps=3, dtype="float32")
+    with pytest.raises(ValueError, match="lam"):
+        toy.linear(lam=1e40, theta0=1.0, steps=3, dtype="float32")
+    with pytest.raises(ValueError, match="tol"):
+        toy.linear(lam=1.5, theta0=1.0, steps=3, tol=1e-50, dtype="float32")
+    ds = toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.0, 0.5], eta=1e-30, steps=3, dtype="float32")
+    assert np.isfinite(ds.loss).all() and np.isfinite(ds.z).all()
+
+
+def test_loss_overflow_is_divergence_never_converged_with_nonfinite():
+    # z = ½ θᵀQθ = 5e159, η = 1e-20: z̃ = 5e139 and T = 1e140 are below the state threshold
+    # (8.2e149) but the loss ½ z² = 1.25e319 overflows
+    ds = toy.one_datapoint(Q=[1.0, -0.1], theta0=[1e80, 0.0], eta=1e-20, steps=3)
+    assert int(ds.status) == _DIV and int(ds.diverged_at) == 0
+    gf = toy.one_datapoint_flow(Q=[1e40, -0.1], theta0=[1e60, 0.0], eta=1e-20, times=[0.0, 1.0])
+    assert int(gf.status) == _DIV and float(gf.t_stop) == 0.0 and np.isnan(gf.loss).all()
+
+
+@pytest.mark.parametrize("steps", [2**63, 1e20, 10**12, "5", 1.5, -1, True, float("nan")])
+def test_steps_out_of_range_names_steps(steps):
+    with pytest.raises(ValueError, match="steps"):
+        toy.two_param(eps=0.1, z0=0.1, T0=1.5, steps=steps)
+
+
+def test_steps_memory_estimate_and_dtype():
+    with pytest.raises(ValueError, match=r"steps: the recorded output .* TiB"):
+        toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.0, 0.5], eta=0.5, steps=10**12)
+    with pytest.raises(ValueError, match="dtype"):
+        toy.two_param(eps=0.1, z0=0.1, T0=1.5, steps=5, dtype="bogus")
+    ds = toy.two_param(eps=0.1, z0=0.1, T0=1.5, steps=np.array(5))
+    assert ds.sizes["step"] == 6
+
+
+def test_nearly_symmetric_Q_is_accepted_relative_to_its_norm():
+    Q = np.array([[1e6, 1.0 + 1e-7], [1.0, 1.0]])  # asymmetry 1e-7 = 1e-13 of max |Q|
+    ds = toy.one_datapoint(Q=Q, theta0=[1e-3, 0.5], eta=1e-7, steps=2)
+    assert ds.Q.values[0, 1] == ds.Q.values[1, 0]
+    with pytest.raises(ValueError, match="Q must be symmetric"):
+        toy.one_datapoint(Q=[[1.0, 0.1], [0.0, 1.0]], theta0=[1.0, 0.5], eta=0.5, steps=2)
+
+
+def test_check_int():
+    from eosdyn._validate import check_int
+    assert check_int("n", np.array(5), 0) == 5 and check_int("n", np.int32(3)) == 3 and check_int("n", 4.0) == 4
+    for bad in ("5", 1.5, True, np.array([5]), float("inf"), None):
+        with pytest.raises(ValueError, match=r"n must be an integer in \[0, inf\)"):
+            check_int("n", bad, 0)
