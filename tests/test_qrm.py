@@ -400,3 +400,208 @@ def test_sweep_regenerates_from_its_config():
                           record="all", record_points=[(0.5, 0.3)])
     assert ds.step.size == 301
     xr.testing.assert_identical(eosdyn.conventions.regenerate(ds).drop_attrs(), ds.drop_attrs())
+
+
+# ----------------------------------------------------------------------------- safety issue: named reproducers
+FLOW = dict(D=2, P=3, sigma_z=0.3, sigma_J=0.5, seeds=1, t_max=1.0, n_times=3)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kw, name", [
+    (dict(rtol=float("nan")), "rtol"), (dict(atol=float("nan")), "atol"), (dict(rtol=0), "rtol"),
+    (dict(rtol=-1), "rtol"), (dict(atol=0.0), "atol"), (dict(atol=float("inf")), "atol"),
+    (dict(max_evals=0), "max_evals"), (dict(max_evals=1.5), "max_evals"), (dict(method="Euler"), "method"),
+    (dict(t_max=float("inf")), "t_max"), (dict(n_times=10**7), "n_times"), (dict(eta=[1.0, 0.5]), "eta"),
+    (dict(seeds=10**12), "seeds"), (dict(n_times=10**6, sigma_z=np.arange(1, 51), seeds=10), "max_memory"),
+])
+def test_issue8_flow_options_rejected_before_integrating(kw, name):
+    """Issue 8: rtol/atol NaN hung the flow; 0 and -1 were accepted."""
+    with pytest.raises(ValueError, match=name):
+        eosdyn.qrm.gradient_flow(**{**FLOW, **kw})
+
+
+@pytest.mark.timeout(30)
+def test_issue9_flow_huge_sigma_z_is_a_flagged_member():
+    """Issue 9: sigma_z=1e150 hung; now diverged at t = 0 (state above 1e100), NaN afterwards."""
+    ds = eosdyn.qrm.gradient_flow(**{**FLOW, "sigma_z": [0.3, 1e150]})
+    eosdyn.check_dataset(ds)
+    fate = eosdyn.conventions.decode_status(ds.status).isel(sigma_J=0, seed=0).values.tolist()
+    assert fate == ["max_steps", "diverged"]
+    assert float(ds.t_stop.isel(sigma_z=1).item()) == 0.0
+    assert ds.loss.isel(sigma_z=1).isel(time=slice(1, None)).isnull().all()
+    # the healthy member is unaffected by its neighbour (same values as alone)
+    alone = eosdyn.qrm.gradient_flow(**FLOW)
+    np.testing.assert_array_equal(ds.loss.isel(sigma_z=0).values, alone.loss.isel(sigma_z=0).values)
+    assert float(ds.t_stop.isel(sigma_z=0).item()) == 1.0
+
+
+@pytest.mark.timeout(30)
+def test_issue9_flow_eta_1e300_is_flagged_not_runtimeerror():
+    ds = eosdyn.qrm.gradient_flow(**{**FLOW, "eta": 1e300})
+    eosdyn.check_dataset(ds)
+    assert eosdyn.conventions.decode_status(ds.status).item() in ("failed", "diverged")
+    assert ds.loss.isel(time=slice(1, None)).isnull().all()
+
+
+@pytest.mark.timeout(30)
+def test_flow_work_budget_flags_failed_and_others_go_on():
+    """A stiff member (sigma_z=1e90) spends its budget of max_evals: ``failed``, NaN after t_stop."""
+    ds = eosdyn.qrm.gradient_flow(**{**FLOW, "sigma_z": [0.3, 1e90], "max_evals": 500})
+    fate = eosdyn.conventions.decode_status(ds.status).isel(sigma_J=0, seed=0).values.tolist()
+    assert fate == ["max_steps", "failed"]
+    ts = float(ds.t_stop.isel(sigma_z=1).item())
+    assert 0.0 <= ts < 1.0
+    after = ds.loss.isel(sigma_z=1).where(ds.time > ts)
+    assert after.isnull().all()
+    assert np.isfinite(ds.loss.isel(sigma_z=0)).all()
+
+
+@pytest.mark.timeout(30)
+def test_flow_overflowing_sharpness_is_diverged():
+    """z0 = 0 (sigma_z = 0): the flow is at rest, but η λ_max = 1e300 × ~1e10 overflows.
+
+    Truth: λ_max from the singular values of J0 (LAPACK), times η, is inf.
+    """
+    ds = eosdyn.qrm.gradient_flow(**{**FLOW, "sigma_z": 0.0, "sigma_J": 1e5, "eta": 1e300})
+    Q, J0, z0 = qrm.initial_state(0, D=2, P=3, sigma_z=[0.0], sigma_J=[1e5])
+    with np.errstate(over="ignore"):
+        assert np.isinf(1e300 * sv_lambda_max(J0)[0])
+    assert eosdyn.conventions.decode_status(ds.status).item() == "diverged"
+    assert float(ds.t_stop.item()) == 0.0
+    eosdyn.check_dataset(ds)
+
+
+def test_flow_status_and_t_stop_for_healthy_members():
+    ds = eosdyn.qrm.gradient_flow(D=3, P=5, sigma_z=[0.5, 2.0], sigma_J=0.6, seeds=2, t_max=2.0, n_times=4)
+    eosdyn.check_dataset(ds)
+    assert (eosdyn.conventions.decode_status(ds.status) == "max_steps").all()
+    assert (ds.t_stop == 2.0).all() and not ds.diverged.any()
+    assert np.isfinite(ds.sharpness).all()
+
+
+def test_issue13_overflowing_sharpness_is_diverged_not_converged():
+    """Issue 13: sigma_z=0, sigma_J2=1e308 reported ``converged`` with a NaN final_sharpness."""
+    ds = eosdyn.qrm.sweep(D=2, P=3, sigma_z=0.0, sigma_J2=[1e300, 1e308], seeds=1, max_steps=5,
+                          scheduler="synchronous")
+    eosdyn.check_dataset(ds)
+    fate = eosdyn.conventions.decode_status(ds.status).isel(sigma_z=0, seed=0).values.tolist()
+    # truth: η λ_max(J0) from singular values; J0 = sqrt(sigma_J2)/(D P)^(1/4) Ĵ
+    _, J0, _ = qrm.initial_state(0, D=2, P=3, sigma_z=[0.0, 0.0], sigma_J=np.sqrt([1e300, 1e308]))
+    with np.errstate(over="ignore"):
+        truth = np.array([np.linalg.svd(J / 1e150, compute_uv=False)[0] ** 2 * 1e300 for J in J0])
+    assert np.isfinite(truth[0]) and np.isinf(truth[1])
+    assert fate == ["converged", "diverged"]
+    assert abs(float(ds.final_sharpness.isel(sigma_J=0).item()) / truth[0] - 1) < 1e-10
+    assert int(ds.diverged_at.isel(sigma_J=1).item()) == 0
+
+
+def test_issue13_kernel_recorded_sharpness_overflow_is_divergence(rng):
+    """Loss finite, λ_max overflowing at a recorded step: diverged there (not max_steps)."""
+    D, P = 2, 3
+    G = rng.standard_normal((D, P, P))
+    Q = (G + G.transpose(0, 2, 1)) / math.sqrt(2)
+    J0 = np.stack([0.3 * rng.standard_normal((D, P)), 1e154 * np.ones((D, P))])
+    z0 = np.zeros((2, D))
+    z0[0] = 0.05
+    res = run_gd(Q, J0, z0, 1.0, 10, 1, tol=1e-300)
+    assert res.status.tolist() == [STATUS_VALUES["max_steps"], STATUS_VALUES["diverged"]]
+    assert res.diverged_at.tolist() == [-1, 0]
+    assert np.isnan(res.final_sharpness[1]) and np.isfinite(res.final_sharpness[0])
+    # without recording the final check catches it
+    res = run_gd(Q, J0, z0, 1.0, 10, 0, tol=1e-300)
+    assert res.status[1] == STATUS_VALUES["diverged"] and res.diverged_at[1] == 0
+
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(sigma_z=1e39), "sigma_z"), (dict(sigma_J2=[0.1, 1e39]), "sigma_J2"), (dict(eta=1e39), "eta"),
+])
+def test_issue13_float32_rejects_unrepresentable_inputs(kw, name):
+    base = dict(D=2, P=3, sigma_z=0.3, sigma_J2=0.2, seeds=1, max_steps=5, dtype="float32")
+    with pytest.raises(ValueError, match=f"{name}.*float32"):
+        eosdyn.qrm.sweep(**{**base, **kw})
+    # the same values are fine in float64 (flagged as data if they blow up)
+    ds = eosdyn.qrm.sweep(**{**base, **kw, "dtype": "float64"}, scheduler="synchronous")
+    eosdyn.check_dataset(ds)
+
+
+def _gd_args(rng, B=2, D=2, P=3):
+    G = rng.standard_normal((D, P, P))
+    return (G + G.transpose(0, 2, 1)) / math.sqrt(2), 0.3 * rng.standard_normal((B, D, P)), \
+        0.1 * rng.standard_normal((B, D))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kw, name", [
+    (dict(diverge_loss=float("nan")), "diverge_loss"), (dict(diverge_loss=0.0), "diverge_loss"),
+    (dict(diverge_loss=-1.0), "diverge_loss"), (dict(diverge_loss=float("inf")), "diverge_loss"),
+    (dict(eta=float("inf")), "eta"), (dict(eta=float("nan")), "eta"), (dict(eta=0.0), "eta"),
+    (dict(eta="1"), "eta"), (dict(eta=[0.5, 1.0]), "eta"),
+    (dict(tol=-1.0), "tol"), (dict(tol=float("nan")), "tol"),
+    (dict(cycle_tol=0.0), "cycle_tol"), (dict(cycle_tol=-1.0), "cycle_tol"), (dict(cycle_tol=float("nan")), "cycle_tol"),
+    (dict(cycle_tol=1e-8, cycle_window=0), "cycle_window"),
+    (dict(compact_fraction=-0.1), "compact_fraction"), (dict(compact_fraction=1.5), "compact_fraction"),
+    (dict(compact_fraction=float("nan")), "compact_fraction"),
+    (dict(max_steps="5"), "max_steps"), (dict(max_steps=1.5), "max_steps"), (dict(max_steps=-1), "max_steps"),
+    (dict(max_steps=2**63), "max_steps"), (dict(record_every=1.5), "record_every"),
+    (dict(record_every=-1), "record_every"),
+    (dict(record_mask=np.ones(3, bool)), "record_mask"), (dict(record_mask=[1, 0]), "record_mask"),
+    (dict(record_z="yes"), "record_z"), (dict(return_J=1), "return_J"),
+    (dict(max_steps=10**12, record_every=1), "max_memory"), (dict(max_memory="lots"), "max_memory"),
+])
+def test_issue14_run_gd_validates_every_argument(rng, kw, name):
+    """Issue 14: bad kernel options were accepted (diverge_loss=NaN diverged every member at step 0)."""
+    Q, J0, z0 = _gd_args(rng)
+    args = dict(eta=1.0, max_steps=5)
+    args.update(kw)
+    with pytest.raises((ValueError, TypeError), match=name):
+        run_gd(Q, J0, z0, **args)
+
+
+@pytest.mark.parametrize("change, name", [
+    (lambda Q, J, z: (Q[:, :, :2], J, z), "Q"), (lambda Q, J, z: (Q.astype(np.int64), J, z), "Q"),
+    (lambda Q, J, z: (Q[:0], J[:, :0], z[:, :0]), "Q"), (lambda Q, J, z: (Q, J[:, :, :2], z), "J0"),
+    (lambda Q, J, z: (Q, J, z[:1]), "z0"), (lambda Q, J, z: (Q, J.astype(str), z), "J0"),
+    (lambda Q, J, z: (Q, J, z + 0j), "z0"),
+    (lambda Q, J, z: (Q.astype(np.float32), J * 1e39, z), "J0"),
+])
+def test_issue14_run_gd_checks_array_shapes_and_dtypes(rng, change, name):
+    Q, J0, z0 = change(*_gd_args(rng))
+    with pytest.raises((ValueError, TypeError), match=name):
+        run_gd(Q, J0, z0, 1.0, 5)
+
+
+def test_issue14_valid_edge_options_still_run(rng):
+    """The boundaries that are allowed: tol = 0, compact_fraction 0 and 1, max_steps = 0."""
+    Q, J0, z0 = _gd_args(rng)
+    ref = run_gd(Q, J0, z0, 0.5, 20, 1, tol=1e-300)
+    for cf in (0.0, 1.0):
+        r = run_gd(Q, J0, z0, 0.5, 20, 1, tol=0.0, compact_fraction=cf)
+        np.testing.assert_array_equal(r.loss, ref.loss)
+    r0 = run_gd(Q, J0, z0, 0.5, 0, 1)
+    assert r0.status.tolist() == [STATUS_VALUES["max_steps"]] * 2 and r0.record_steps.tolist() == [0]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kw, name", [
+    (dict(max_steps=2**63), "max_steps"), (dict(seeds=10**12), "seeds"), (dict(seeds=10**9), "max_memory"),
+    (dict(eta=[1.0, 0.5]), "not supported"), (dict(dtype="bogus"), "dtype"), (dict(scheduler="bogus"), "scheduler"),
+    (dict(resume=3), "resume"), (dict(record=1, record_points="x"), "record_points"),
+    (dict(record=1, record_points=[(float("nan"), 0.1)]), "record_points"),
+    (dict(tol=float("nan")), "tol"), (dict(diverge_loss=float("inf")), "diverge_loss"),
+    (dict(compact_fraction=2.0), "compact_fraction"), (dict(cycle_tol=float("nan")), "cycle_tol"),
+    (dict(max_steps="5"), "max_steps"), (dict(record=1.5), "record"), (dict(chunk_size=0), "chunk_size"),
+    (dict(blas_threads=0), "blas_threads"), (dict(eta="fast"), "eta"), (dict(D=10**6, P=10**6), "max_memory"),
+    (dict(record=1, max_steps=10**9), "max_memory"),
+])
+def test_issue17_sweep_clear_errors(kw, name):
+    base = dict(D=2, P=3, sigma_z=[0.1, 0.3], sigma_J2=[0.1], seeds=2, max_steps=5)
+    with pytest.raises((ValueError, TypeError), match=name):
+        eosdyn.qrm.sweep(**{**base, **kw})
+
+
+def test_memory_estimate_counts_every_recorded_point():
+    """The sweep stores full (sigma_z, sigma_J, seed, step) rows even with record_points."""
+    base = dict(D=2, P=3, sigma_z=np.linspace(0.1, 1, 10), sigma_J2=np.linspace(0.1, 1, 10), seeds=10,
+                max_steps=10**5, record=1, max_memory="1GB")
+    with pytest.raises(ValueError, match="max_memory"):
+        eosdyn.qrm.sweep(**base, record_points=[(0.1, 0.1)])

@@ -108,3 +108,53 @@ def test_bad_projections():
         taylor.simulate(_projections().drop_vars("Q_tilde"), steps=5)
     with pytest.raises(ValueError, match="projections"):
         taylor.simulate(42, steps=5)
+
+
+# ----------------------------------------------------------------------------- safety issue 17: clear errors
+@pytest.mark.parametrize("edit, match", [
+    (lambda p: p.drop_vars("eta"), "eta"),
+    (lambda p: p.assign_coords(n_examples=0), "n_examples"),
+    (lambda p: p.assign_coords(n_examples=-5), "n_examples"),
+    (lambda p: p.assign_coords(n_examples=2.5), "n_examples"),
+    (lambda p: p.drop_vars("n_examples"), "n_examples"),
+    (lambda p: p.assign_coords(eta=float("nan")), "eta"),
+    (lambda p: p.assign_coords(eta=-0.01), "eta"),
+    (lambda p: p.isel(mode=slice(0, 0), mode_j=slice(0, 0), mode_l=slice(0, 0)), "zero modes"),
+    (lambda p: p.isel(t0=slice(0, 0)), "t0"),
+    (lambda p: p.isel(mode_l=slice(0, 2)), "Q_tilde"),
+    (lambda p: p.assign(z_tilde=p.z_tilde.astype(str)), "z_tilde"),
+])
+def test_issue17_bad_projections_named(edit, match):
+    with pytest.raises(ValueError, match=match):
+        taylor.simulate(edit(_projections()), steps=5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"t0": 121}, r"t0 must be one of the stored expansion steps \[120, 180\]"),
+    ({"t0": "x"}, "t0"), ({"diverge_loss": float("nan")}, "diverge_loss"),
+    ({"diverge_loss": "big"}, "diverge_loss"), ({"diverge_loss": 0.0}, "diverge_loss"),
+    ({"steps": 10**9}, "max_memory"), ({"steps": 2.5}, "steps"), ({"feedback": 1}, "feedback"),
+])
+def test_issue17_bad_options_named(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        taylor.simulate(_projections(), **{"steps": 5, **kwargs})
+
+
+def test_float32_rejects_values_beyond_its_range():
+    proj = _projections()
+    big = proj.assign(Q_tilde=proj.Q_tilde * 1e40)
+    with pytest.raises(ValueError, match="Q_tilde.*float32"):
+        taylor.simulate(big, steps=5, dtype="float32")
+    # float64 runs it: the blow-up is data
+    ds = taylor.simulate(big, steps=5)
+    eosdyn.check_dataset(ds)
+
+
+def test_non_finite_projection_values_are_flagged_not_raised():
+    proj = _projections()
+    z = proj.z_tilde.values.copy()
+    z[1, 0] = np.nan
+    ds = taylor.simulate(proj.assign(z_tilde=(proj.z_tilde.dims, z)), t0=180, steps=5)
+    eosdyn.check_dataset(ds)
+    assert eosdyn.conventions.decode_status(ds.status).item() == "diverged"
+    assert int(ds.diverged_at) == 180
