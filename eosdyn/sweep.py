@@ -15,10 +15,16 @@ into chunks, runs the chunks as dask tasks and concatenates the results along
   comes from running chunks side by side.
 * Resume: with ``resume=<directory>`` every finished chunk is written there as a
   NetCDF file (exact round trip, :func:`eosdyn.io.to_netcdf`) named after the
-  seed values it holds; a rerun loads finished chunks instead of recomputing
-  them. A ``manifest.json`` in the directory records the sweep's fingerprint
-  (its full configuration) and a rerun with a different configuration is
-  refused, so stale chunks are never mixed in.
+  seed values it holds, followed by a sha256 sidecar (``<chunk>.sha256``); a
+  rerun loads finished chunks instead of recomputing them. A ``manifest.json``
+  in the directory records the sweep's fingerprint (its full configuration) and
+  a rerun with a different configuration is refused. Each chunk file also
+  carries, as the global attribute ``eosdyn_chunk_fingerprint``, a digest of the
+  configuration and of the eosdyn and NumPy versions: a chunk is reused only if
+  its checksum and that digest match, so a corrupt chunk or one computed under
+  another configuration (a deleted manifest) is recomputed with a
+  ``RuntimeWarning``, never reused. Temporaries left by a killed run are removed
+  at start. One resume folder serves one run at a time.
 
 Examples
 --------
@@ -36,18 +42,29 @@ import json
 import math
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from . import _files
 from . import io as _io
 from ._validate import check_int
+from ._version import __version__
 
 __all__ = ["normalize_seeds", "chunk_seeds", "run", "active_client"]
 
 MANIFEST = "manifest.json"
+#: most seeds one sweep takes (the seed array and per-seed results must fit in memory)
+MAX_SEEDS = 10**7
+#: schedulers :func:`run` accepts by name (or a dask.distributed Client)
+SCHEDULERS = ("threads", "processes", "synchronous")
+#: global attribute of a chunk file: digest of the configuration and versions it was computed under
+CHUNK_ATTR = "eosdyn_chunk_fingerprint"
+#: names of the files :func:`run` writes in a resume folder (for the stale-temporary cleanup)
+_CHUNK_RE = r"chunk-\d+-\d+-\d+-[0-9a-f]{16}\.nc(?:\.sha256)?|manifest\.json"
 
 #: netCDF4/HDF5 are not thread-safe: chunk files are read and written under this lock.
 _NC_LOCK = threading.Lock()
@@ -56,27 +73,62 @@ _NC_LOCK = threading.Lock()
 def normalize_seeds(seeds) -> np.ndarray:
     """Seed values as a 1-D ``int64`` array: an int ``n`` means ``0..n-1``.
 
-    Raises ``ValueError`` (naming ``seeds``) for an empty, negative, duplicated
-    or non-integer selection.
+    Raises ``ValueError`` (naming ``seeds``) for an empty, negative, duplicated,
+    non-integer or too large selection: at most ``MAX_SEEDS`` (10**7) seeds, each
+    in ``[0, 2**63)``.
 
     Examples
     --------
     >>> normalize_seeds(3).tolist(), normalize_seeds([7, 3]).tolist()
     ([0, 1, 2], [7, 3])
+    >>> normalize_seeds([2**63])
+    Traceback (most recent call last):
+    ...
+    ValueError: seeds must be integers in [0, 2**63); got 9223372036854775808
     """
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, (bool, np.bool_)):
-        n = check_int("seeds", seeds, 1)
+        n = check_int("seeds", seeds, 1, MAX_SEEDS)
         return np.arange(n, dtype=np.int64)
-    arr = np.asarray(seeds)
+    if isinstance(seeds, (str, bytes, dict, set, frozenset)) or seeds is None:
+        raise ValueError(f"seeds must be a positive int n or a non-empty 1-D sequence of seed values; got {seeds!r}")
+    try:
+        n = len(seeds)
+    except TypeError:
+        n = None
+    if n is not None and n > MAX_SEEDS:
+        raise ValueError(f"seeds: at most {MAX_SEEDS} seeds per sweep; got {n}")
+    try:
+        arr = np.asarray(seeds)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise ValueError(f"seeds must be a 1-D sequence of integers; got {seeds!r} ({err})") from None
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"seeds must be a positive int n or a non-empty 1-D sequence of seed values; got {seeds!r}")
-    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+    if arr.size > MAX_SEEDS:
+        raise ValueError(f"seeds: at most {MAX_SEEDS} seeds per sweep; got {arr.size}")
+    if arr.dtype.kind == "O":  # Python ints beyond 64 bits, or mixed items
+        items = arr.tolist()
+        for v in items:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise ValueError(f"seeds must be integers; got {v!r}")
+            if not 0 <= int(v) < 2**63:
+                raise ValueError(f"seeds must be integers in [0, 2**63); got {int(v)}")
+        arr = np.array([int(v) for v in items], dtype=np.int64)
+    if arr.dtype.kind == "f":
+        if not (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+            raise ValueError(f"seeds must be integers; got {seeds!r}")
+        big = arr[(arr < 0) | (arr >= 2.0**63)]
+        if big.size:
+            raise ValueError(f"seeds must be integers in [0, 2**63); got {big[0]!r}")
         arr = arr.astype(np.int64)
     if arr.dtype.kind not in "iu":
         raise ValueError(f"seeds must be integers; got {seeds!r}")
+    if arr.dtype.kind == "u":
+        big = arr[arr > np.uint64(2**63 - 1)]
+        if big.size:
+            raise ValueError(f"seeds must be integers in [0, 2**63); got {int(big[0])}")
     arr = arr.astype(np.int64)
     if (arr < 0).any():
-        raise ValueError(f"seeds must be non-negative integers; got {arr[arr < 0][0]}")
+        raise ValueError(f"seeds must be integers in [0, 2**63) (non-negative); got {int(arr[arr < 0][0])}")
     if np.unique(arr).size != arr.size:
         raise ValueError("seeds must not contain duplicates")
     return arr
@@ -107,11 +159,42 @@ def _chunk_path(resume: Path | None, seeds: np.ndarray) -> Path | None:
     return resume / f"chunk-{int(seeds[0])}-{int(seeds[-1])}-{seeds.size}-{digest}.nc"
 
 
-def _run_chunk(func: Callable, seeds: np.ndarray, path: str | None, blas_threads: int | None) -> xr.Dataset:
-    """Run (or load) one chunk; executed inside a dask task."""
-    if path is not None and os.path.exists(path):
+def chunk_fingerprint(fingerprint: str | None) -> str:
+    """Digest stored in every chunk file: the configuration plus the eosdyn and NumPy versions."""
+    payload = json.dumps({"fingerprint": "" if fingerprint is None else fingerprint,
+                          "eosdyn": __version__, "numpy": np.__version__}, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _load_chunk(path: Path, stamp: str, seeds: np.ndarray) -> tuple[xr.Dataset | None, str]:
+    """A finished chunk if it is intact and of this configuration, else ``(None, why)``."""
+    side = _sidecar(path)
+    try:
+        want = side.read_text(encoding="utf-8").split()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return None, "it has no valid sha256 sidecar (interrupted or foreign)"
+    try:
+        if _files.sha256_file(path) != want:
+            return None, "its sha256 does not match (corrupt or truncated)"
         with _NC_LOCK:
-            return _io.open_dataset(path)
+            ds = _io.open_dataset(path)
+    except (OSError, ValueError) as err:
+        return None, f"it cannot be read ({err})"
+    if ds.attrs.get(CHUNK_ATTR) != stamp:
+        return None, "it was computed under another configuration or eosdyn/NumPy version"
+    if "seed" not in ds.dims or not np.array_equal(ds["seed"].values, seeds):
+        return None, "it holds other seed values"
+    ds.attrs = {k: v for k, v in ds.attrs.items() if k != CHUNK_ATTR}
+    return ds, ""
+
+
+def _run_chunk(func: Callable, seeds: np.ndarray, path: str | None, blas_threads: int | None,
+               stamp: str = "") -> xr.Dataset:
+    """Compute one chunk (and write it with its checksum); executed inside a dask task."""
     if blas_threads is None:
         ds = func(seeds)
     else:
@@ -122,28 +205,58 @@ def _run_chunk(func: Callable, seeds: np.ndarray, path: str | None, blas_threads
     if not isinstance(ds, xr.Dataset) or "seed" not in ds.dims:
         raise TypeError("a sweep chunk function must return an xarray.Dataset with a 'seed' dim")
     if path is not None:
+        p = Path(path)
+        stamped = ds.copy(deep=False)
+        stamped.attrs = {**ds.attrs, CHUNK_ATTR: stamp}
         with _NC_LOCK:
-            _io.to_netcdf(ds, path)
+            _io.to_netcdf(stamped, p)
+        # the sidecar comes last: a chunk without one (killed in between) is recomputed
+        _files.atomic_write_text(_sidecar(p), f"{_files.sha256_file(p)}  {p.name}\n")
     return ds
 
 
 def _prepare_resume(resume, fingerprint: str | None) -> Path | None:
     if resume is None:
         return None
-    resume = Path(resume)
-    resume.mkdir(parents=True, exist_ok=True)
-    manifest = resume / MANIFEST
+    rdir = _files.check_output_dir(resume, name="resume")
+    try:
+        rdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"resume folder {str(rdir)!r} cannot be created ({err.strerror or err})") from None
+    _files.clean_stale_temporaries(rdir, pattern=_CHUNK_RE)
+    manifest = rdir / MANIFEST
     fp = fingerprint if fingerprint is not None else ""
     if manifest.exists():
-        old = json.loads(manifest.read_text()).get("fingerprint", "")
-        if old != fp:
-            raise ValueError(f"resume directory {str(resume)!r} holds chunks of a different sweep "
+        try:
+            old = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint", "")
+        except (OSError, ValueError, AttributeError):
+            old = None
+        if old is None:
+            warnings.warn(f"resume folder {str(rdir)!r}: unreadable {MANIFEST} is rewritten; "
+                          "chunks are reused only where their own fingerprint matches", RuntimeWarning, stacklevel=3)
+        elif old != fp:
+            raise ValueError(f"resume directory {str(rdir)!r} holds chunks of a different sweep "
                              "configuration; use a fresh directory")
-    else:
-        tmp = manifest.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"fingerprint": fp}))
-        os.replace(tmp, manifest)
-    return resume
+        else:
+            return rdir
+    try:
+        _files.atomic_write_text(manifest, json.dumps({"fingerprint": fp, "eosdyn": __version__,
+                                                       "numpy": np.__version__}))
+    except OSError as err:
+        raise ValueError(f"resume folder {str(rdir)!r} is not writable ({err.strerror or err})") from None
+    return rdir
+
+
+def _check_scheduler(scheduler):
+    if scheduler is None or (hasattr(scheduler, "compute") and hasattr(scheduler, "gather")):
+        return scheduler
+    if isinstance(scheduler, str):
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {', '.join(map(repr, SCHEDULERS))}, None "
+                             f"or a dask.distributed.Client; got {scheduler!r}")
+        return scheduler
+    raise TypeError(f"scheduler must be one of {', '.join(map(repr, SCHEDULERS))}, None "
+                    f"or a dask.distributed.Client; got {type(scheduler).__name__}")
 
 
 def run(func: Callable[[np.ndarray], xr.Dataset], seeds, *, chunk_size: int | None = None,
@@ -162,12 +275,26 @@ def run(func: Callable[[np.ndarray], xr.Dataset], seeds, *, chunk_size: int | No
     chunk_size : int, optional
         Seeds per chunk (default 1: one task per seed).
     resume : path-like, optional
-        Directory for finished chunks; an interrupted sweep resumes from it.
+        Directory for finished chunks (created; must be writable); an interrupted
+        sweep resumes from it. Chunks that fail their checksum or were computed
+        under another fingerprint or eosdyn/NumPy version are recomputed with a
+        ``RuntimeWarning``.
     fingerprint : str, optional
-        Configuration string stored in (and checked against) the resume manifest.
+        Configuration string stored in (and checked against) the resume manifest
+        and, as a digest, in every chunk file.
     scheduler : optional
         ``None`` (active distributed Client, else threads), ``"threads"``,
         ``"processes"``, ``"synchronous"`` or a ``dask.distributed.Client``.
+
+    Raises
+    ------
+    ValueError
+        Bad ``seeds``, ``chunk_size``, ``blas_threads``, ``scheduler`` or ``resume``
+        (not creatable or writable, under a file, or holding another configuration's
+        manifest), before anything is computed.
+    TypeError
+        ``func`` is not callable, ``resume`` is not a path, ``fingerprint`` not a str,
+        or a chunk function returns something other than a Dataset with a ``seed`` dim.
     blas_threads : int or None, default 1
         BLAS thread limit inside each chunk (``None``: leave unchanged).
 
@@ -185,24 +312,42 @@ def run(func: Callable[[np.ndarray], xr.Dataset], seeds, *, chunk_size: int | No
     """
     import dask
 
+    if not callable(func):
+        raise TypeError(f"func must be callable, got {type(func).__name__}")
     seeds = normalize_seeds(seeds)
     chunk_size = 1 if chunk_size is None else check_int("chunk_size", chunk_size, 1)
     if blas_threads is not None:
         blas_threads = check_int("blas_threads", blas_threads, 1)
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise TypeError(f"fingerprint must be a str or None, got {type(fingerprint).__name__}")
+    scheduler = _check_scheduler(scheduler)
     rdir = _prepare_resume(resume, fingerprint)
+    stamp = chunk_fingerprint(fingerprint)
     chunks = chunk_seeds(seeds, chunk_size)
-    tasks = []
-    for ch in chunks:
+    parts: list = [None] * len(chunks)
+    tasks, todo = [], []
+    for i, ch in enumerate(chunks):
         path = _chunk_path(rdir, ch)
+        if path is not None and path.exists():
+            ds, why = _load_chunk(path, stamp, ch)
+            if ds is not None:
+                parts[i] = ds
+                continue
+            warnings.warn(f"resume: chunk {path.name} is recomputed because {why}", RuntimeWarning, stacklevel=2)
+        todo.append(i)
         tasks.append(dask.delayed(_run_chunk, pure=False)(func, ch, None if path is None else str(path),
-                                                          blas_threads))
+                                                          blas_threads, stamp))
     if scheduler is None:
         client = active_client()
         scheduler = client if client is not None else "threads"
-    if hasattr(scheduler, "compute") and hasattr(scheduler, "gather"):  # a distributed Client
-        parts = scheduler.gather(scheduler.compute(tasks))
+    if not tasks:
+        done = []
+    elif hasattr(scheduler, "compute") and hasattr(scheduler, "gather"):  # a distributed Client
+        done = scheduler.gather(scheduler.compute(tasks))
     else:
-        parts = dask.compute(*tasks, scheduler=scheduler)
+        done = dask.compute(*tasks, scheduler=scheduler)
+    for i, ds in zip(todo, done):
+        parts[i] = ds
     out = parts[0] if len(parts) == 1 else xr.concat(parts, dim="seed", data_vars="all",
                                                      coords="different", compat="identical",
                                                      join="exact", combine_attrs="override")
