@@ -66,6 +66,10 @@ def _check_path_text(path, name: str) -> Path:
         raise ValueError(f"{name} must be a non-empty file path; got {path!r}")
     if "\x00" in text:
         raise ValueError(f"{name} must not contain NUL characters; got {path!r}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} must be a path that is valid UTF-8 text; got {path!r}") from None
     return Path(text).expanduser()
 
 
