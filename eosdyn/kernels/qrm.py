@@ -612,12 +612,15 @@ def _lambda_max_batch(J, rows, out, U, warm, use_lanczos, delta, stats):
         # normalised form below are bit-identical to the unscaled ones), but the Gram entries can
         # no longer overflow (λ_max beyond the float range is returned as inf, not NaN)
         xmax = 0.0
+        finite = True
         for a in range(D):
             for j in range(P):
                 xa = abs(J[b, a, j])
-                if not (xa <= xmax):
-                    xmax = xa  # NaN / inf propagate
-        if not (xmax < np.inf):
+                if xa > xmax:
+                    xmax = xa
+                elif not (xa <= xmax):  # NaN
+                    finite = False
+        if not finite or not (xmax < np.inf):
             out[r] = np.nan
             warm[b] = False
             continue
