@@ -238,6 +238,9 @@ def to_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, compress: bool = True,
     if not isinstance(compress, (bool, np.bool_)):
         raise TypeError(f"compress must be True or False, got {compress!r}")
     path = _files.check_output_path(path, name="path")
+    if "\\" in str(path):
+        raise ValueError(f"path {str(path)!r} contains a backslash, which the netCDF library reads as a "
+                         "folder separator; rename it")
     _check_writable(ds)
     out, encoding = _encode(ds, bool(compress), int(complevel))
     _files.atomic_write(path, lambda tmp: out.to_netcdf(tmp, engine="netcdf4", format="NETCDF4",
