@@ -24,7 +24,7 @@ import collections
 import numpy as np
 import pytest
 import xarray as xr
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from eosdyn import analysis as A
@@ -44,6 +44,8 @@ FLOATS = st.one_of(
 #: option values: valid-looking ones and every kind of bad one
 OPTION = st.one_of(
     st.none(),
+    st.just(np.nan),
+    st.sampled_from(["2", "abc"]),
     st.sampled_from([np.nan, np.inf, -np.inf, -1.0, -1, 0, 0.0, 1, 2, 3, 5, 0.5, 1e-3, 10**30, 1e300,
                      "1", "abc", "", True, 1j, [1, 2], (0.1, 0.9)]),
     st.integers(-5, 60),
@@ -61,7 +63,11 @@ def options(dd, **spec):
     """Draw every option valid, except (half the time) one drawn from OPTION (named in ``bad``)."""
     names = list(spec)
     bad = dd.draw(st.sampled_from([None] * len(names) + names), label="bad option")
-    return {k: dd.draw(OPTION if k == bad else spec[k], label=k) for k in names}
+    return {k: dd.draw(BAD if k == bad else spec[k], label=k) for k in names}
+
+
+#: a bad option: NaN half the time (the silent killer of comparisons), else anything from OPTION
+BAD = st.one_of(st.just(np.nan), OPTION)
 
 
 def _steps(draw, n):
@@ -92,6 +98,8 @@ def data(draw, max_steps=14, seed_dim=False):
     shape = tuple(sizes) + (n,)
     vals = np.array(draw(st.lists(FLOATS, min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))),
                     dtype=float).reshape(shape)
+    if draw(st.booleans()):                                       # half the inputs are all finite
+        vals = np.nan_to_num(vals, nan=0.5, posinf=3.0, neginf=-3.0)
     dtype = draw(st.sampled_from(["f8"] * 6 + ["f4", "i8", "c16", "bool"]))
     with np.errstate(all="ignore"):
         if dtype == "i8":
@@ -208,11 +216,18 @@ def test_fuzz_two_step_pairs(steps):
     run("two_step_pairs", lambda: A.two_step_pairs(np.asarray(steps)), _names("steps"), check)
 
 
+_QUASI = xr.DataArray(np.cos(np.pi * (np.sqrt(5) - 1) * np.arange(40)), dims="step")
+
+
 @given(data(max_steps=20), st.data(), st.sampled_from([None, None, ["sharpness"], "sharpness", ["nope"], 3]))
+@example(_QUASI, {"rtol": np.nan}, None)        # the issue's reproducers, always tried
+@example(_QUASI, {"atol": np.nan}, None)
 @settings(max_examples=100)
 def test_fuzz_classify(x, dd, variables):
-    o = options(dd, tail=st.none() | st.integers(3, 8), rtol=st.none() | st.floats(0, 0.1),
-                atol=st.floats(0, 0.1), as_strings=st.booleans())
+    spec = dict(tail=st.none() | st.integers(3, 8), rtol=st.none() | st.floats(0, 0.1) | st.just(np.nan),
+                atol=st.floats(0, 0.1) | st.just(np.nan), as_strings=st.booleans())
+    o = {**{k: None for k in spec}, "atol": 0.0, "as_strings": False, **dd} if isinstance(dd, dict) \
+        else options(dd, **spec)
     tail, rtol, atol, as_strings = o["tail"], o["rtol"], o["atol"], o["as_strings"]
     atol = 0.0 if atol is None else atol
 
