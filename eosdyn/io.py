@@ -110,6 +110,9 @@ def _check_attr(where: str, key, value) -> None:
                 or (value.dtype.kind == "f" and value.dtype.itemsize < 4) or value.size == 0:
             raise TypeError(f"{label}: an array attribute must be a non-empty 1-D int or float32/64 array; "
                             f"got shape {value.shape}, dtype {value.dtype}")
+        if value.shape == (1,):
+            raise ValueError(f"{label}: a 1-item array does not survive netCDF (it comes back as a scalar); "
+                             "store the scalar")
         return
     if isinstance(value, (list, tuple)):
         if len(value) < 2:
@@ -146,6 +149,9 @@ def _check_writable(ds: xr.Dataset) -> None:
     for name, var in ds.variables.items():
         _check_name("variable", name)
         where = f"variable {name!r}"
+        if name in ds.coords and name not in ds.dims and any(c.isspace() for c in name):
+            raise ValueError(f"coordinate name {name!r} contains white space; the CF 'coordinates' "
+                             "attribute cannot list it, so it would come back as a data variable")
         kind, size = var.dtype.kind, var.dtype.itemsize
         if kind == "f" and size not in (4, 8) or kind in "iu" and size not in (1, 2, 4, 8) or kind not in "biufUO":
             raise TypeError(f"{where} has dtype {var.dtype}, which eosdyn.to_netcdf cannot store exactly; "
