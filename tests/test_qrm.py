@@ -605,3 +605,14 @@ def test_memory_estimate_counts_every_recorded_point():
                 max_steps=10**5, record=1, max_memory="1GB")
     with pytest.raises(ValueError, match="max_memory"):
         eosdyn.qrm.sweep(**base, record_points=[(0.1, 0.1)])
+
+
+@pytest.mark.timeout(30)
+def test_flow_integrator_raising_on_a_member_is_failed_not_raised():
+    """Found by tests/test_fuzz_qrm.py: Radau's LU of a non-finite finite-difference Jacobian raised
+    ``ValueError: array must not contain infs or NaNs`` out of gradient_flow; now that member fails."""
+    ds = eosdyn.qrm.gradient_flow(D=1, P=1, sigma_z=[1.0, 2.0], sigma_J=1e5, seeds=1, eta=1e150, t_max=1.0,
+                                  n_times=2, method="Radau", max_evals=5)
+    eosdyn.check_dataset(ds)
+    assert set(eosdyn.conventions.decode_status(ds.status).values.ravel().tolist()) <= {"failed", "diverged"}
+    assert ds.loss.isel(time=1).isnull().all()

@@ -389,6 +389,27 @@ def _flow_rhs(t, y, A, D, P, eta):
     return np.concatenate([-eta * (J @ g), (-eta * M).ravel()])
 
 
+def _solve_members(y0, times, args, **options):
+    """:func:`solve_batch` one member at a time; a member on which the integrator itself raises
+    (e.g. ``Radau``'s LU factorisation of a non-finite finite-difference Jacobian) is ``failed``
+    at t = 0 instead of ending the whole call. The options are validated beforehand, so any
+    ``ValueError`` here is that member's failure, never a bad option."""
+    n, m = y0.shape
+    k = times.size
+    Y = np.full((n, k, m), np.nan)
+    status = np.full(n, STATUS_VALUES["failed"], np.int8)
+    t_stop = np.zeros(n)
+    for i in range(n):
+        try:
+            y, st, ts = solve_batch(_flow_rhs, y0[i:i + 1], times, [args],
+                                    diverge_norm=FLOW_DIVERGE_NORM, **options)
+        except (ValueError, ArithmeticError):
+            Y[i, times == 0.0] = y0[i]
+            continue
+        Y[i], status[i], t_stop[i] = y[0], st[0], ts[0]
+    return Y, status, t_stop
+
+
 def gradient_flow(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, seeds, t_max, n_times=101, eta=1.0,
                   rtol=1e-10, atol=1e-14, method="DOP853", max_evals=FLOW_MAX_EVALS,
                   max_memory="2GB") -> xr.Dataset:
@@ -474,8 +495,8 @@ def gradient_flow(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, seeds, t_max, n
         Q, J0, z0 = initial_state(int(s), D=D, P=P, sigma_z=SZ.ravel(), sigma_J=SJ.ravel())
         A = q_operator(Q)
         y0 = np.concatenate([z0, J0.reshape(B, D * P)], axis=1)
-        Y, st, ts = solve_batch(_flow_rhs, y0, times, [(A, D, P, eta)] * B, rtol=rtol, atol=atol,
-                                method=method, diverge_norm=FLOW_DIVERGE_NORM, max_evals=max_evals)
+        Y, st, ts = _solve_members(y0, times, (A, D, P, eta), rtol=rtol, atol=atol, method=method,
+                                   max_evals=max_evals)
         with np.errstate(over="ignore", invalid="ignore"):
             L = 0.5 * np.sum(Y[:, :, :D] ** 2, axis=2)
             S = eta * lambda_max(np.ascontiguousarray(Y[:, :, D:]).reshape(B * n_times, D, P)).reshape(B, n_times)
