@@ -616,3 +616,13 @@ def test_flow_integrator_raising_on_a_member_is_failed_not_raised():
     eosdyn.check_dataset(ds)
     assert set(eosdyn.conventions.decode_status(ds.status).values.ravel().tolist()) <= {"failed", "diverged"}
     assert ds.loss.isel(time=1).isnull().all()
+
+
+def test_float32_loss_beyond_its_range_diverges_at_step_0_even_with_huge_diverge_loss():
+    """diverge_loss=1e300 in a float32 run: an inf (overflowed) loss is still divergence at once."""
+    D, P = 2, 3
+    Q = np.zeros((D, P, P), np.float32)
+    J0 = np.full((1, D, P), 0.1, np.float32)
+    z0 = np.full((1, D), 3e19, np.float32)  # ½‖z‖² = 9e38 > float32 max
+    res = run_gd(Q, J0, z0, 0.1, 5, 1, diverge_loss=1e300)
+    assert res.status[0] == STATUS_VALUES["diverged"] and res.diverged_at[0] == 0

@@ -905,9 +905,10 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
     gnew = np.empty(P, dtype)
     Mbuf = np.empty((B, D * P), dtype)  # GEMM output, reused every step (no per-step allocation)
     # classify the initial state
-    bad = ~(loss <= diverge_loss)
-    status[bad] = DIVERGED
-    status[~bad & (loss < tol)] = CONVERGED
+    with np.errstate(over="ignore"):  # float32: tol above its range compares as inf
+        bad = ~(loss <= diverge_loss)
+        status[bad] = DIVERGED
+        status[~bad & (loss < tol)] = CONVERGED
     stop_at[status != RUNNING] = 0
     n_done = int(np.count_nonzero(status))
     # λ_max warm starts (the previous recorded step's Ritz vector of each member)
@@ -916,45 +917,46 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
 
     t = 0
     r = 0
-    while True:
-        if r < R and rsteps[r] == t:
-            sel = rmask[idx] & ((status == RUNNING) | ((status != DIVERGED) & (stop_at == t)))
-            if sel.any():
-                rows = idx[sel]
-                rec_loss[rows, r] = loss[sel]
-                rec_zn[rows, r] = _z_norm(loss[sel])
-                if rec_sh is not None:
-                    pos = np.flatnonzero(sel)
-                    with np.errstate(over="ignore"):
-                        sh = eta * _lambda_max_rows(J, pos, U, warm)
-                    rec_sh[rows, r] = sh
-                    blown = ~np.isfinite(sh)
-                    if blown.any():  # λ_max overflowed: the member diverged here
-                        pos = pos[blown]
-                        n_done += int(np.count_nonzero(status[pos] == RUNNING))
-                        status[pos] = DIVERGED
-                        stop_at[pos] = t
-                if rec_z is not None:
-                    rec_z[rows, r] = z[sel]
-            r += 1
-        last = t == max_steps
-        if n_done and (last or n_done >= max(1.0, thresh_frac * idx.size) or n_done == idx.size):
-            fin = status != RUNNING
-            _finish(fin, idx, status, stop_at, J, z, loss, eta, status_out, steps_out, div_out,
-                    floss, fsharp, fz, fJ)
-            keep = ~fin
-            idx, J, z, g, loss, status, stop_at, cyc = (a[keep] for a in (idx, J, z, g, loss, status, stop_at, cyc))
-            if use_cycle:
-                zm1 = zm1[keep]
-            if U is not None:
-                U, warm = U[keep], warm[keep]
-            n_done = 0
-        if idx.size == 0 or last:
-            break
-        M = np.matmul(g, A, out=Mbuf[: idx.size]).reshape(idx.size, D, P)
-        n_done += _fused_step(J, M, z, g, zm1, loss, status, stop_at, cyc, eta, t + 1,
-                              tol, diverge_loss, cyc_tol, cyc_win, gnew)
-        t += 1
+    with np.errstate(over="ignore", invalid="ignore"):  # blow-ups are data (flagged), not warnings
+        while True:
+            if r < R and rsteps[r] == t:
+                sel = rmask[idx] & ((status == RUNNING) | ((status != DIVERGED) & (stop_at == t)))
+                if sel.any():
+                    rows = idx[sel]
+                    rec_loss[rows, r] = loss[sel]
+                    rec_zn[rows, r] = _z_norm(loss[sel])
+                    if rec_sh is not None:
+                        pos = np.flatnonzero(sel)
+                        with np.errstate(over="ignore"):
+                            sh = eta * _lambda_max_rows(J, pos, U, warm)
+                        rec_sh[rows, r] = sh
+                        blown = ~np.isfinite(sh)
+                        if blown.any():  # λ_max overflowed: the member diverged here
+                            pos = pos[blown]
+                            n_done += int(np.count_nonzero(status[pos] == RUNNING))
+                            status[pos] = DIVERGED
+                            stop_at[pos] = t
+                    if rec_z is not None:
+                        rec_z[rows, r] = z[sel]
+                r += 1
+            last = t == max_steps
+            if n_done and (last or n_done >= max(1.0, thresh_frac * idx.size) or n_done == idx.size):
+                fin = status != RUNNING
+                _finish(fin, idx, status, stop_at, J, z, loss, eta, status_out, steps_out, div_out,
+                        floss, fsharp, fz, fJ)
+                keep = ~fin
+                idx, J, z, g, loss, status, stop_at, cyc = (a[keep] for a in (idx, J, z, g, loss, status, stop_at, cyc))
+                if use_cycle:
+                    zm1 = zm1[keep]
+                if U is not None:
+                    U, warm = U[keep], warm[keep]
+                n_done = 0
+            if idx.size == 0 or last:
+                break
+            M = np.matmul(g, A, out=Mbuf[: idx.size]).reshape(idx.size, D, P)
+            n_done += _fused_step(J, M, z, g, zm1, loss, status, stop_at, cyc, eta, t + 1,
+                                  tol, diverge_loss, cyc_tol, cyc_win, gnew)
+            t += 1
     if idx.size:  # still running at max_steps
         status[:] = MAX_STEPS
         stop_at[:] = max_steps
@@ -985,6 +987,8 @@ def _check_gd_args(Q, J0, z0, eta, max_steps, record_every, tol, diverge_loss, r
     record_every = check_int("record_every", record_every, 0)
     tol = real_scalar("tol", tol, 0, None)
     diverge_loss = real_scalar("diverge_loss", diverge_loss, 0, None, lo_open=True)
+    # a float32 loss above the float32 range is inf: the threshold can be at most its largest value
+    diverge_loss = min(diverge_loss, float(np.finfo(Q.dtype).max))
     thresh_frac = real_scalar("compact_fraction", compact_fraction, 0, 1)
     use_cycle = cycle_tol is not None
     cyc_tol = real_scalar("cycle_tol", cycle_tol, 0, None, lo_open=True) if use_cycle else 0.0
