@@ -656,3 +656,17 @@ def test_check_int():
     for bad in ("5", 1.5, True, np.array([5]), float("inf"), None):
         with pytest.raises(ValueError, match=r"n must be an integer in \[0, inf\)"):
             check_int("n", bad, 0)
+
+
+def test_solve_batch_flags_solver_linear_algebra_failures():
+    """Radau factorises a Jacobian: an infinite one must give a failed member, not an exception."""
+    from eosdyn.conventions import STATUS_VALUES
+    from eosdyn.kernels.integrate import solve_batch
+
+    def rhs(t, y):
+        return np.array([np.inf if abs(y[0]) > 1.5 else -y[0] * 1e300])
+
+    y, status, t_stop = solve_batch(rhs, np.array([[1.0], [2.0]]), np.array([0.0, 1.0]), [(), ()],
+                                    method="Radau", max_evals=50)
+    assert set(status.tolist()) <= {STATUS_VALUES["failed"], STATUS_VALUES["diverged"]}
+    assert np.isnan(y[:, 1]).all() and np.all(t_stop < 1.0)

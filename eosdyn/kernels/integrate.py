@@ -148,6 +148,10 @@ def _solve_one(rhs, y0, times, args, rtol, atol, method, norm, max_evals, out):
                 return _MAXSTEPS, t_end
     except _Stop as stop:
         return stop.status, t_reached
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+        # the solver's own linear algebra gave up (e.g. Radau/BDF/LSODA factorising a Jacobian
+        # with inf/NaN entries): the member failed, it does not raise
+        return _FAILED, t_reached
 
 
 def solve_batch(
