@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable, Sequence
 import numpy as np
 import xarray as xr
 
+from .._validate import _fmt_interval
 from ..conventions import set_variable_attrs
 
 XArray = xr.DataArray | xr.Dataset
@@ -26,12 +27,6 @@ def check_xarray(x, name: str = "x") -> XArray:
     if not isinstance(x, (xr.DataArray, xr.Dataset)):
         raise ValueError(f"{name} must be an xarray.DataArray or xarray.Dataset; got {type(x).__name__}")
     return x
-
-
-def _interval(lo, hi, lo_open, hi_open) -> str:
-    left = "(" if (lo_open or lo is None) else "["
-    right = ")" if (hi_open or hi is None) else "]"
-    return f"{left}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}{right}"
 
 
 def _scalar(value):
@@ -70,7 +65,7 @@ def check_real(name: str, value, lo=None, hi=None, *, lo_open: bool = False, hi_
         raise TypeError(f"{name} must be a real number{' or None' if allow_none else ''}; "
                         f"got {value!r} ({type(value).__name__})")
     v = float(v)
-    rng = _interval(lo, hi, lo_open, hi_open)
+    rng = _fmt_interval(lo, hi, lo_open, hi_open)
     what = "a number (inf allowed)" if allow_inf else "a finite number"
     bad = math.isnan(v) or (math.isinf(v) and not allow_inf)
     bad = bad or (lo is not None and (v <= lo if lo_open else v < lo))
@@ -99,7 +94,7 @@ def check_integer(name: str, value, lo: int | None = None, hi: int | None = None
     if value is None and allow_none:
         return None
     v = _scalar(value)
-    rng = _interval(lo, hi, False, False)
+    rng = _fmt_interval(lo, hi, False, False)
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be an integer{' or None' if allow_none else ''}; "
                         f"got {value!r} ({type(value).__name__})")

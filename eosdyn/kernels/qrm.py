@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
-from .._validate import check_int
+from .._validate import _fmt_interval, check_int
 from ..conventions import STATUS_VALUES
 
 RUNNING = STATUS_VALUES["running"]
@@ -121,7 +121,7 @@ def real_scalar(name: str, value, lo=None, hi=None, *, lo_open=False, hi_open=Fa
     ...
     ValueError: eta must be a single real number in (0, inf); got an array of shape (2,)
     """
-    rng = _fmt_range(lo, hi, lo_open, hi_open)
+    rng = _fmt_interval(lo, hi, lo_open, hi_open)
     if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
         raise TypeError(f"{name} must be a real number in {rng}; got {value!r}")
     arr = np.asarray(value)
@@ -140,12 +140,6 @@ def real_scalar(name: str, value, lo=None, hi=None, *, lo_open=False, hi_open=Fa
         what = "finite and in" if finite else "in"
         raise ValueError(f"{name} must be {what} {rng}; got {v!r}")
     return v
-
-
-def _fmt_range(lo, hi, lo_open, hi_open) -> str:
-    left = "(" if (lo_open or lo is None) else "["
-    right = ")" if (hi_open or hi is None) else "]"
-    return f"{left}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}{right}"
 
 
 def real_array(name: str, value, shape: tuple | None = None, ndim: int | None = None) -> np.ndarray:
