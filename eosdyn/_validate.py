@@ -302,3 +302,56 @@ def make_grid(**params: Any) -> Grid:
             coords.setdefault(cname, c.variable if cname in c.dims else c)
     shape = tuple(sizes[d] for d in dims)
     return Grid(dims=dims, shape=shape, coords=coords, arrays=das)
+
+
+# --------------------------------------------------------------------------- GD options
+def check_stop(stop) -> str:
+    """``stop`` must be one of :data:`eosdyn.conventions.STOP_MODES`.
+
+    Examples
+    --------
+    >>> check_stop("member")
+    'member'
+    >>> check_stop(True)
+    Traceback (most recent call last):
+    ...
+    ValueError: stop must be one of 'never', 'member', 'batch'; got True
+    """
+    from .conventions import STOP_MODES
+
+    if not isinstance(stop, str) or stop not in STOP_MODES:
+        raise ValueError(f"stop must be one of {', '.join(repr(m) for m in STOP_MODES)}; got {stop!r}")
+    return stop
+
+
+def check_gd_options(*, steps, record_every, stop, tol, diverge_loss, dtype, max_steps: int = 2**62):
+    """Validate the options every GD producer shares; return them normalised.
+
+    Returns ``(steps, every, stop, tol, diverge_loss, dtype)`` with ``every = 0`` when
+    ``record_every`` is None (record the initial state and the last step only). ``tol`` is the
+    convergence threshold on the dataset's ``loss`` (``loss < tol``; 0 means never), and
+    ``diverge_loss`` the divergence threshold (``loss > diverge_loss``, or a non-finite state);
+    both must be representable in ``dtype`` and ``tol < diverge_loss``.
+
+    Examples
+    --------
+    >>> check_gd_options(steps=10, record_every=None, stop="never", tol=1e-12, diverge_loss=1e8,
+    ...                  dtype="float32")[1:]
+    (0, 'never', 1e-12, 100000000.0, dtype('float32'))
+    """
+    steps = check_int("steps", steps, 0, max_steps)
+    every = 0 if record_every is None else check_int("record_every", record_every, 1, max_steps)
+    stop = check_stop(stop)
+    dt = check_dtype(dtype)
+    fmax = float(np.finfo(dt).max)
+    if isinstance(tol, (bool, np.bool_)) or isinstance(diverge_loss, (bool, np.bool_)):
+        raise ValueError("tol and diverge_loss must be real numbers, not booleans")
+    check_range("tol", tol, 0.0, fmax)
+    check_range("diverge_loss", diverge_loss, 0.0, fmax, lo_open=True)
+    tol, diverge_loss = float(tol), float(diverge_loss)
+    if dt == np.float32 and 0.0 < tol < float(np.finfo(np.float32).smallest_subnormal):
+        raise ValueError(f"tol={tol!r} underflows to 0 in float32; use tol >= "
+                         f"{float(np.finfo(np.float32).smallest_subnormal):.3g} or tol=0 (never converge)")
+    if not tol < diverge_loss:
+        raise ValueError(f"tol must be below diverge_loss; got tol={tol!r}, diverge_loss={diverge_loss!r}")
+    return steps, every, stop, tol, diverge_loss, dt

@@ -135,10 +135,111 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 #: CF flag convention for ``status`` variables.
-#: ``failed``: a flow whose integrator gave up (tolerance not met within its work budget).
-STATUS_VALUES = {"running": 0, "converged": 1, "diverged": 2, "max_steps": 3, "cycle": 4, "failed": 5}
+#: CF flag values of ``status``, the fate of a member (a trajectory):
+#:
+#: * ``converged``: its ``loss`` fell below ``tol`` (at step/time ``converged_at``);
+#: * ``diverged``: its ``loss`` exceeded ``diverge_loss`` or its state stopped being finite
+#:   (at ``diverged_at``); the state is NaN afterwards;
+#: * ``max_steps``: neither within ``steps`` GD steps (flows: by the last time);
+#: * ``cycle``: stopped on an opt-in cycle test (QRM ``cycle_tol``);
+#: * ``failed``: a flow whose integrator gave up (step size collapsed or work budget spent).
+STATUS_VALUES = {"converged": 1, "diverged": 2, "max_steps": 3, "cycle": 4, "failed": 5}
+
+#: ``stop`` modes of every GD producer: ``"never"`` (every member runs all ``steps``),
+#: ``"member"`` (a member stops at its own fate: its trajectory is NaN after ``steps_taken``),
+#: ``"batch"`` (every member runs until all members have a fate, or ``steps``).
+STOP_MODES = ("never", "member", "batch")
+
+#: roles a dataset's variables can play; the attr ``eosdyn_roles`` maps each to a variable name
+ROLES = ("residual", "curvature", "sharpness", "loss", "parameters")
 
 REQUIRED_ATTRS = ("Conventions", "title", "source", "model", "equations", "history", "eosdyn_config")
+
+
+def set_roles(ds: xr.Dataset, **roles: str) -> xr.Dataset:
+    """Record which variable plays which role (:data:`ROLES`) in ``ds.attrs["eosdyn_roles"]``.
+
+    Analyses and plots look variables up by role (:func:`role`), never by model name.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"z": ("step", [0.1]), "T": ("step", [1.9])})
+    >>> set_roles(ds, residual="z", curvature="T").attrs["eosdyn_roles"]
+    'residual: z; curvature: T'
+    >>> role(ds, "curvature").name
+    'T'
+    """
+    bad = sorted(set(roles) - set(ROLES))
+    if bad:
+        raise ValueError(f"unknown role {bad[0]!r}; roles are {', '.join(ROLES)}")
+    for r, v in roles.items():
+        if v is not None and v not in ds.variables:
+            raise ValueError(f"role {r!r} names {v!r}, which is not a variable of the dataset")
+    merged = {**roles_of(ds), **{k: v for k, v in roles.items() if v is not None}}
+    ds.attrs["eosdyn_roles"] = "; ".join(f"{k}: {merged[k]}" for k in ROLES if k in merged)
+    return ds
+
+
+def roles_of(ds: xr.Dataset | xr.DataArray) -> dict[str, str]:
+    """The role map of ``ds`` (``{}`` when it has none)."""
+    text = getattr(ds, "attrs", {}).get("eosdyn_roles", "")
+    out = {}
+    for item in str(text).split(";"):
+        if ":" in item:
+            k, v = (x.strip() for x in item.split(":", 1))
+            if k in ROLES and v:
+                out[k] = v
+    return out
+
+
+def role(ds: xr.Dataset, name: str, *, required: bool = True) -> xr.DataArray | None:
+    """The variable of ``ds`` that plays role ``name``; ``ValueError`` naming the role if none does.
+
+    Without a role map, the variable named like the role is used (``sharpness``, ``loss``).
+    """
+    if name not in ROLES:
+        raise ValueError(f"unknown role {name!r}; roles are {', '.join(ROLES)}")
+    var = roles_of(ds).get(name, name)
+    if isinstance(ds, xr.Dataset) and var in ds.variables:
+        return ds[var]
+    if required:
+        raise ValueError(f"the dataset has no variable with role {name!r} (its role map: "
+                         f"{ds.attrs.get('eosdyn_roles', 'none')!r}; variables: {', '.join(map(str, ds.data_vars))})")
+    return None
+
+
+def fate_variables(status: np.ndarray, steps_taken: np.ndarray, diverged_at: np.ndarray,
+                   converged_at: np.ndarray) -> dict[str, np.ndarray]:
+    """The fate variables every GD dataset carries, with their dtypes (per member, any shape).
+
+    ``status`` is an int8 array of :data:`STATUS_VALUES` codes; the others are step counts
+    (``-1``: never). Checked for consistency: ``diverged`` exactly where ``diverged_at >= 0``,
+    ``converged`` only where ``converged_at >= 0``, and no event after ``steps_taken``.
+    """
+    status = np.asarray(status, dtype=np.int8)
+    out = {"status": status, "steps_taken": np.asarray(steps_taken, dtype=np.int64),
+           "diverged_at": np.asarray(diverged_at, dtype=np.int64),
+           "converged_at": np.asarray(converged_at, dtype=np.int64)}
+    problems = _fate_problems(out["status"], out["steps_taken"], out["diverged_at"], out["converged_at"])
+    if problems:  # pragma: no cover - a bug in a driver, never user input
+        raise AssertionError("inconsistent fates: " + "; ".join(problems))
+    return out
+
+
+def _fate_problems(status, steps_taken, diverged_at, converged_at) -> list[str]:
+    status, steps_taken = np.asarray(status), np.asarray(steps_taken)
+    diverged_at, converged_at = np.asarray(diverged_at), np.asarray(converged_at)
+    problems = []
+    div = status == STATUS_VALUES["diverged"]
+    if np.any(div != (diverged_at >= 0)):
+        problems.append("status 'diverged' must hold exactly where diverged_at >= 0")
+    if np.any((status == STATUS_VALUES["converged"]) & (converged_at < 0)):
+        problems.append("status 'converged' needs converged_at >= 0")
+    if np.any((diverged_at > steps_taken) | (converged_at > steps_taken)):
+        problems.append("diverged_at and converged_at must not exceed steps_taken")
+    if np.any(steps_taken < 0):
+        problems.append("steps_taken must be >= 0")
+    return problems
 
 
 def source() -> str:
@@ -440,6 +541,10 @@ def check_dataset(ds: xr.Dataset) -> xr.Dataset:
     if "status" in ds and ds["status"].dtype.kind in "iu":
         if "flag_values" not in ds["status"].attrs or "flag_meanings" not in ds["status"].attrs:
             problems.append("integer variable 'status' needs CF flag_values and flag_meanings")
+    if all(k in ds for k in ("status", "steps_taken", "diverged_at", "converged_at")) and \
+            ds["status"].dtype.kind in "iu" and ds["diverged_at"].dtype.kind in "iu":
+        problems += _fate_problems(ds["status"].values, ds["steps_taken"].values,
+                                   ds["diverged_at"].values, ds["converged_at"].values)
     if "diverged_at" in ds and "step" in ds.dims:
         for var in ("z", "T", "sharpness"):
             if var in ds and "step" in ds[var].dims and ds[var].dtype.kind == "f":

@@ -41,7 +41,7 @@ import numpy as np
 from .._validate import _fmt_interval, check_int
 from ..conventions import STATUS_VALUES
 
-RUNNING = STATUS_VALUES["running"]
+RUNNING = 0  # internal state of a row still iterating (never in a dataset)
 CONVERGED = STATUS_VALUES["converged"]
 DIVERGED = STATUS_VALUES["diverged"]
 MAX_STEPS = STATUS_VALUES["max_steps"]
