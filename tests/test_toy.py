@@ -545,7 +545,8 @@ def test_diverging_flows_are_flagged_members(call):
     eosdyn.check_dataset(ds)
     assert int(ds.status) in (_DIV, _FAIL) and bool(ds.diverged) == (int(ds.status) == _DIV)
     assert float(ds.t_stop) < float(ds.time[-1]) and np.isnan(float(ds.final_z))
-    assert ds.status.attrs["flag_meanings"].split()[_FAIL] == "failed"
+    flags = dict(zip(ds.status.attrs["flag_values"].tolist(), ds.status.attrs["flag_meanings"].split()))
+    assert flags[_FAIL] == "failed"
 
 
 def test_flow_blowup_is_located_at_the_norm():
