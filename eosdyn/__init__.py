@@ -28,6 +28,9 @@ _SUBMODULES = {
     "sweep": "eosdyn.sweep",
     "io": "eosdyn.io",
     "recipes": "eosdyn.recipes",
+    "claims": "eosdyn.claims",
+    "registry": "eosdyn.registry",
+    "systems": "eosdyn.systems",
     "reproduce": "eosdyn.reproduce",
     "nn": "eosdyn.nn",
 }

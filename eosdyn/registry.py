@@ -63,7 +63,7 @@ def _table() -> dict[str, dict[str, tuple[str, str]]]:
     recipe["eosdyn.models.taylor.simulate"] = ("eosdyn.models.taylor", "simulate")
     for f in _RECIPES:
         recipe[f"eosdyn.recipes.{f}"] = ("eosdyn.recipes", f)
-    claim = {f"eosdyn.recipes.{f}": ("eosdyn.recipes", f) for f in _CLAIMS}
+    claim = {f"eosdyn.claims.{f}": ("eosdyn.claims", f) for f in _CLAIMS}
     view = {f"eosdyn.plot.{f}": ("eosdyn.plot", f) for f in _VIEWS}
     return {"recipe": recipe, "view": view, "claim": claim}
 

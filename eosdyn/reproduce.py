@@ -11,7 +11,7 @@ A *claim* is a function ``claim(ds) -> list[dict]`` named in the entry's
 ``claims`` list; each row has the keys ``claim``, ``paper`` (what the paper
 states), ``theory`` (eosdyn's corrected theory, a value or formula), ``measured``
 and ``verdict`` (``"agrees"``, ``"disagrees"`` or a short remark) and optionally
-``note``. The claim functions of the built-in catalog live in :mod:`eosdyn.recipes`.
+``note``. The claim functions of the built-in catalog live in :mod:`eosdyn.claims`.
 
 Examples
 --------

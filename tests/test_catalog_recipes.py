@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import eosdyn
-from eosdyn import recipes
+from eosdyn import claims, recipes
 
 
 def roundtrip(ds, tmp_path):
@@ -23,13 +23,13 @@ def test_qg_matches_definition(rng):
     Q = G + G.transpose(0, 2, 1)
     g = rng.standard_normal(P)
     direct = np.array([sum(Q[a, i, j] * g[i] * g[j] for i in range(P) for j in range(P)) for a in range(D)])
-    np.testing.assert_allclose(recipes._qg(Q, g), direct, rtol=1e-12)
+    np.testing.assert_allclose(recipes.qrm._qg(Q, g), direct, rtol=1e-12)
 
 
 def test_ratio_of_means_stderr_matches_bootstrap(rng):
     num = rng.gamma(2.0, size=4000)
     den = rng.gamma(3.0, size=4000) + 0.3 * num
-    r, se = recipes._ratio_of_means(num, den)
+    r, se = recipes.qrm._ratio_of_means(num, den)
     boot = [num[i].mean() / den[i].mean() for i in rng.integers(0, 4000, size=(400, 4000))]
     assert r == pytest.approx(num.mean() / den.mean())
     assert se == pytest.approx(np.std(boot), rel=0.15)
@@ -46,7 +46,7 @@ def test_rnl_monte_carlo_vs_closed_form(tmp_path):
     np.testing.assert_allclose(ds["r_nl_mc"].isel(sigma_z=1) / ds["r_nl_mc"].isel(sigma_z=0), 4.0, rtol=1e-10)
     # the paper's form is sigma_z~ / 2 (Eq. 29: r_NL = sigma_z~ ... up to the factor 1/2 of Eq. 27)
     np.testing.assert_allclose(ds["r_nl_paper"].values, np.array([[0.25, 1.0], [0.25, 1.0]]))
-    rows = recipes.claim_rnl(ds)
+    rows = claims.claim_rnl(ds)
     assert len(rows) == 2 and all(r["verdict"].startswith("agrees") for r in rows)
 
 
@@ -58,7 +58,7 @@ def test_theorem41_monte_carlo_vs_exact(tmp_path):
     assert float(abs(ds["lam_dot_mean"] / ds["lam_dot_stderr"]).max()) < 4.5
     np.testing.assert_allclose(ds["theorem41_paper"].values, (np.array([[0.5, 1.0]]) / 6) ** 2)
     np.testing.assert_allclose(ds["theorem41_theory"].values, 2 * 6 * 10 * (np.array([[0.5, 1.0]]) / 6) ** 2)
-    rows = recipes.claim_theorem41(ds)
+    rows = claims.claim_theorem41(ds)
     assert len(rows) == 2 and rows[0]["verdict"].startswith("agrees") and rows[1]["verdict"] == "agrees"
 
 
@@ -72,13 +72,13 @@ def test_phase_diagrams_equal_direct_sweeps(tmp_path):
         np.testing.assert_array_equal(ds["final_sharpness"].isel(size=i).values, direct["final_sharpness"].values)
         np.testing.assert_array_equal(ds["status"].isel(size=i).values, direct["status"].values)
         assert int(ds["D"][i]) == d and int(ds["P"][i]) == p
-    rows = recipes.claim_figure4(ds)
+    rows = claims.claim_figure4(ds)
     assert len(rows) == 2 and {"claim", "paper", "theory", "measured", "verdict"} <= set(rows[0])
 
 
 def test_claim_figure3(tmp_path):
     ds = eosdyn.qrm.sweep(D=10, P=20, sigma_z=[0.05, 0.3], sigma_J2=0.1, seeds=[0], max_steps=300, record=1)
-    rows = recipes.claim_figure3(ds)
+    rows = claims.claim_figure3(ds)
     assert len(rows) == 3
     assert rows[-1]["claim"] == "final sharpness increases with sigma_z"
 
@@ -134,7 +134,7 @@ def test_random_initialisations_reproducible(tmp_path):
     assert not np.array_equal(a["z0"].values, c["z0"].values)
     assert a.sizes["init"] == 50
     assert float(a["z0"].min()) >= -0.6 and float(a["T0"].max()) <= 3.0
-    rows = recipes.claim_figure9(a)
+    rows = claims.claim_figure9(a)
     assert rows[0]["verdict"] in ("agrees", "disagrees")
 
 
@@ -143,15 +143,15 @@ def test_toy_claims_against_theory():
     here against the lowest-order fixed point 2 + y*, which differs from 2 - eps/2 by O(eps^2))."""
     ds = eosdyn.toy.two_param(eps=[0.01, 0.05], z0=-0.45, T0=1.65, steps=200000, record_every=None,
                               stop_on_convergence=True)
-    rows = recipes.claim_theorem31(ds)
+    rows = claims.claim_theorem31(ds)
     assert [r["verdict"] for r in rows] == ["agrees", "agrees"]
     for eps in (0.01, 0.05):
         ystar = -2 * eps / (4 - 3 * eps + 4 * eps**2)
         assert abs(float(ds["final_T"].sel(eps=eps)) - (2 + ystar)) < 2 * eps**2
     f2 = eosdyn.toy.two_param(eps=0.05, z0=[-0.5, -0.4], T0=[1.5, 1.8], steps=1200)
-    assert recipes.claim_figure2(f2)[0]["verdict"] == "agrees"
+    assert claims.claim_figure2(f2)[0]["verdict"] == "agrees"
     f7 = recipes.phase_portrait(a=1.0, E=0.0, n=9, steps=2000)
-    row = recipes.claim_figure7(f7)[0]
+    row = claims.claim_figure7(f7)[0]
     assert "0.0% sharpened" in row["measured"]  # E=0 catapult: Delta T = z^2 (T - 4) < 0 when converging
 
 

@@ -63,7 +63,7 @@ def raw_entries(draw):
     if draw(st.integers(0, 3)) == 0:
         entry["plot"] = draw(st.sampled_from(UNTRUSTED + ["eosdyn.plot.auto", None]))
     if draw(st.integers(0, 3)) == 0:
-        entry["claims"] = draw(st.one_of(st.lists(st.sampled_from(UNTRUSTED + ["eosdyn.recipes.claim_figure1"]),
+        entry["claims"] = draw(st.one_of(st.lists(st.sampled_from(UNTRUSTED + ["eosdyn.claims.claim_figure1"]),
                                                   max_size=2), scalars))
     if draw(st.integers(0, 3)) == 0:
         entry["variants"] = draw(values)
@@ -80,7 +80,7 @@ def plausible_entries(draw):
     if draw(st.booleans()):
         entry["plot"] = draw(st.sampled_from(UNTRUSTED + ["eosdyn.plot.auto"]))
     if draw(st.booleans()):
-        entry["claims"] = draw(st.lists(st.sampled_from(UNTRUSTED + ["eosdyn.recipes.claim_figure1"]), max_size=2))
+        entry["claims"] = draw(st.lists(st.sampled_from(UNTRUSTED + ["eosdyn.claims.claim_figure1"]), max_size=2))
     return entry
 
 

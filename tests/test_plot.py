@@ -10,7 +10,7 @@ pytest.importorskip("holoviews")
 pytest.importorskip("matplotlib")
 
 import eosdyn  # noqa: E402
-from eosdyn import plot, recipes  # noqa: E402
+from eosdyn import claims, plot, recipes  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -86,7 +86,7 @@ def test_network_view_and_claim(tmp_path):
                      "hessian_sharpness": ("step_h", s0[::20])},
                     coords={"step": step, "mode": [0, 1], "step_h": step[::20]})
     assert is_png(plot.save_png(plot.network_trajectory(ds), tmp_path / "nn.png"))
-    rows = recipes.claim_figure5(ds)
+    rows = claims.claim_figure5(ds)
     up = int(np.sum((s0[:-1] < 2) & (s0[1:] >= 2)))
     assert f"{up} upward crossings" in rows[0]["measured"] and up >= 2
     assert rows[0]["verdict"] == "agrees" and rows[1]["verdict"] == "agrees"

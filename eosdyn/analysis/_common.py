@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from .._validate import _fmt_interval
+from .._xr import lift  # noqa: F401  (re-exported for the analyses)
 from ..conventions import set_variable_attrs
 
 XArray = xr.DataArray | xr.Dataset
@@ -212,29 +213,6 @@ def numeric_vars(ds: xr.Dataset, dim: Hashable, kinds: str = "iuf") -> list[Hash
 def float_dtype(dtype) -> np.dtype:
     """float32 stays float32, everything else computes in float64."""
     return np.dtype(np.float32) if np.dtype(dtype) == np.float32 else np.dtype(np.float64)
-
-
-def lift(func: Callable, *args: xr.DataArray, core_dims: Sequence[Sequence[Hashable]],
-         out_core_dims: Sequence[Sequence[Hashable]], out_dtypes: Sequence, out_sizes=None,
-         kwargs=None) -> tuple[xr.DataArray, ...] | xr.DataArray:
-    """``xr.apply_ufunc`` with ``vectorize=False`` and ``dask="parallelized"``.
-
-    The core dims go last (as the kernels expect); dask inputs stay lazy (chunks along the core
-    dims are merged, the other dims keep theirs).
-    """
-    nout = len(out_core_dims)
-    res = xr.apply_ufunc(
-        func, *args,
-        input_core_dims=[list(c) for c in core_dims],
-        output_core_dims=[list(c) for c in out_core_dims],
-        vectorize=False,
-        dask="parallelized",
-        output_dtypes=list(out_dtypes),
-        dask_gufunc_kwargs={"allow_rechunk": True, "output_sizes": dict(out_sizes or {})},
-        kwargs=dict(kwargs or {}),
-        keep_attrs=False,
-    )
-    return res if nout > 1 else res
 
 
 def flat_rows(a: np.ndarray, ncore: int = 1) -> tuple[np.ndarray, tuple[int, ...]]:

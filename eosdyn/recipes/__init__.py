@@ -1,0 +1,22 @@
+"""Recipes of the built-in catalog (``catalogs/eosdyn.yaml``): datasets that no single simulation
+call builds.
+
+* :mod:`eosdyn.recipes.toy`: :func:`phase_portrait` (Figures 7, 8), :func:`random_initialisations`
+  (Figure 9);
+* :mod:`eosdyn.recipes.qrm`: :func:`qrm_phase_diagrams` (Figure 4), :func:`rnl_monte_carlo`
+  (Eq. 27), :func:`theorem41_monte_carlo` (Theorem 4.1).
+
+The claims that compare these datasets with the paper live in :mod:`eosdyn.claims`.
+
+Examples
+--------
+>>> from eosdyn import recipes
+>>> sorted(recipes.__all__)[:2]
+['phase_portrait', 'qrm_phase_diagrams']
+"""
+
+from .qrm import qrm_phase_diagrams, rnl_monte_carlo, theorem41_monte_carlo
+from .toy import phase_portrait, random_initialisations
+
+__all__ = ["phase_portrait", "random_initialisations", "qrm_phase_diagrams", "rnl_monte_carlo",
+           "theorem41_monte_carlo"]
