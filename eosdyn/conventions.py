@@ -132,6 +132,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "feedback_source_j": ("w_f comes from Q_i u_j: parameter direction j (-1: unused slot)", "1"),
     "q1u1_outside_fraction": ("fraction of |Q1 u1|^2 outside span(u_1..u_k)", "1"),
     "w_orthogonality": ("max deviation from orthonormality of [W; U] against W", "1"),
+    # --- toy models (labels the toy engineer adds go here)
+    # --- QRM (labels the QRM engineer adds go here)
+    # --- Taylor model and network (labels the Taylor engineer adds go here)
+    # --- analyses (labels the analysis engineer adds go here)
 }
 
 #: CF flag convention for ``status`` variables.
