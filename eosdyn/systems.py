@@ -72,7 +72,40 @@ class Param:
 
 @dataclass(frozen=True)
 class System:
-    """The record of one producer (see the module docstring)."""
+    """The record of one producer (see the module docstring).
+
+    Attributes
+    ----------
+    name : str
+        The public dotted name users call (``"eosdyn.toy.two_param"``); also ``eosdyn_config.function``.
+    kind : str
+        One of :data:`KINDS` (which driver runs it).
+    title, equations : str
+        Dataset ``title`` and the paper equations it implements.
+    params : tuple of Param
+        Model parameters (not the run options).
+    state : tuple of str
+        State variables on the trajectory axis, paper names (``z``, ``T``, ``theta``, ...).
+    roles : mapping
+        Role map (see :data:`eosdyn.conventions.ROLES`) written into every dataset.
+    example : mapping
+        Small parameters that run in well under a second (docs and the conformance test).
+    function : str
+        ``"module.attr"`` where the producer is defined.
+    random : bool
+        Whether it draws random instances (then it takes ``seeds``).
+    flow_of : str, optional
+        For flows: the GD sibling's name.
+    options : tuple of str
+        The run options it takes (``steps``, ``record_every``, ``stop``, ``tol``, ...).
+    defaults : mapping
+        Its defaults of those options (the docs' option table shows them).
+    initial : mapping
+        State variable -> the parameter whose value is that state at step 0 (or time 0),
+        checked by the conformance test (``{"z": "z0", "T": "T0"}``).
+    notes : str
+        Anything a user should know that the table cannot say.
+    """
 
     name: str
     kind: str
@@ -87,6 +120,7 @@ class System:
     flow_of: str | None = None
     options: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    initial: Mapping[str, str] = field(default_factory=dict)
     notes: str = ""
 
     def __post_init__(self):
