@@ -549,14 +549,14 @@ def check_dataset(ds: xr.Dataset) -> xr.Dataset:
             ds["status"].dtype.kind in "iu" and ds["diverged_at"].dtype.kind in "iu":
         problems += _fate_problems(ds["status"].values, ds["steps_taken"].values,
                                    ds["diverged_at"].values, ds["converged_at"].values)
-    if "diverged_at" in ds and "step" in ds.dims:
-        for var in ("z", "T", "sharpness"):
-            if var in ds and "step" in ds[var].dims and ds[var].dtype.kind == "f":
-                dat = ds["diverged_at"]
-                after = (ds["step"] > dat) & (dat >= 0)
-                bad = (after & np.isfinite(ds[var])).any()
-                if bool(bad):
-                    problems.append(f"variable {var!r} is finite after 'diverged_at' (state must be NaN)")
+    if "diverged_at" in ds and "step" in ds.dims and ds["diverged_at"].dtype.kind in "iu":
+        dat = ds["diverged_at"]
+        after = (ds["step"] > dat) & (dat >= 0)
+        for var in ds.data_vars:  # every trajectory variable of the members diverged_at describes
+            v = ds[var]
+            if "step" in v.dims and v.dtype.kind == "f" and set(dat.dims) <= set(v.dims) \
+                    and bool((after & np.isfinite(v)).any()):
+                problems.append(f"variable {var!r} is finite after 'diverged_at' (state must be NaN)")
     if problems:
         raise ValueError("dataset does not follow the eosdyn conventions:\n  - " + "\n  - ".join(problems))
     return ds
