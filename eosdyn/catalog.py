@@ -4,17 +4,17 @@ A catalog is a hand-editable YAML file (the package's own lives in the top-level
 ``catalogs/`` folder, see :func:`builtin_catalog_dir`) with a list of entries::
 
     entries:
-      - name: theorem31
+      - name: theorem31_sharpness
         description: Final sharpness of the EOS map against eps.
         paper: Theorem 3.1
         recipe:
-          function: eosdyn.toy.two_param
-          parameters: {eps: [0.05, 0.1], z0: 0.1, T0: 1.9, steps: 20000}
+          function: eosdyn.toy.two_param         # eosdyn's own recipe, or one you registered
+          parameters: {eps: [0.05, 0.1], z0: -0.45, T0: 1.65, steps: 20000}
         variants:
           quick: {steps: 5000}          # parameter overrides
         plot: eosdyn.plot.final_sharpness_vs_eps   # optional, used by `reproduce`
         claims:                                    # optional, used by `reproduce`
-          - eosdyn.reproduce.claim_theorem31
+          - eosdyn.claims.claim_theorem31
 
 or, instead of ``recipe``, ``stored: {path: data/x.nc, sha256: <hex>}`` (the path
 is relative to the YAML file). A recipe's dataset is computed on first use and
@@ -28,12 +28,18 @@ User catalogs are added with :func:`add` or the ``EOSDYN_CATALOG_PATH``
 environment variable (``os.pathsep``-separated files or folders of ``*.yaml``);
 an entry in a user catalog replaces a built-in entry of the same name.
 
+Only eosdyn's own recipes, views and claims and functions registered in Python
+(:func:`register_recipe`, :func:`register_view`, :func:`register_claim`) may be named; see
+:mod:`eosdyn.registry`.
+
 Examples
 --------
 >>> import eosdyn
->>> "theorem31" in eosdyn.catalog.list()  # doctest: +SKIP
+>>> "theorem31_sharpness" in eosdyn.catalog.list()
 True
->>> ds = eosdyn.catalog.open("theorem31", variant="quick")  # doctest: +SKIP
+>>> ds = eosdyn.catalog.open("figure2_eos", variant="quick", cache=False, steps=20)
+>>> ds.sizes["step"]
+21
 """
 
 from __future__ import annotations
@@ -843,8 +849,9 @@ def open(name: str, *, variant: str | None = None, cache: bool = True, **overrid
     Examples
     --------
     >>> import eosdyn
-    >>> ds = eosdyn.catalog.open("theorem31", variant="quick")  # doctest: +SKIP
-    >>> ds = eosdyn.catalog.open("theorem31", variant="quick", steps=500)  # doctest: +SKIP
+    >>> ds = eosdyn.catalog.open("figure2_eos", variant="quick", cache=False, steps=10)
+    >>> ds.attrs["catalog_entry"], ds.sizes["step"]
+    ('figure2_eos', 11)
     """
     entry, params = _resolve(name, variant, overrides)
     if entry.kind == "stored":
@@ -880,7 +887,7 @@ def describe(name: str) -> dict:
 
     Examples
     --------
-    >>> describe("theorem31")["paper"]  # doctest: +SKIP
+    >>> describe("theorem31_sharpness")["paper"]
     'Theorem 3.1'
     """
     entry = get(name)

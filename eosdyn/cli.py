@@ -260,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Examples
     --------
-    >>> main(["--quiet", "cache", "dir"])  # doctest: +SKIP
+    >>> main(["--quiet", "list"])  # doctest: +ELLIPSIS
+    cifar_fcn_projections
+    ...
     0
     """
     parser = build_parser()

@@ -72,15 +72,15 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "loss": ("loss L = ½ Σ z²", "1"),
     "z_norm": ("residual norm ‖z‖", "1"),
     "lambda_max": ("largest NTK eigenvalue λ_max", "1"),
-    # fates
-    "diverged": ("trajectory diverged", "1"),
-    "diverged_at": ("first step at which the trajectory diverged (-1: never)", "1"),
-    "converged": ("trajectory converged (|z̃| below tolerance)", "1"),
-    "converged_at": ("first step at which |z̃| fell below tolerance (-1: never)", "1"),
-    "steps_taken": ("number of GD steps taken", "1"),
+    # fates (every GD dataset; flows use times for diverged_at/converged_at)
+    "diverged_at": ("first step (flows: time) at which loss > diverge_loss or the state stopped being finite "
+                    "(-1, flows NaN: never)", "1"),
+    "converged_at": ("first step (flows: time) at which loss < tol (-1, flows NaN: never)", "1"),
+    "steps_taken": ("GD steps this member took", "1"),
     "status": ("fate of the trajectory", "1"),
-    "final_sharpness": ("final sharpness η λ_max", "1"),
-    "final_loss": ("final loss L", "1"),
+    "t_stop": ("time the flow reached (the last time unless it diverged or failed)", "1"),
+    "final_sharpness": ("sharpness η λ_max at the member's last step (steps_taken)", "1"),
+    "final_loss": ("loss at the member's last step (steps_taken)", "1"),
     "final_z": ("final rescaled residual z̃", "1"),
     "final_T": ("final rescaled curvature T(0)", "1"),
     "final_theta": ("final rescaled coordinate θ̃ of the linear model", "1"),
@@ -158,6 +158,20 @@ STOP_MODES = ("never", "member", "batch")
 ROLES = ("residual", "curvature", "sharpness", "loss", "parameters")
 
 REQUIRED_ATTRS = ("Conventions", "title", "source", "model", "equations", "history", "eosdyn_config")
+
+
+def names_table() -> str:
+    """The Markdown table of every name in :data:`VARIABLES` (docs/conventions.md): one row each.
+
+    Examples
+    --------
+    >>> names_table().splitlines()[0]
+    '| name | long_name | units |'
+    """
+    rows = ["| name | long_name | units |", "|---|---|---|"]
+    for name, (long_name, units) in sorted(VARIABLES.items(), key=lambda kv: kv[0].lower()):
+        rows.append(f"| `{name}` | {long_name.replace('|', chr(92) + '|')} | {units} |")
+    return "\n".join(rows) + "\n"
 
 
 def set_roles(ds: xr.Dataset, **roles: str) -> xr.Dataset:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Param", "System", "KINDS", "register", "systems", "get", "run"]
+__all__ = ["Param", "System", "KINDS", "OPTION_COLUMNS", "register", "systems", "get", "run", "option_table"]
 
 KINDS = ("pair_map", "vector_map", "parameter_gd", "flow")
 
@@ -172,3 +172,41 @@ def get(name: str) -> System:
 def run(name: str, **parameters: Any):
     """Call the producer of system ``name`` with ``parameters``."""
     return get(name).producer(**parameters)
+
+
+#: the run options of the shared vocabulary, in the order of the docs' table
+OPTION_COLUMNS = ("steps", "record_every", "stop", "tol", "diverge_loss", "dtype", "seeds", "times",
+                  "rtol", "atol", "max_evals")
+
+#: why a producer does not take an option (shown in the table instead of a blank cell)
+_NOT_TAKEN = {
+    "seeds": "deterministic",
+    "times": "GD: `steps`",
+    "rtol": "GD", "atol": "GD", "max_evals": "GD",
+    "steps": "flow: `times`", "record_every": "flow: `times`", "stop": "flow: to `times[-1]`",
+    "dtype": "float64 (solve_ivp)",
+}
+
+
+def _cell(rec: System, opt: str) -> str:
+    if opt in rec.options:
+        if opt in rec.defaults:
+            return f"`{rec.defaults[opt]!r}`"
+        return "required"
+    return _NOT_TAKEN.get(opt, "n/a")
+
+
+def option_table() -> str:
+    """The Markdown table of every producer × the shared options and outputs (docs/conventions.md).
+
+    Each cell is the producer's default for that option (``required`` when it has none) or the
+    reason it does not take it; the last column lists the trajectory variables it records.
+    """
+    head = ["producer", "kind", *OPTION_COLUMNS, "trajectory variables"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, rec in systems().items():
+        traj = ", ".join(f"`{v}`" for v in ("sharpness", "loss", *rec.state))
+        cells = [f"`{name}`", rec.kind, *(_cell(rec, o) for o in OPTION_COLUMNS), traj]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+

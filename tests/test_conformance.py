@@ -1,54 +1,168 @@
-"""Every simulation's output follows the dataset conventions and survives NetCDF exactly.
+"""The conformance contract: every producer in the registry passes the same checks.
 
-One small call per public simulation; each result must pass ``check_dataset``, carry a
-provenance recipe that regenerates it bit for bit, and round-trip through
-``to_netcdf``/``open_dataset`` as an ``identical`` dataset.
+For each system record (``eosdyn.systems.systems()``: toy maps, one_datapoint, the hierarchy,
+QRM sweeps and flows, the Taylor model, ...) its example dataset must
+
+* pass ``check_dataset`` and round-trip through NetCDF as an ``identical`` dataset;
+* regenerate from its ``eosdyn_config`` as an identical dataset (data, coords and attrs;
+  only the timestamped ``history`` differs);
+* follow the output schema: ``sharpness``, ``loss`` and the model state on the trajectory axis,
+  the fates with their dtypes, consistent with each other, state NaN after ``diverged_at``, the
+  initial state equal to the inputs, a role map that names existing variables;
+* be accepted by the generic analyses without ``var=`` or special cases.
+
+A new producer only needs a record: this file finds it.
 """
+
+from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import eosdyn
-from eosdyn.conventions import read_config, regenerate
+from eosdyn import analysis, systems
+from eosdyn.conventions import ROLES, STATUS_VALUES, read_config, regenerate, roles_of
 
-CASES = {
-    "two_param": lambda: eosdyn.toy.two_param(eps=[0.1, 0.5], z0=[0.05, 0.3], T0=1.6, steps=40),
-    "two_param_a": lambda: eosdyn.toy.two_param(a=[2.0, 4.0], E=0.0, z0=0.01, T0=0.5, steps=10,
-                                                record_every=2),
-    "catapult": lambda: eosdyn.toy.catapult(z0=[0.1, 0.3, 0.45], T0=[1.0, 3.5], steps=30),
-    "linear": lambda: eosdyn.toy.linear(lam=[0.5, 1.5, 2.5], theta0=1.0, steps=20),
-    "hierarchy": lambda: eosdyn.toy.hierarchy(q=[1.0, 0.3, -0.2], z0=0.1, w0=[0.5, 0.4, 0.3], steps=25),
-    "one_datapoint": lambda: eosdyn.toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.5, 0.5], eta=0.3,
-                                                      steps=25),
-    "two_param_flow": lambda: eosdyn.toy.two_param_flow(eps=0.1, z0=0.1, T0=1.5,
-                                                        times=np.linspace(0, 5, 11)),
-    "qrm_sweep": lambda: eosdyn.qrm.sweep(D=4, P=6, sigma_z=[0.5, 5.0], sigma_J=[0.5, 1.0], seeds=3,
-                                          max_steps=50, record=5),
-    "qrm_flow": lambda: eosdyn.qrm.gradient_flow(D=3, P=4, sigma_z=0.5, sigma_J=1.0, seeds=2, t_max=1.0,
-                                                 n_times=5),
-}
+RECORDS = systems.systems()
+NAMES = sorted(RECORDS)
+FATE_DTYPES_GD = {"status": np.int8, "steps_taken": np.int64, "diverged_at": np.int64, "converged_at": np.int64}
 
 
-@pytest.fixture(params=sorted(CASES))
-def dataset(request):
-    return CASES[request.param]()
+@pytest.fixture(scope="module")
+def datasets():
+    return {}
 
 
-def test_conventions(dataset):
-    eosdyn.check_dataset(dataset)
-    assert read_config(dataset)["function"].startswith("eosdyn.")
+def _dataset(cache, name):
+    if name not in cache:
+        rec = RECORDS[name]
+        cache[name] = rec.producer(**rec.example)
+    return cache[name]
 
 
-def test_netcdf_round_trip(dataset, tmp_path):
+def _axis(ds):
+    return "time" if "time" in ds.dims else "step"
+
+
+def test_registry_covers_every_public_producer():
+    expected = {f"eosdyn.toy.{n}" for n in eosdyn.toy.__all__} | {"eosdyn.qrm.sweep", "eosdyn.qrm.gradient_flow",
+                                                                   "eosdyn.taylor.simulate"}
+    assert expected <= set(NAMES), sorted(expected - set(NAMES))
+    for name, rec in RECORDS.items():
+        assert rec.name == name and eosdyn.registry.is_registered("recipe", name), name
+        assert rec.kind in systems.KINDS
+        assert set(rec.roles) <= set(ROLES)
+        if rec.kind == "flow":
+            assert rec.flow_of in RECORDS, name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_conventions_and_netcdf_round_trip(name, datasets, tmp_path):
+    ds = _dataset(datasets, name)
+    eosdyn.check_dataset(ds)
+    assert read_config(ds)["function"] == name
     path = tmp_path / "ds.nc"
-    eosdyn.to_netcdf(dataset, path)
+    eosdyn.to_netcdf(ds, path)
     back = eosdyn.open_dataset(path)
-    assert back.identical(dataset)
-    for name in dataset.variables:
-        assert back[name].dtype == dataset[name].dtype, name
+    assert back.identical(ds)
+    for v in ds.variables:
+        assert back[v].dtype == ds[v].dtype, v
 
 
-def test_provenance_regenerates(dataset):
-    again = regenerate(dataset)
-    for name in dataset.data_vars:
-        np.testing.assert_array_equal(again[name].values, dataset[name].values, err_msg=name)
+@pytest.mark.parametrize("name", NAMES)
+def test_regenerate_is_identical(name, datasets):
+    ds = _dataset(datasets, name)
+    again = regenerate(ds)
+    a, b = again.copy(), ds.copy()
+    a.attrs.pop("history", None)
+    b.attrs.pop("history", None)
+    xr.testing.assert_identical(a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_output_schema(name, datasets):
+    rec = RECORDS[name]
+    ds = _dataset(datasets, name)
+    axis = _axis(ds)
+    assert axis in ds.dims
+    for v in ("sharpness", "loss", *rec.state):
+        assert v in ds and axis in ds[v].dims, v
+    roles = roles_of(ds)
+    assert roles == dict(rec.roles)
+    for r, v in roles.items():
+        assert v in ds.variables, (r, v)
+    assert "diverged" not in ds, "the boolean 'diverged' is replaced by status/diverged_at"
+    status = ds["status"]
+    assert status.dtype == np.int8
+    flags = dict(zip(status.attrs["flag_values"].tolist(), status.attrs["flag_meanings"].split()))
+    assert flags == {v: k for k, v in STATUS_VALUES.items()}
+    assert set(np.unique(status.values).tolist()) <= set(STATUS_VALUES.values())
+    for v in ("final_sharpness", "final_loss"):
+        assert v in ds and axis not in ds[v].dims, v
+    div = status == STATUS_VALUES["diverged"]
+    if axis == "step":
+        for v, dt in FATE_DTYPES_GD.items():
+            assert ds[v].dtype == dt, v
+        st = ds["steps_taken"]
+        assert bool((div == (ds["diverged_at"] >= 0)).all())
+        assert bool(((ds["converged_at"] >= 0) | (status != STATUS_VALUES["converged"])).all())
+        assert bool((ds["diverged_at"] <= st).all() and (ds["converged_at"] <= st).all())
+        assert int(st.max()) <= int(ds[axis].max()) or ds.attrs.get("stop") != "never"
+        after = ds[axis] > ds["diverged_at"].where(ds["diverged_at"] >= 0)
+    else:
+        assert "t_stop" in ds and ds["diverged_at"].dtype.kind == "f"
+        assert bool((div == np.isfinite(ds["diverged_at"])).all())
+        after = ds[axis] > ds["diverged_at"]
+    for v in ("sharpness", "loss", *rec.state):
+        if ds[v].dtype.kind == "f":
+            assert not bool((after & np.isfinite(ds[v])).any()), f"{v} is finite after diverged_at"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_initial_state_equals_inputs(name, datasets):
+    rec = RECORDS[name]
+    ds = _dataset(datasets, name)
+    axis = _axis(ds)
+    for var, param in rec.initial.items():
+        got = ds[var].isel({axis: 0})
+        want = rec.example[param]
+        want = want if isinstance(want, xr.DataArray) else np.asarray(want, dtype=float)
+        np.testing.assert_allclose(np.broadcast_to(np.asarray(got), np.shape(got)),
+                                   np.broadcast_to(np.asarray(want, dtype=float), np.shape(got))
+                                   if np.ndim(want) <= np.ndim(got) else want,
+                                   rtol=1e-6 if ds[var].dtype == np.float32 else 0, err_msg=var)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generic_analyses_accept_it(name, datasets):
+    ds = _dataset(datasets, name)
+    if "step" not in ds.dims:
+        pytest.skip("two-step analyses are defined on the GD step axis; flows have a time axis")
+    sharp = ds["sharpness"]
+    two = analysis.two_step(sharp)
+    assert two.sizes["step"] == max(ds.sizes["step"] - 2, 0) or "step" in two.dims
+    kinds = analysis.classify(ds)
+    assert set(np.unique(kinds.values).tolist()) <= set(range(8))
+    member_dims = list(ds["final_sharpness"].dims)
+    src = ds if member_dims else ds.expand_dims("member")
+    stats = analysis.final_sharpness_stats(src, dim=member_dims[0] if member_dims else "member")
+    assert "median_sharpness" in stats
+    if ds.sizes["step"] >= 6:
+        analysis.fit_limit(ds)
+
+
+def _block(text: str, marker: str) -> str:
+    start, end = f"<!-- {marker} -->\n", f"<!-- /{marker} -->"
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def test_docs_tables_match_the_registry_and_the_names():
+    """docs/conventions.md shows the option table of every producer and every name, as generated."""
+    from pathlib import Path
+
+    from eosdyn.conventions import names_table
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "conventions.md").read_text(encoding="utf-8")
+    assert _block(text, "option-table") == systems.option_table()
+    assert _block(text, "names-table") == names_table()
