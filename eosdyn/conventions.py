@@ -135,6 +135,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     # --- toy models (labels the toy engineer adds go here)
     # --- QRM (labels the QRM engineer adds go here)
     # --- Taylor model and network (labels the Taylor engineer adds go here)
+    "network_step": ("step of the network trajectory, t0 + step (the Taylor model's step 0 is t0)", "1"),
+    "final_z_tilde": ("residual z̃_i = v_iᵀ z in the NTK eigenbasis at the member's last step (steps_taken)", "1"),
     # --- analyses (labels the analysis engineer adds go here)
 }
 
