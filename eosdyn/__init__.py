@@ -3,48 +3,33 @@
 Simulations of the models of Agarwala, Pedregosa & Pennington (ICML 2023),
 their closed-form theory, and analyses, all as labelled :mod:`xarray` datasets.
 
-Submodules are imported on first use, so ``import eosdyn`` stays light.
+Namespaces (each a real module: ``from eosdyn.toy import two_param`` works in a fresh
+interpreter): :mod:`eosdyn.toy`, :mod:`eosdyn.qrm`, :mod:`eosdyn.taylor` (simulations),
+:mod:`eosdyn.theory`, :mod:`eosdyn.analysis`, :mod:`eosdyn.plot`, :mod:`eosdyn.catalog`,
+:mod:`eosdyn.recipes`, :mod:`eosdyn.claims`, :mod:`eosdyn.reproduce`, :mod:`eosdyn.sweep`,
+:mod:`eosdyn.systems`, :mod:`eosdyn.registry`, :mod:`eosdyn.conventions`, :mod:`eosdyn.io`
+and the optional torch pipeline :mod:`eosdyn.nn`. They are imported on first use, so
+``import eosdyn`` stays light (no numba compilation, no plotting libraries).
+
+Examples
+--------
+>>> import eosdyn
+>>> eosdyn.toy.__name__, "simulate" in eosdyn.taylor.__all__
+('eosdyn.toy', True)
 """
 
 from __future__ import annotations
 
-import importlib
-
+from ._lazy import attach as _attach
 from ._version import __version__
 from .conventions import check_dataset
 from .io import open_dataset, to_netcdf
 from .analysis import accessor as _eos_accessor  # noqa: F401,E402  (light: registers Dataset.eos)
 
-_SUBMODULES = {
-    "toy": "eosdyn.models.toy",
-    "qrm": "eosdyn.models.qrm",
-    "taylor": "eosdyn.models.taylor",
-    "theory": "eosdyn.theory",
-    "analysis": "eosdyn.analysis",
-    "catalog": "eosdyn.catalog",
-    "conventions": "eosdyn.conventions",
-    "models": "eosdyn.models",
-    "plot": "eosdyn.plot",
-    "sweep": "eosdyn.sweep",
-    "io": "eosdyn.io",
-    "recipes": "eosdyn.recipes",
-    "claims": "eosdyn.claims",
-    "registry": "eosdyn.registry",
-    "systems": "eosdyn.systems",
-    "reproduce": "eosdyn.reproduce",
-    "nn": "eosdyn.nn",
-}
+#: the public namespaces, imported on first attribute access (the one lazy-import table)
+_NAMESPACES = ("toy", "qrm", "taylor", "theory", "analysis", "plot", "catalog", "recipes", "claims",
+               "reproduce", "sweep", "systems", "registry", "conventions", "io", "nn")
 
-__all__ = ["__version__", "check_dataset", "open_dataset", "to_netcdf", *_SUBMODULES]
+__all__ = ["check_dataset", "open_dataset", "to_netcdf", *_NAMESPACES]
 
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        module = importlib.import_module(_SUBMODULES[name])
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'eosdyn' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_SUBMODULES))
+__getattr__, __dir__ = _attach(__name__, {name: f"{__name__}.{name}" for name in _NAMESPACES})

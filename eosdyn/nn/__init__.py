@@ -22,24 +22,12 @@ cli
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import attach as _attach
 
-_LAZY = {"data", "linalg", "network", "projections", "pipeline", "cli"}
-_FUNCS = {"load_cifar": "data", "build": "pipeline"}
+_SUBMODULES = ("data", "linalg", "network", "projections", "pipeline", "cli")
+_FUNCTIONS = {"load_cifar": "data", "build": "pipeline"}
 
-__all__ = sorted(_LAZY | set(_FUNCS))
+__all__ = sorted({*_SUBMODULES, *_FUNCTIONS})
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        mod = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = mod
-        return mod
-    if name in _FUNCS:
-        mod = importlib.import_module(f"{__name__}.{_FUNCS[name]}")
-        return getattr(mod, name)
-    raise AttributeError(f"module 'eosdyn.nn' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | _LAZY | set(_FUNCS))
+__getattr__, __dir__ = _attach(__name__, {**{m: f"{__name__}.{m}" for m in _SUBMODULES},
+                                          **{f: f"{__name__}.{m}:{f}" for f, m in _FUNCTIONS.items()}})
