@@ -12,41 +12,81 @@ rate ``η/n``; its sharpness ``(η/n) λ_max(J̃ J̃ᵀ)`` has the edge at 2, li
 stored network trajectory. The GD loop is the shared QRM kernel
 :func:`eosdyn.kernels.qrm.run_gd` (no torch needed).
 
+Provenance: a dataset records where its projections came from (a catalog entry, a file with
+its sha256, or an in-memory Dataset) and their digest (:func:`projections_sha256`), so
+:func:`eosdyn.conventions.regenerate` rebuilds it only from the very same projections and
+otherwise refuses, saying what is missing.
+
 Examples
 --------
 >>> import eosdyn
->>> proj = eosdyn.catalog.load("cifar_fcn_projections")  # doctest: +SKIP
->>> ds = eosdyn.taylor.simulate(proj, modes=8, steps=200)  # doctest: +SKIP
->>> ds.sharpness.sel(step=int(proj.t0[0]))  # doctest: +SKIP
+>>> ds = eosdyn.taylor.simulate("cifar_fcn_projections", t0=4200, modes=4, steps=20)
+>>> int(ds.t0), ds.sizes["step"], round(float(ds.sharpness[0]), 2)
+(4200, 21, 2.12)
+>>> ds.attrs["projections_source"]
+"catalog entry 'cifar_fcn_projections'"
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
 import xarray as xr
 
 from .. import conventions
-from .._validate import check_dtype, check_int
+from .._files import sha256_file
+from .._validate import check_gd_options, check_int
+from ..conventions import STATUS_VALUES
 from ..kernels.qrm import MAX_STEPS_LIMIT, check_representable, real_scalar, run_gd
+from ..systems import Param, System, register
 
-__all__ = ["simulate", "reduced_model"]
+__all__ = ["simulate", "reduced_model", "projections_sha256"]
 
 _REQUIRED = ("ntk_eigenvalue", "z_tilde", "Q_tilde")
+#: what the digest of :func:`projections_sha256` covers: every value :func:`reduced_model` reads
+_DIGESTED = ("t0", "eta", "n_examples", "ntk_eigenvalue", "z_tilde", "Q_tilde", "Q_cross", "Q_feedback")
 CATALOG_NAME = "cifar_fcn_projections"
+PUBLIC_NAME = "eosdyn.taylor.simulate"
+EQUATIONS = ("Eq. 1, 24-26 with D = k, P = k + feedback, J0 = [diag(sqrt(lambda)), 0], Q = Q_tilde "
+             "(+ Q_cross, Q_feedback); Appendix D.3")
+DEFAULTS = {"steps": 500, "record_every": 1, "stop": "never", "tol": 0.0, "diverge_loss": 1e8, "dtype": "float64"}
+
+
+def _catalog_entries() -> set[str]:
+    from .. import catalog
+
+    try:
+        return set(catalog.entries())
+    except Exception:  # noqa: BLE001 - a broken user catalog must not break opening a file path
+        return {CATALOG_NAME}
+
+
+def _source_of(projections) -> tuple[str, str | None]:
+    """``("catalog", name)``, ``("file", absolute path)`` or ``("in-memory", None)``."""
+    if isinstance(projections, (str, os.PathLike)):
+        text = os.fspath(projections)
+        if not os.path.exists(text) and isinstance(projections, str) and text in _catalog_entries():
+            return "catalog", text
+        return "file", os.path.abspath(text)
+    return "in-memory", None
 
 
 def _as_projections(projections) -> xr.Dataset:
+    if projections is None:
+        raise ValueError("projections must be an xarray.Dataset, a NetCDF path or a catalog entry name "
+                         f"such as {CATALOG_NAME!r}; got None")
     if isinstance(projections, (str, os.PathLike)):
-        if os.path.exists(projections) or str(projections) != CATALOG_NAME:
+        kind, where = _source_of(projections)
+        if kind == "catalog":
+            from .. import catalog
+
+            projections = catalog.open(where)
+        else:
             from ..io import open_dataset
 
             projections = open_dataset(projections)
-        else:
-            from .. import catalog
-
-            projections = catalog.open(CATALOG_NAME)
     if not isinstance(projections, xr.Dataset):
         raise ValueError(f"projections must be an xarray.Dataset or a path to one; got {type(projections).__name__}")
     missing = [v for v in _REQUIRED if v not in projections]
@@ -62,6 +102,52 @@ def _as_projections(projections) -> xr.Dataset:
         if projections[name].dtype.kind not in "iuf":
             raise ValueError(f"projections variable {name} must be real numbers; got dtype {projections[name].dtype}")
     return projections
+
+
+def projections_sha256(projections) -> str:
+    """The digest that identifies projections: sha256 over the exact bytes of the values the model reads.
+
+    It covers, for each of ``t0``, ``eta``, ``n_examples``, ``ntk_eigenvalue``, ``z_tilde``,
+    ``Q_tilde``, ``Q_cross`` and ``Q_feedback`` that the dataset holds, its name, dims, dtype,
+    shape and the bytes of its values (attributes such as ``history`` do not count). Two
+    projections with the same digest give bit-identical :func:`simulate` results.
+    :func:`simulate` records it (``eosdyn_config`` parameter ``projections_sha256``).
+
+    Parameters
+    ----------
+    projections : xarray.Dataset, path-like or catalog entry name
+        As for :func:`simulate`.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> proj = xr.Dataset({"ntk_eigenvalue": (("t0", "mode"), [[2.1e4, 1e4]]),
+    ...                    "z_tilde": (("t0", "mode"), [[0.1, -0.2]]),
+    ...                    "Q_tilde": (("t0", "mode", "mode_j", "mode_l"), np.full((1, 2, 2, 2), 5.0))},
+    ...                   coords={"t0": [300], "eta": 0.01, "n_examples": 100})
+    >>> digest = projections_sha256(proj)
+    >>> len(digest), digest == projections_sha256(proj.assign_attrs(history="edited"))
+    (64, True)
+    >>> digest == projections_sha256(proj.assign(z_tilde=proj.z_tilde * 2))
+    False
+    """
+    ds = _as_projections(projections)
+    h = hashlib.sha256(b"eosdyn.taylor projections v1\0")
+    for name in _DIGESTED:
+        if name in ds.variables:
+            values = np.ascontiguousarray(ds[name].values)
+            head = f"{name}|{','.join(map(str, ds[name].dims))}|{values.dtype.str}|{values.shape}\0"
+            h.update(head.encode())
+            h.update(values.tobytes())
+        elif name in ("eta", "n_examples"):
+            attr = "eta" if name == "eta" else "nn_examples"
+            h.update(f"{name}|attr|{ds.attrs.get(attr)!r}\0".encode())
+    return h.hexdigest()
 
 
 def _scalar_meta(ds: xr.Dataset, name: str, attr: str):
@@ -115,7 +201,9 @@ def reduced_model(projections, *, t0=None, modes=None, feedback=0):
 
     Examples
     --------
-    >>> Q, J0, z0, eta_eff, t0 = reduced_model("cifar_fcn_projections.nc", modes=4)  # doctest: +SKIP
+    >>> Q, J0, z0, eta_eff, t0 = reduced_model("cifar_fcn_projections", t0=4200, modes=4, feedback=2)
+    >>> Q.shape, J0.shape, z0.shape, t0
+    ((4, 6, 6), (4, 6), (4,), 4200)
     """
     ds = _as_projections(projections)
     eta, n = _eta_and_n(ds)
@@ -161,106 +249,240 @@ def reduced_model(projections, *, t0=None, modes=None, feedback=0):
     return Q, J0, z0, eta / n, t0
 
 
-def simulate(projections, *, t0=None, modes=None, steps: int = 500, record_every: int = 1,
-             diverge_loss: float = 1e8, dtype="float64", feedback: int = 0,
-             max_memory="2GB") -> xr.Dataset:
+def _resolve_source(projections, sha, file_sha):
+    """Open the projections and check them against the recorded digests.
+
+    Returns ``(dataset, parameters to record, projections_source attr)``. Raises ``ValueError``
+    (never substitutes other data) when ``projections`` is None (in-memory projections that were
+    not saved), when a file is missing or its bytes changed, or when the digest differs.
+    """
+    if projections is None:
+        what = f" (sha256 {sha})" if sha else ""
+        raise ValueError(
+            f"projections=None: this dataset was simulated from in-memory projections{what}, which were "
+            "not saved, so eosdyn cannot obtain them and refuses to substitute other data. To rebuild it, "
+            "pass the same projections: eosdyn.taylor.simulate(proj, **parameters) with parameters from "
+            "eosdyn.conventions.read_config(ds); save projections first (eosdyn.to_netcdf(proj, path)) and "
+            "simulate from the path to make the dataset regenerable")
+    kind, where = _source_of(projections) if not isinstance(projections, xr.Dataset) else ("in-memory", None)
+    if kind == "file" and file_sha is not None:
+        if not os.path.isfile(where):
+            raise ValueError(f"projections file {where!r} does not exist; the dataset was simulated from a file "
+                             f"with sha256 {file_sha}: restore that file (or pass the same projections as a "
+                             "Dataset) to rebuild it")
+        actual = sha256_file(where)
+        if actual != file_sha:
+            raise ValueError(f"projections file {where!r} has changed since the dataset was simulated: its sha256 "
+                             f"is {actual}, the dataset records {file_sha}; refusing to rebuild from different "
+                             "projections (restore the original file)")
+    ds = _as_projections(projections)
+    digest = projections_sha256(ds)
+    if sha is not None and digest != sha:
+        shown = {"catalog": f"catalog entry {where!r}", "file": f"file {where!r}",
+                 "in-memory": "the given Dataset"}[kind]
+        raise ValueError(f"projections_sha256 mismatch: {shown} holds projections with sha256 {digest}, but "
+                         f"{sha} was asked for (the projections the dataset was simulated from); refusing to "
+                         "substitute other projections")
+    if kind == "in-memory" and ds.attrs.get("model") == CATALOG_NAME:
+        # the catalog's own projections, loaded by the user: record the catalog entry
+        try:
+            if projections_sha256(CATALOG_NAME) == digest:
+                kind, where = "catalog", CATALOG_NAME
+        except Exception:  # noqa: BLE001 - catalog not installed: stays in-memory
+            pass
+    if kind == "catalog":
+        return ds, {"projections": where, "projections_sha256": digest, "projections_file_sha256": None}, \
+            f"catalog entry {where!r}"
+    if kind == "file":
+        fsha = file_sha if file_sha is not None else sha256_file(where)
+        return ds, {"projections": where, "projections_sha256": digest, "projections_file_sha256": fsha}, \
+            f"file {where!r} (sha256 {fsha})"
+    return ds, {"projections": None, "projections_sha256": digest, "projections_file_sha256": None}, \
+        "in-memory xarray.Dataset (not saved: save it with eosdyn.to_netcdf and simulate from the file to make " \
+        "this dataset regenerable)"
+
+
+def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int = 500,
+             record_every: int | None = 1, stop: str = "never", tol: float = 0.0, diverge_loss: float = 1e8,
+             dtype="float64", max_memory="2GB", projections_sha256: str | None = None,
+             projections_file_sha256: str | None = None) -> xr.Dataset:
     """GD on the k-mode quadratic (second-order Taylor) model of the network around t₀.
 
     Parameters
     ----------
-    projections : xarray.Dataset, path-like or ``"cifar_fcn_projections"``
-        A ``cifar_fcn_projections`` dataset, a NetCDF path, or the catalog name (``ntk_eigenvalue``, ``z_tilde``, ``Q_tilde``,
-        coordinates ``t0``, ``eta``, ``n_examples``).
+    projections : xarray.Dataset, path-like or catalog entry name
+        A ``cifar_fcn_projections`` dataset (``ntk_eigenvalue``, ``z_tilde``, ``Q_tilde``,
+        coordinates ``t0``, ``eta``, ``n_examples``), a NetCDF path, or a catalog entry name
+        such as ``"cifar_fcn_projections"`` (the stored projections of the paper's network).
     t0 : int, optional
         Expansion step (default: the first stored one).
     modes : int, optional
         Number k of top NTK modes (default: all stored).
-    steps : int, default 500
-        GD steps.
-    record_every : int, default 1
-        Record every this many steps.
-    diverge_loss : float, default 1e8
-        Diverged once ½‖z̃‖² exceeds this (the state is NaN afterwards).
-    dtype : {"float64", "float32"}
     feedback : int, default 0
         Add this many stored feedback directions to the parameter basis (see
         :func:`reduced_model`). Without them the model keeps only span(u₁…u_k), which holds a
         few per cent of ‖Q₁u₁‖² in the stored run, and misses most of the curvature feedback
         that ends a catapult (docs/network.md).
+    steps : int, default 500
+        GD steps of the reduced model (the maximum; >= 0).
+    record_every : int or None, default 1
+        Record every this many steps; None records step 0 and the last step only.
+    stop : {"never", "member", "batch"}, default "never"
+        ``"never"``: run all ``steps`` (a diverged run is NaN after ``diverged_at``; a converged
+        one keeps running). ``"member"``/``"batch"`` (the same for this single trajectory): stop
+        at the fate; the trajectory is NaN after ``steps_taken``.
+    tol : float, default 0
+        Converged once ``loss`` < tol. The default 0 never converges: the reduced model is run
+        for a fixed number of steps, as a comparison with the network trajectory needs.
+    diverge_loss : float, default 1e8
+        Diverged once ``loss`` exceeds this or the state stops being finite (the state is NaN
+        afterwards).
+    dtype : {"float64", "float32"}
     max_memory : int or str, default "2GB"
         Budget for the recorded trajectories (see :func:`eosdyn.kernels.qrm.run_gd`).
+    projections_sha256 : str, optional
+        The digest (:func:`projections_sha256`) the projections must have; a ``ValueError`` if
+        they differ. Recorded in every dataset, so :func:`eosdyn.conventions.regenerate`
+        rebuilds only from the very same projections.
+    projections_file_sha256 : str, optional
+        For a file ``projections``: the sha256 its bytes must have (recorded for file sources).
 
     Returns
     -------
     xarray.Dataset
-        Dims ``step`` (``t0, t0 + record_every, …``: the network trajectory's step
-        coordinate) and ``mode``. Variables ``sharpness(step)`` = (η/n) λ_max of the
-        reduced NTK (edge 2), ``z(step, mode)`` (z̃ in the NTK eigenbasis at t₀, the
-        network's units; mode 0 is z₁), ``loss(step)`` = (1/n) ½‖z̃‖² (the modelled part of
-        the network loss), ``status`` (CF flag), ``steps_taken``, ``diverged_at`` (a
-        ``step`` value, −1 if never), ``final_sharpness``. Scalar coordinates ``t0``,
-        ``eta``, ``n_examples``, ``D`` = k, ``P`` = k + feedback.
+        Dims ``step`` (GD steps of the reduced model, 0 = t₀; the non-index coordinate
+        ``network_step`` = t₀ + step aligns it with the network trajectory) and ``mode``.
+        Variables ``sharpness(step)`` = (η/n) λ_max of the reduced NTK (edge 2),
+        ``z_tilde(step, mode)`` (the residual z̃ in the NTK eigenbasis at t₀, network units;
+        mode 0 is z₁), ``loss(step)`` = ½ Σ_i z̃_i², the reduced model's loss (tol and
+        diverge_loss act on it; the network's own loss has a further factor 1/n); the fates
+        ``status``, ``steps_taken``, ``diverged_at``, ``converged_at`` (step counts, −1 =
+        never) and ``final_sharpness``, ``final_loss``, ``final_z_tilde``. Scalar coordinates
+        ``t0``, ``eta``, ``n_examples``, ``D`` = k, ``P`` = k + feedback. Attributes: the role
+        map, ``tol``, ``diverge_loss``, ``stop``, ``projections_source`` (where the projections
+        came from) and ``eosdyn_config`` (function ``eosdyn.taylor.simulate``).
 
     Raises
     ------
     ValueError, TypeError
         Before anything runs, naming what is wrong: projections without ``eta`` or
         ``n_examples`` (or with ``n_examples`` < 1), with zero modes or no ``t0``, a ``t0``
-        not in the data, ``modes``/``steps``/``record_every``/``feedback`` out of range,
-        ``diverge_loss`` not finite and > 0, values beyond the float32 range for
-        ``dtype="float32"``, or recordings above ``max_memory``.
+        not in the data, ``modes``/``steps``/``record_every``/``feedback``/``stop``/``tol``/
+        ``diverge_loss`` out of range, values beyond the float32 range for
+        ``dtype="float32"``, recordings above ``max_memory``; projections whose digest (or
+        file sha256) differs from ``projections_sha256`` (``projections_file_sha256``), and
+        ``projections=None`` (a regenerated dataset whose in-memory projections were not saved).
 
     Examples
     --------
-    >>> import numpy as np, xarray as xr
+    >>> import eosdyn, numpy as np, xarray as xr
     >>> proj = xr.Dataset({"ntk_eigenvalue": (("t0", "mode"), [[2.1e4, 1e4]]),
     ...                    "z_tilde": (("t0", "mode"), [[0.1, -0.2]]),
     ...                    "Q_tilde": (("t0", "mode", "mode_j", "mode_l"), np.full((1, 2, 2, 2), 5.0))},
     ...                   coords={"t0": [300], "eta": 0.01, "n_examples": 100})
     >>> ds = simulate(proj, steps=3)
-    >>> ds.step.values.tolist(), round(float(ds.sharpness[0]), 3)
-    ([300, 301, 302, 303], 2.1)
+    >>> ds.step.values.tolist(), ds.network_step.values.tolist(), round(float(ds.sharpness[0]), 3)
+    ([0, 1, 2, 3], [300, 301, 302, 303], 2.1)
+    >>> float(ds.loss[0]) == 0.5 * (0.1 ** 2 + 0.2 ** 2)
+    True
+    >>> ds.attrs["projections_source"][:22]
+    'in-memory xarray.Datas'
+    >>> eosdyn.conventions.regenerate(ds)
+    Traceback (most recent call last):
+    ...
+    ValueError: projections=None: this dataset was simulated from in-memory projections (sha256 ...
     """
-    dt = check_dtype(dtype)
-    proj_name = os.fspath(projections) if isinstance(projections, (str, os.PathLike)) else CATALOG_NAME
-    steps = check_int("steps", steps, 1, MAX_STEPS_LIMIT)
-    record_every = check_int("record_every", record_every, 1, steps)
-    diverge_loss = real_scalar("diverge_loss", diverge_loss, 0, None, lo_open=True)
-    ds_in = _as_projections(projections)
+    steps, every, stop, tol, diverge_loss, dt = check_gd_options(
+        steps=steps, record_every=record_every, stop=stop, tol=tol, diverge_loss=diverge_loss, dtype=dtype,
+        max_steps=MAX_STEPS_LIMIT)
+    for name, value in (("projections_sha256", projections_sha256),
+                        ("projections_file_sha256", projections_file_sha256)):
+        if value is not None and not (isinstance(value, str) and len(value) == 64
+                                      and all(c in "0123456789abcdef" for c in value)):
+            raise ValueError(f"{name} must be 64 lower-case hexadecimal digits or None; got {value!r}")
+    ds_in, source_params, source_text = _resolve_source(projections, projections_sha256, projections_file_sha256)
     Q, J0, z0, eta_eff, t0 = reduced_model(ds_in, t0=t0, modes=modes, feedback=feedback)
     for name, arr in (("Q_tilde", Q), ("ntk_eigenvalue (its square root, J0)", J0), ("z_tilde", z0),
                       ("eta / n_examples", eta_eff)):
         check_representable(name, arr, dt)
     k = z0.size
     p_dim = J0.shape[1]
-    res = run_gd(Q.astype(dt), J0[None].astype(dt), z0[None].astype(dt), eta_eff, steps, record_every,
-                 tol=0.0, diverge_loss=diverge_loss, record_sharpness=True, record_z=True,
-                 max_memory=max_memory)
-    step = t0 + res.record_steps
-    n = float(_eta_and_n(ds_in)[1])
-    div = int(res.diverged_at[0])
+    args = (Q.astype(dt), J0[None].astype(dt), z0[None].astype(dt), eta_eff)
+
+    def run(n_steps, rec, tol_):
+        return run_gd(*args, n_steps, rec, tol=tol_, diverge_loss=diverge_loss, record_sharpness=True,
+                      record_z=True, max_memory=max_memory)
+
+    # one trajectory: "member" and "batch" stop at its fate; "never" runs on after convergence
+    # (a second run without tol continues it: the same arithmetic, so converged_at is exact)
+    res = run(steps, every, tol)
+    converged_at = int(res.steps_taken[0]) if res.status[0] == STATUS_VALUES["converged"] else -1
+    if stop == "never" and converged_at >= 0 and converged_at < steps:
+        res = run(steps, every, 0.0)
+    status = res.status[0]
+    if converged_at >= 0 and status != STATUS_VALUES["diverged"]:
+        status = STATUS_VALUES["converged"]
+    taken = int(res.steps_taken[0])
+    if every:
+        rsteps, sharp, loss, z = res.record_steps, res.sharpness[0], res.loss[0], res.z[0]
+    else:  # step 0 and the last step taken
+        first = run(0, 1, tol)
+        rsteps = np.array([0, taken] if taken else [0], np.int64)
+        sharp = np.concatenate([first.sharpness[0], res.final_sharpness[:1]])[: rsteps.size]
+        loss = np.concatenate([first.loss[0], res.final_loss[:1]])[: rsteps.size]
+        z = np.concatenate([first.z[0], res.final_z[:1]])[: rsteps.size]
+    fates = conventions.fate_variables(status, taken, res.diverged_at[0], converged_at)
+    eta, n = _eta_and_n(ds_in)
     ds = xr.Dataset(
         {
-            "sharpness": ("step", res.sharpness[0]),
-            "z": (("step", "mode"), res.z[0]),
-            "loss": ("step", res.loss[0] / n),
-            "status": ((), res.status[0]),
-            "steps_taken": ((), res.steps_taken[0]),
-            "diverged_at": ((), np.int64(t0 + div if div >= 0 else -1)),
+            "sharpness": ("step", sharp),
+            "loss": ("step", loss),
+            "z_tilde": (("step", "mode"), z),
+            **{name: ((), value) for name, value in fates.items()},
             "final_sharpness": ((), res.final_sharpness[0]),
+            "final_loss": ((), res.final_loss[0]),
+            "final_z_tilde": ("mode", res.final_z[0]),
         },
-        coords={"step": step.astype(np.int64), "mode": np.arange(k, dtype=np.int64), "t0": np.int64(t0),
-                "eta": eta_eff * n, "n_examples": np.int64(n), "D": np.int64(k), "P": np.int64(p_dim)},
+        coords={"step": rsteps.astype(np.int64), "mode": np.arange(k, dtype=np.int64),
+                "network_step": ("step", (t0 + rsteps).astype(np.int64)), "t0": np.int64(t0),
+                "eta": np.float64(eta), "n_examples": np.int64(n), "D": np.int64(k), "P": np.int64(p_dim)},
     )
     ds["sharpness"].attrs = {"long_name": "sharpness η λ_max / n of the reduced NTK (edge at 2)", "units": "1"}
-    ds["z"].attrs = {"long_name": "residual in the NTK eigenbasis at t0, z̃_i = v_iᵀ z", "units": "1"}
-    ds["loss"].attrs = {"long_name": "modelled loss (1/n) Σ_i ½ z̃_i² over the kept modes", "units": "1"}
-    params = {"projections": proj_name, "t0": t0, "modes": k, "feedback": p_dim - k,
-              "steps": steps, "record_every": record_every, "diverge_loss": diverge_loss, "dtype": dt.name}
+    ds["loss"].attrs = {"long_name": "loss of the reduced model ½ Σ_i z̃_i² over the kept modes "
+                                     "(the network's loss has a further factor 1/n)", "units": "1"}
+    ds["final_loss"].attrs = {"long_name": "reduced-model loss ½ Σ_i z̃_i² at the last step (steps_taken)",
+                              "units": "1"}
+    conventions.set_roles(ds, residual="z_tilde", sharpness="sharpness", loss="loss")
+    params = {**source_params, "t0": t0, "modes": k, "feedback": p_dim - k, "steps": steps,
+              "record_every": record_every if every else None, "stop": stop, "tol": tol,
+              "diverge_loss": diverge_loss, "dtype": dt.name, "max_memory": max_memory}
     return conventions.label(
         ds, model="taylor", title=f"second-order Taylor model of the CIFAR FCN around step {t0}, {k} NTK modes"
         + (f" + {p_dim - k} feedback directions" if p_dim > k else ""),
-        equations="Eq. 1, 24-26 with D = k, P = k + feedback, J0 = [diag(sqrt(lambda)), 0], Q = Q_tilde "
-                  "(+ Q_cross, Q_feedback); Appendix D.3",
-        config={"function": "eosdyn.models.taylor.simulate", "parameters": params},
+        equations=EQUATIONS, config={"function": PUBLIC_NAME, "parameters": params},
+        attrs={"tol": tol, "diverge_loss": diverge_loss, "stop": stop, "projections_source": source_text,
+               "projections_sha256": source_params["projections_sha256"]},
     )
+
+
+register(System(
+    name=PUBLIC_NAME, kind="parameter_gd",
+    title="second-order Taylor model of the CIFAR FCN around t0 (k NTK modes)",
+    equations=EQUATIONS,
+    params=(
+        Param("projections", "projections of the network (catalog entry, NetCDF path or Dataset)",
+              domain="a cifar_fcn_projections dataset", dim=False),
+        Param("t0", "GD step t0 of the expansion point", domain="one of projections.t0", dim=False),
+        Param("modes", "number k of top NTK modes", domain="[1, stored modes]", dim=False),
+        Param("feedback", "number of feedback directions", domain="[0, stored feedback directions]", dim=False),
+    ),
+    state=("z_tilde",),
+    roles={"residual": "z_tilde", "sharpness": "sharpness", "loss": "loss"},
+    example={"projections": CATALOG_NAME, "t0": 4200, "modes": 4, "feedback": 2, "steps": 30},
+    function="eosdyn.models.taylor.simulate",
+    options=("steps", "record_every", "stop", "tol", "diverge_loss", "dtype"),
+    defaults=DEFAULTS,
+    notes="tol = 0: the reduced model runs for a fixed number of steps (a comparison with the network "
+          "trajectory); loss = ½ Σ z̃_i² is the reduced model's own loss. The initial state z_tilde is "
+          "projections.z_tilde at t0 (not a scalar parameter).",
+))
