@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import eosdyn  # noqa: E402
-from eosdyn.models import taylor  # noqa: E402
+from eosdyn import taylor  # noqa: E402
 from eosdyn.nn.linalg import lanczos, lobpcg  # noqa: E402
 from eosdyn.nn.network import NetworkOps, make_network, numpy_operator  # noqa: E402
 from eosdyn.nn.pipeline import projections_to_dataset  # noqa: E402
@@ -163,7 +163,8 @@ def test_taylor_simulate_first_step_and_cubic_error_of_a_real_step(full_modes):
     eosdyn.check_dataset(ds)
     sim = taylor.simulate(ds, steps=2)
     eosdyn.check_dataset(sim)
-    z_model = V @ sim.z.sel(step=8).values  # back to output space (all modes)
+    assert sim.network_step.values.tolist() == [7, 8, 9]  # t0 = 7: the model's step 1 is the network's step 8
+    z_model = V @ sim.z_tilde.sel(step=1).values  # back to output space (all modes)
     # the real GD step δ = -(η/n) Jᵀ z lies in span(u) when all modes are kept
     z0 = ops.residual(th)
     g = torch.func.vjp(ops.residual, th)[1](z0)[0] / ops.n
@@ -179,7 +180,7 @@ def test_taylor_simulate_first_step_and_cubic_error_of_a_real_step(full_modes):
     ratios = np.array(errs[:-1]) / np.array(errs[1:])
     assert np.all(np.abs(ratios - 8.0) < 1.0), ratios
     # sharpness of the reduced NTK at t0 is η λ_1 / n
-    np.testing.assert_allclose(sim.sharpness.sel(step=7), eta * p["lam"][0] / ops.n, rtol=1e-12)
+    np.testing.assert_allclose(sim.sharpness.sel(step=0), eta * p["lam"][0] / ops.n, rtol=1e-12)
 
 
 def test_pipeline_end_to_end_checkpoint_resume(tmp_path):
@@ -350,7 +351,7 @@ def test_feedback_directions_against_finite_differences_and_exact_taylor(tiny):
     q = {key: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v) for key, v in p.items()}
     flipped = taylor.simulate(projections_to_dataset([flip_mode(flip_mode(q, 0), 2)]), feedback=m, steps=3)
     np.testing.assert_allclose(flipped.sharpness.values, sim.sharpness.values, rtol=1e-12)
-    np.testing.assert_allclose(flipped.z.values * [-1, 1, -1, 1], sim.z.values, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(flipped.z_tilde.values * [-1, 1, -1, 1], sim.z_tilde.values, rtol=1e-12, atol=1e-15)
     assert int(sim.P) == k + m and int(sim.D) == k
     with pytest.raises(ValueError, match="feedback"):
         taylor.simulate(ds, feedback=m + 1, steps=3)

@@ -131,12 +131,13 @@ import sys
 sys.modules['torch'] = None  # any 'import torch' now raises ImportError
 import numpy as np, xarray as xr, argparse
 import eosdyn, eosdyn.nn, eosdyn.nn.data, eosdyn.nn.linalg, eosdyn.nn.cli
-from eosdyn.models import taylor
+from eosdyn.taylor import simulate
 proj = xr.Dataset({"ntk_eigenvalue": (("t0", "mode"), [[2.1e4, 1e4]]),
                    "z_tilde": (("t0", "mode"), [[0.1, -0.2]]),
                    "Q_tilde": (("t0", "mode", "mode_j", "mode_l"), np.full((1, 2, 2, 2), 5.0))},
                   coords={"t0": [3], "eta": 0.01, "n_examples": 100})
-ds = eosdyn.taylor.simulate(proj, steps=5)
+ds = simulate(proj, steps=5)
+assert ds.z_tilde.dims == ('step', 'mode')
 eosdyn.check_dataset(ds)
 p = argparse.ArgumentParser(); sub = p.add_subparsers(dest="command"); eosdyn.nn.cli.add_parser(sub)
 args = p.parse_args(["nn", "build", "--cifar", "x.npz"])
