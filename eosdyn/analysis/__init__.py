@@ -11,8 +11,7 @@ Functions are imported on first use, so importing this package (and the accessor
 
 from __future__ import annotations
 
-import importlib
-
+from .._lazy import attach as _attach
 from . import accessor as _accessor  # noqa: F401  (registers Dataset.eos / DataArray.eos)
 
 _WHERE = {
@@ -26,14 +25,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'eosdyn.analysis' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = _attach(__name__, {name: f"{__name__}.{module}:{name}" for name, module in _WHERE.items()})
