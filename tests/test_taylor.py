@@ -304,3 +304,5 @@ def test_file_source_rebuilds_only_from_the_same_bytes(tmp_path):
     path.unlink()
     with pytest.raises(ValueError, match="does not exist"):
         regenerate(ds)
+    with pytest.raises(ValueError, match="projections_file_sha256 is the sha256 of a projections file"):
+        taylor.simulate(proj, steps=10, projections_file_sha256=params["projections_file_sha256"])

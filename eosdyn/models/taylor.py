@@ -265,6 +265,9 @@ def _resolve_source(projections, sha, file_sha):
             "eosdyn.conventions.read_config(ds); save projections first (eosdyn.to_netcdf(proj, path)) and "
             "simulate from the path to make the dataset regenerable")
     kind, where = _source_of(projections) if not isinstance(projections, xr.Dataset) else ("in-memory", None)
+    if file_sha is not None and kind != "file":
+        raise ValueError("projections_file_sha256 is the sha256 of a projections file: give projections as the "
+                         f"path of that file (got {'a catalog entry name' if kind == 'catalog' else 'a Dataset'})")
     if kind == "file" and file_sha is not None:
         if not os.path.isfile(where):
             raise ValueError(f"projections file {where!r} does not exist; the dataset was simulated from a file "
