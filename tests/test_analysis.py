@@ -16,14 +16,17 @@ import xarray as xr
 
 import eosdyn
 from eosdyn import analysis as A
-from eosdyn.conventions import decode_status, encode_status, set_variable_attrs
+from eosdyn.conventions import decode_status, encode_status, set_roles, set_variable_attrs
 from eosdyn.kernels.maps import two_param_step
 
 # --------------------------------------------------------------------------- data builders
 
 
 def iterate_two_param(eps, z0, T0, steps, E=0.0, blowup=1e6):
-    """Toy dataset (eps × init × step) by iterating the map; NaN state after divergence."""
+    """P = 2 map dataset (eps × init × step) by iterating the map; NaN state after divergence.
+
+    Laid out as the contract says a model dataset is: the map parameters as coordinates ``lam``
+    and ``E_tilde``, and a role map naming the residual and the curvature."""
     eps = np.asarray(eps, float)
     z0, T0 = np.asarray(z0, float), np.asarray(T0, float)
     lam = -eps[:, None]
@@ -41,11 +44,11 @@ def iterate_two_param(eps, z0, T0, steps, E=0.0, blowup=1e6):
             T = np.where(dead, np.nan, T)
             Z[..., t + 1], TT[..., t + 1] = z, T
     ds = xr.Dataset({"z": (("eps", "init", "step"), Z), "T": (("eps", "init", "step"), TT)},
-                    coords={"eps": eps, "init": np.arange(z0.size), "step": np.arange(steps + 1),
-                            "z0": ("init", z0), "T0": ("init", T0), "E": E})
+                    coords={"eps": eps, "lam": ("eps", -eps), "init": np.arange(z0.size),
+                            "step": np.arange(steps + 1), "z0": ("init", z0), "T0": ("init", T0), "E_tilde": E})
     for k in ds.variables:
         set_variable_attrs(ds[k], k)
-    return ds
+    return set_roles(ds, residual="z", curvature="T")
 
 
 def qrm_like(rng, n_sz=3, n_sj=2, n_seed=5, n_step=120, dtype=np.float64):
@@ -264,11 +267,6 @@ def test_eos_coordinate_sharpness_and_modes():
         A.eos_coordinate(xr.Dataset({"loss": ("step", [1.0])}))
 
 
-def _has_theory():
-    return hasattr(eosdyn.theory, "eos_coordinate")
-
-
-@pytest.mark.skipif(not _has_theory(), reason="eosdyn.theory.eos_coordinate not yet in the tree")
 def test_eos_coordinate_toy_matches_independent_root():
     ds = iterate_two_param([0.1, 0.3], [0.01, -0.02, 0.03], [1.99, 2.01, 1.95], 20)
     y = A.eos_coordinate(ds)
@@ -304,7 +302,6 @@ def test_fit_increments_eq18_19_with_independent_y():
     _check_eq18_19(f, eps)
 
 
-@pytest.mark.skipif(not _has_theory(), reason="eosdyn.theory.eos_coordinate not yet in the tree")
 def test_fit_increments_eq18_19_via_theory():
     eps = [0.1, 0.3]
     f = A.fit_increments(_eos_toy(eps), over=("init",))
@@ -322,23 +319,53 @@ def test_fit_increments_network_layout(rng):
     ds = xr.Dataset({"z1": (("run", "step"), z1),
                      "sharpness": (("step", "mode", "run"), np.stack([2 + y.T, 0.5 + y.T], 1))},
                     coords={"step": np.arange(n), "mode": [0, 1]})
-    f = A.fit_increments(ds)
+    f = A.fit_increments(ds, residual="z1")
+    # the same dataset with a role map needs no residual=
+    xr.testing.assert_identical(A.fit_increments(set_roles(ds.copy(), residual="z1")), f)
     assert f.c1.dims == ("run",) and "c2" not in f
     assert (abs(f.c1 - 2) < 4 * f.c1_se).all() and (f.c1_se < 0.05).all()
-    lazy = A.fit_increments(ds.chunk({"run": 2}))
+    lazy = A.fit_increments(ds.chunk({"run": 2}), residual="z1")
     xr.testing.assert_allclose(lazy.compute(), f)
-    w = A.fit_increments(ds, start=10, stop=50)
+    w = A.fit_increments(ds, start=10, stop=50, residual="z1")
     assert (w.n_points == 41).all()
-    with pytest.raises(ValueError, match="toy dataset"):
+    with pytest.raises(ValueError, match="role 'residual'"):
         A.fit_increments(ds.drop_vars("z1"))
+    with pytest.raises(ValueError, match="residual='nope'"):
+        A.fit_increments(ds, residual="nope")
+
+
+def test_eos_coordinate_refuses_naming_the_missing_map_parameter():
+    ds = iterate_two_param([0.1], [0.01], [1.99], 4)
+    with pytest.raises(ValueError, match="missing: 'E_tilde'"):
+        A.eos_coordinate(ds.drop_vars("E_tilde"))
+    # without 'lam' the dataset is not a P = 2 map one: the sharpness method needs a sharpness
+    with pytest.raises(ValueError, match="role 'sharpness'"):
+        A.eos_coordinate(ds.drop_vars("lam"))
+    with pytest.raises(ValueError, match="missing: 'lam'"):
+        A.eos_coordinate(ds.drop_vars("lam"), method="two_step_nullcline")
+    # the role map, not the variable names, says what the residual and the curvature are
+    renamed = set_roles(ds.rename({"z": "r", "T": "c"}), residual="r", curvature="c")
+    xr.testing.assert_identical(A.eos_coordinate(renamed), A.eos_coordinate(ds))
+
+
+def test_sharpness_edge_from_the_dataset():
+    """y = sharpness - edge and the statistics use the dataset's own edge coordinate."""
+    s = xr.DataArray([[1.4, 1.5, 1.6]], dims=("seed", "step"), name="sharpness")
+    ds = xr.Dataset({"sharpness": s}, coords={"edge": 1.5})
+    np.testing.assert_allclose(A.eos_coordinate(ds).values, [[-0.1, 0.0, 0.1]])
+    np.testing.assert_allclose(A.eos_coordinate(ds, edge=2.0).values, [[-0.6, -0.5, -0.4]])
+    fs = xr.Dataset({"final_sharpness": ("seed", [1.5, 1.52, 1.9, 2.0])}, coords={"edge": 1.5})
+    st = A.final_sharpness_stats(fs, n_boot=20)
+    assert float(st.frac_eos) == 0.5                    # 1.5 and 1.52 are within 0.05 of 1.5
+    np.testing.assert_allclose(float(st.deviation), 1.5 - 1.71)
 
 
 def test_nonlinearity_ratio_toy():
-    ds = iterate_two_param([0.2], [0.1], [1.5], 5)
+    ds = iterate_two_param([0.2], [0.1], [1.5], 5, E=0.3)
     r = A.nonlinearity_ratio(ds)
-    # closed form |z T(1)| / (2|T|) with T(1) = (1 − ε) T + ε (2 z + E) (Eq. 14-15, E = 0)
+    # closed form |z T(1)| / (2|T|) with T(1) = (1 − ε) T + ε (2 z + Ẽ) (Eq. 14-15)
     z, T, e = ds.z.values, ds["T"].values, 0.2
-    np.testing.assert_allclose(r.values, abs(z * ((1 - e) * T + e * 2 * z)) / (2 * abs(T)), rtol=1e-7)
+    np.testing.assert_allclose(r.values, abs(z * ((1 - e) * T + e * (2 * z + 0.3))) / (2 * abs(T)), rtol=1e-7)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -422,16 +449,16 @@ def test_catapult_orbits_closed_form():
 
 def test_fixed_line_multiplier_closed_form():
     T = np.linspace(-1, 4, 11)
-    for kw in (dict(eps=0.1, E=0.3), dict(a=-2.0)):
+    for kw in (dict(eps=0.1, E_tilde=0.3), dict(a=-2.0)):
         fp = A.fixed_points(**kw, line_T=T)
         np.testing.assert_allclose(fp.line_multiplier, 1 - T, atol=1e-12)
         np.testing.assert_array_equal(fp.line_stable, (T > 0) & (T < 2))
 
 
 def test_orbits_satisfy_the_map():
-    for kw in (dict(eps=0.1), dict(eps=0.5, E=0.2), dict(a=-3.0)):
+    for kw in (dict(eps=0.1), dict(eps=0.5, E_tilde=0.2), dict(a=-3.0)):
         lam = -kw.get("eps", 0) if "eps" in kw else -1 / kw["a"]
-        E = kw.get("E", 0.0)
+        E = kw.get("E_tilde", 0.0)
         fp = A.fixed_points(**kw)
         z1, T1 = two_param_step(fp.z.values, fp["T"].values, lam, E)
         np.testing.assert_allclose(z1, fp.z.values, atol=1e-9)
@@ -488,6 +515,9 @@ def _layouts():
     z1 = np.cumprod(1 + 0.01 * rng.standard_normal((n, 2, 3, 4)), axis=0)
     syn = xr.Dataset({"sharpness": (("step", "foo", "seed", "bar"), 2 + y), "z1": (("step", "foo", "seed", "bar"), z1)},
                      coords={"step": t, "foo": [10, 20], "seed": [0, 1, 2], "bar": list("abcd")})
+    syn = set_roles(syn, residual="z1", sharpness="sharpness")
+    # the P = 2 map layout with a sharpness copy of T (as the contract's model datasets have)
+    toy_ds["sharpness"] = toy_ds["T"]
     return {"toy": (toy_ds, "init"), "qrm": (qrm_ds, "seed"), "synthetic": (syn, "seed")}
 
 
@@ -499,16 +529,17 @@ FUNCS = {
     "odd": lambda ds, red: A.odd(ds),
     "classify": lambda ds, red: A.classify(ds),
     "fit_limit": lambda ds, red: A.fit_limit(ds, tail=30),
-    "eos_coordinate": lambda ds, red: A.eos_coordinate(ds) if "sharpness" in ds or _has_theory() else None,
-    "final_sharpness_stats": lambda ds, red: A.final_sharpness_stats(ds if "sharpness" in ds else ds["z"], dim=red,
-                                                                     n_boot=50),
-    "fit_increments": lambda ds, red: (A.fit_increments(ds) if "z1" in ds or ("z" in ds and _has_theory())
-                                       else None),
+    "eos_coordinate": lambda ds, red: A.eos_coordinate(ds),
+    "final_sharpness_stats": lambda ds, red: A.final_sharpness_stats(ds, dim=red, n_boot=50),
+    "fit_increments": lambda ds, red: A.fit_increments(ds),
 }
+
+#: (layout, function) pairs that must be refused, with the message naming what is missing
+REFUSED = {("qrm", "fit_increments"): "role 'residual'"}
 
 
 def test_fit_increments_refuses_qrm_layout():
-    with pytest.raises(ValueError, match="'z1'"):
+    with pytest.raises(ValueError, match="role 'residual'"):
         A.fit_increments(LAYOUTS["qrm"][0])
 
 
@@ -516,11 +547,11 @@ def test_fit_increments_refuses_qrm_layout():
 @pytest.mark.parametrize("func", list(FUNCS))
 def test_every_function_every_layout_dims_and_dask(layout, func):
     ds, red = LAYOUTS[layout]
-    if func == "fit_increments" and layout == "qrm":
-        return   # no residual variable: refused, see test_fit_increments_refuses_qrm_layout
+    if (layout, func) in REFUSED:
+        with pytest.raises(ValueError, match=REFUSED[layout, func]):
+            FUNCS[func](ds, red)
+        return
     res = FUNCS[func](ds, red)
-    if res is None:
-        pytest.skip("needs eosdyn.theory.eos_coordinate")
     other = [d for d in ds.dims if d != "step"]
     if func == "final_sharpness_stats":
         other.remove(red)
@@ -560,8 +591,9 @@ def test_taylor_layout_offset_steps_and_early_stop(rng):
     s = 2 + y
     s[taken + 1:] = np.nan
     z[taken + 1:] = np.nan
-    ds = xr.Dataset({"sharpness": ("step", s), "z": (("step", "mode"), z), "steps_taken": ((), taken)},
+    ds = xr.Dataset({"sharpness": ("step", s), "z_tilde": (("step", "mode"), z), "steps_taken": ((), taken)},
                     coords={"step": t0 + np.arange(n), "mode": np.arange(3)})
+    ds = set_roles(ds, residual="z_tilde", sharpness="sharpness")
     f = A.fit_increments(ds)
     np.testing.assert_allclose(float(f.c1), 2.0, rtol=1e-9)
     assert int(f.n_points) == taken - 1
@@ -573,8 +605,13 @@ def test_taylor_layout_offset_steps_and_early_stop(rng):
 
 def test_orbits_from_dataset_and_accessor():
     ds = iterate_two_param([1.0], [0.1], [1.5], 5).isel(eps=0)
-    xr.testing.assert_identical(ds.eos.fixed_points(), A.fixed_points(eps=1.0))
-    xr.testing.assert_identical(ds.eos.period_two_orbits(n_starts=20), A.period_two_orbits(eps=1.0, n_starts=20))
+    # from the dataset's coordinates lam = -1 and E_tilde = 0: the catapult map, as eps = 1
+    want = A.fixed_points(eps=1.0)
+    want.attrs.pop("eps")
+    xr.testing.assert_identical(ds.eos.fixed_points(), want)
+    xr.testing.assert_equal(ds.eos.period_two_orbits(n_starts=20), A.period_two_orbits(eps=1.0, n_starts=20))
+    shifted = ds.assign_coords(E_tilde=0.3)
+    xr.testing.assert_equal(shifted.eos.fixed_points(), A.fixed_points(eps=1.0, E_tilde=0.3))
     with pytest.raises(ValueError, match="scalar"):
         A.fixed_points(iterate_two_param([0.1, 0.2], [0.1], [1.5], 5))
 

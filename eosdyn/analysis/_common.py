@@ -18,7 +18,7 @@ import xarray as xr
 
 from .._validate import _fmt_interval
 from .._xr import lift  # noqa: F401  (re-exported for the analyses)
-from ..conventions import set_variable_attrs
+from ..conventions import STATUS_VALUES, role, roles_of, set_variable_attrs
 
 XArray = xr.DataArray | xr.Dataset
 
@@ -230,3 +230,72 @@ def attach(da: xr.DataArray, name: str, long_name: str | None = None, units: str
         da.attrs["units"] = units
     set_variable_attrs(da, name)
     return da
+
+
+def role_var(ds: XArray, name: str, *, required: bool = True, what: str = "this analysis") -> xr.DataArray | None:
+    """The variable of ``ds`` playing role ``name`` (:func:`eosdyn.conventions.role`).
+
+    Uses the dataset's role map (attr ``eosdyn_roles``); without one, the variable named like the
+    role. ``ValueError`` naming the role and ``what`` needs it when there is none (or ``None``
+    when ``required`` is false).
+
+    Examples
+    --------
+    >>> from eosdyn.conventions import set_roles
+    >>> ds = set_roles(xr.Dataset({"T": ("step", [1.9])}), curvature="T")
+    >>> role_var(ds, "curvature").name
+    'T'
+    >>> role_var(xr.Dataset({"loss": ("step", [0.1])}), "loss").name
+    'loss'
+    """
+    if isinstance(ds, xr.Dataset):
+        found = role(ds, name, required=False)
+        if found is not None:
+            return found
+    if required:
+        have = roles_of(ds)
+        names = list(ds.data_vars) if isinstance(ds, xr.Dataset) else [ds.name]
+        raise ValueError(f"{what} needs the variable with role {name!r} (a role map entry "
+                         f"eosdyn_roles '{name}: <variable>' or a variable named {name!r}); the dataset's "
+                         f"role map is {have or 'absent'} and its variables are {names}")
+    return None
+
+
+def has_roles(ds: XArray, *names: str) -> bool:
+    """Whether ``ds`` is a Dataset with a variable for every role in ``names``."""
+    return isinstance(ds, xr.Dataset) and all(role(ds, n, required=False) is not None for n in names)
+
+
+def status_is(status: xr.DataArray, name: str) -> xr.DataArray:
+    """Boolean mask of the members whose CF ``status`` flag is ``name`` (a key of
+    :data:`eosdyn.conventions.STATUS_VALUES`; the one table of flag values).
+
+    Examples
+    --------
+    >>> s = xr.DataArray(np.array([1, 2, 3], dtype=np.int8), dims="seed")
+    >>> status_is(s, "diverged").values
+    array([False,  True, False])
+    """
+    return status == STATUS_VALUES[name]
+
+
+def dataset_edge(ds: XArray, edge=None):
+    """The edge of stability in sharpness units: ``edge`` if given (finite), else the dataset's
+    ``edge`` coordinate if it has one, else 2 (η λ_max = 2).
+
+    Examples
+    --------
+    >>> dataset_edge(xr.Dataset())
+    2.0
+    >>> dataset_edge(xr.Dataset(coords={"edge": 1.5}))
+    1.5
+    """
+    if edge is not None:
+        return check_real("edge", edge)
+    if isinstance(ds, (xr.Dataset, xr.DataArray)) and "edge" in ds.coords:
+        e = ds.coords["edge"]
+        if e.ndim == 0:
+            return check_real("the coordinate 'edge'", e)
+        check_real_dtype(e.dtype, "the coordinate 'edge'", "iuf")
+        return xr.DataArray(e.variable)
+    return 2.0

@@ -14,9 +14,9 @@ import xarray as xr
 from ..conventions import set_variable_attrs
 from . import _kernels as K
 from ._common import (XArray, attach, check_bool, check_dim, check_dims, check_integer, check_nonempty,
-                      check_real, check_real_data, check_real_dtype, check_xarray, flat_rows, lift,
-                      numeric_vars, regular_stride, step_values)
-from .coords import _is_toy, eos_coordinate
+                      check_real, check_real_data, check_real_dtype, check_xarray, dataset_edge, flat_rows,
+                      lift, numeric_vars, regular_stride, role_var, status_is, step_values)
+from .coords import _method, _top_mode, eos_coordinate
 from .twostep import _pair_views, two_step_pairs
 
 __all__ = ["classify", "fit_limit", "limiting_two_cycle", "fit_increments", "ATTRACTOR_VALUES"]
@@ -43,12 +43,10 @@ def _record_ends(ds: xr.Dataset, dim, with_status: bool = True) -> xr.DataArray 
             raise TypeError(f"the variable 'steps_taken' must hold numbers; got dtype {st.dtype}")
         from .stats import _ends_kernel
 
-        ends = xr.apply_ufunc(_ends_kernel, st, kwargs={"steps": steps}, dask="parallelized",
-                              output_dtypes=[np.int64])
+        ends = lift(_ends_kernel, st, core_dims=[[]], out_core_dims=[[]], out_dtypes=[np.int64],
+                    kwargs={"steps": steps})
     if with_status and "status" in ds and dim not in ds["status"].dims:
-        from .stats import _status_mask
-
-        div = _status_mask(ds["status"], "diverged")
+        div = status_is(ds["status"], "diverged")
         base = ends if ends is not None else xr.full_like(div, ds.sizes[dim], dtype=np.int64)
         ends = xr.where(div, -1, base)
     return ends
@@ -377,12 +375,15 @@ def fit_limit(x: XArray, dim: Hashable = "step", *, tail: int | None = None, sta
     return _fit_one(x, dim, tail, start, stop, max_iter, min_points)
 
 
-def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, **kwargs) -> xr.Dataset:
+def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float | None = None,
+                       **kwargs) -> xr.Dataset:
     """Limiting two-cycle of a sharpness series: ``cycle_mean``, ``half_amplitude``, ``deviation`` = edge − mean.
 
-    ``x`` is a ``sharpness`` DataArray or a dataset holding one (mode 0 of a ``mode`` dim is used).
-    The branch limits come from :func:`fit_limit` (keyword arguments ``tail``, ``start``, ``stop``,
-    ``max_iter``, ``min_points`` are passed on and validated as there); ``edge`` must be finite.
+    ``x`` is a sharpness DataArray or a dataset holding one (the variable with role
+    ``sharpness``; mode 0 of a ``mode`` dim is used). The branch limits come from
+    :func:`fit_limit` (keyword arguments ``tail``, ``start``, ``stop``, ``max_iter``,
+    ``min_points`` are passed on and validated as there). ``edge`` (finite) defaults to the
+    dataset's ``edge`` coordinate, else 2.
     An empty ``step`` dim, complex data or a bad option raise before any fitting.
 
     Examples
@@ -396,7 +397,7 @@ def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, 
     """
     check_xarray(x)
     check_dim(x, dim)
-    edge = check_real("edge", edge)
+    edge = dataset_edge(x, edge)
     opts = _fit_options(kwargs.pop("tail", None), kwargs.pop("start", None), kwargs.pop("stop", None),
                         kwargs.pop("max_iter", 50), kwargs.pop("min_points", 4))
     if kwargs:
@@ -405,14 +406,13 @@ def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, 
     ends = None
     label = "x"
     if isinstance(x, xr.Dataset):
-        if "sharpness" not in x:
-            raise ValueError("limiting_two_cycle needs a variable 'sharpness'")
-        check_real_dtype(x["sharpness"].dtype, "x['sharpness']", "biuf")
+        s = role_var(x, "sharpness", what="limiting_two_cycle")
+        label = f"x[{s.name!r}]"
+        check_real_dtype(s.dtype, label, "biuf")
         check_nonempty(x, dim, "limiting_two_cycle")
         ends = _record_ends(x, dim, with_status=False)
-        x, label = x["sharpness"], "x['sharpness']"
-    if "mode" in x.dims:
-        x = x.isel(mode=0)
+        x = s
+    x = _top_mode(x)
     f = _fit_one(x, dim, *opts, ends, label)
     out = xr.Dataset({"cycle_mean": f.cycle_mean, "cycle_mean_se": f.cycle_mean_se,
                       "half_amplitude": f.cycle_half_amplitude,
@@ -422,7 +422,8 @@ def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float = 2.0, 
     out["cycle_mean_se"].attrs = {"long_name": "standard error of the two-cycle mean", "units": "1"}
     out["half_amplitude"].attrs = {"long_name": "half-amplitude of the limiting two-cycle", "units": "1"}
     out["half_amplitude_se"].attrs = {"long_name": "standard error of the half-amplitude", "units": "1"}
-    out["deviation"].attrs = {"long_name": f"{edge:g} minus the two-cycle mean", "units": "1"}
+    out["deviation"].attrs = {"long_name": f"{edge:g} minus the two-cycle mean" if isinstance(edge, float)
+                              else "the edge minus the two-cycle mean", "units": "1"}
     return out
 
 
@@ -451,14 +452,17 @@ def _regress(target, columns, mask, core):
 def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Hashable] = (),
                    z_max: float | None = None, y_max: float | None = None,
                    start: int | None = None, stop: int | None = None,
-                   y: xr.DataArray | None = None) -> xr.Dataset:
+                   y: xr.DataArray | None = None, residual: Hashable | None = None) -> xr.Dataset:
     """Regress two-step increments on the low-order model terms (Eq. 18-19, Figure 6 middle).
 
-    * Toy datasets (``z``, ``T``, ``eps``/``a``): with y from :func:`eos_coordinate`,
-      Δ₂z̃ ≈ c₁ y z̃ and Δ₂y ≈ c₂ y z̃² + c₃ z̃², where Δ₂x = x_{t+2} − x_t. Theory (E = 0,
+    The residual is the variable with role ``residual`` (mode 0 of a ``mode`` dim: the top NTK
+    eigendirection), or the variable named by ``residual=``; y is :func:`eos_coordinate`.
+
+    * P = 2 map datasets (y by the two-step nullcline: coordinates ``lam``, ``E_tilde``):
+      Δ₂z̃ ≈ c₁ y z̃ and Δ₂y ≈ c₂ y z̃² + c₃ z̃², where Δ₂x = x_{t+2} − x_t. Theory (Ẽ = 0,
       λ = −ε): c₁ = 2, c₂ = −2(4 − 3ε + 4ε²), c₃ = −4ε (to lowest order in y, z̃).
-    * Network datasets (``z1`` and ``sharpness``; or the Taylor model's ``z(step, mode)``, mode 0):
-      Δ₂z₁ ≈ c₁ y z₁ with y = sharpness − 2 (mode 0); the paper's Figure 6 (middle) has c₁ = 2.
+    * Any other dataset (y = sharpness − edge, mode 0): Δ₂z₁ ≈ c₁ y z₁ with z₁ the residual
+      along the top mode; the paper's Figure 6 (middle) has c₁ = 2.
 
     Each regression has no intercept and is solved per member from batched normal equations over
     the points of the core dims (``dim`` plus the dims in ``over``, pooled), restricted to the
@@ -478,11 +482,14 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
         Window on the step value t of the increment x_{t+2} − x_t; ``start <= stop``.
     y : xarray.DataArray, optional
         Precomputed EOS coordinate (default: :func:`eos_coordinate` of ``ds``).
+    residual : str, optional
+        The residual variable (default: the role map's ``residual``, else a variable named
+        ``residual``).
 
     Returns
     -------
     xarray.Dataset
-        ``c1``, ``c1_se``, ``r2_z``, ``n_points`` and, for toy datasets, ``c2``, ``c2_se``, ``c3``,
+        ``c1``, ``c1_se``, ``r2_z``, ``n_points`` and, for P = 2 map datasets, ``c2``, ``c2_se``, ``c3``,
         ``c3_se``, ``r2_y``, ``n_points_y``. Standard errors from s² (AᵀA)⁻¹; R² is uncentred
         (1 − RSS/Σ target²) since the models have no intercept. Fewer usable points than terms
         gives NaN.
@@ -502,12 +509,13 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
     >>> y = np.full(30, 0.01)
     >>> z1 = 0.1 * (1 + 2 * 0.01) ** (t / 2)          # Δ₂z₁ = 2 y z₁ exactly
     >>> ds = xr.Dataset({"z1": ("step", z1), "sharpness": ("step", 2 + y)}, coords={"step": t})
-    >>> round(float(fit_increments(ds).c1), 10)
+    >>> round(float(fit_increments(ds, residual="z1").c1), 10)
     2.0
     """
     check_xarray(ds, "ds")
     if not isinstance(ds, xr.Dataset):
-        raise ValueError("fit_increments needs a Dataset (toy: 'z', 'T', 'eps'/'a'; network: 'z1', 'sharpness')")
+        raise ValueError("fit_increments needs a Dataset with a residual (role 'residual') and a sharpness "
+                         "or the P = 2 map coordinates 'lam' and 'E_tilde'")
     check_dim(ds, dim)
     if isinstance(over, str) or not hasattr(over, "__len__"):
         over = (over,)
@@ -528,17 +536,17 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
             raise ValueError(f"y must have the step dim {dim!r}; it has dims {tuple(y.dims)}")
     check_real_data(ds, "ds", dim)
     core = [dim, *over]
-    toy = _is_toy(ds)
-    if toy:
-        z = ds["z"]
-    elif "z1" in ds and "sharpness" in ds:
-        z = ds["z1"]
-    elif "z" in ds and "mode" in ds["z"].dims and "sharpness" in ds:   # Taylor model: z in the NTK basis
-        z = ds["z"].isel(mode=0, drop=True)
+    toy = _method(ds, "auto") == "two_step_nullcline"
+    if residual is None:
+        z = role_var(ds, "residual", what="fit_increments (or pass residual=)")
+    elif not isinstance(residual, Hashable) or residual not in ds.data_vars:
+        raise ValueError(f"residual={residual!r} is not a data variable of ds; it has {list(ds.data_vars)}")
     else:
-        raise ValueError("fit_increments needs a toy dataset (variables 'z', 'T' and coordinate 'eps' or "
-                         "'a') or a network dataset (variables 'z1' and 'sharpness', or 'z' with a 'mode' "
-                         f"dim and 'sharpness'); got variables {list(ds.data_vars)}")
+        z = ds[residual]
+    if dim not in z.dims:
+        raise ValueError(f"the residual {z.name!r} has no dim {dim!r}")
+    check_real_dtype(z.dtype, f"ds[{z.name!r}]", "iuf")
+    z = _top_mode(z).drop_vars("mode", errors="ignore")
     y = eos_coordinate(ds) if y is None else y
     pairs = two_step_pairs(step_values(ds, dim), dim)
     z0, z2 = _pair_views(z, dim, pairs)
@@ -558,7 +566,7 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
     c1, c1se, r2z, nz = _regress(dz, [zy], mask, core)
     out = xr.Dataset({"c1": c1, "c1_se": c1se, "r2_z": r2z, "n_points": nz})
     what = "z" if toy else "z1"
-    out = out.drop_vars([c for c in out.coords if c == "mode"])
+    out = out.drop_vars([c for c in out.coords if c == "mode"])  # the top mode's scalar coordinate
     out["c1"].attrs = {"long_name": f"coefficient c1 of Delta2 {what} ~ c1 y {what} (theory: 2)", "units": "1"}
     if toy:
         dy = y2 - y0.variable

@@ -32,17 +32,14 @@ _H = 1e-30
 
 
 def _lam(eps, a) -> float:
-    if (eps is None) == (a is None):
-        raise ValueError("pass exactly one of eps (in (0, 1]) or a (|a| >= 1)")
-    if eps is not None:
-        check_range("eps", eps, 0, 1, lo_open=True)
-        if np.ndim(eps):
-            raise ValueError("eps must be a scalar for fixed_points/period_two_orbits")
-        return -float(eps)
-    check_range("a", a)
-    if np.ndim(a) or abs(float(a)) < 1:
-        raise ValueError(f"a must be a scalar with |a| >= 1; got {a!r}")
-    return -1.0 / float(a)
+    """λ of the P = 2 map from exactly one scalar ``eps`` or ``a``, by
+    :func:`eosdyn.theory.toy.second_eigenvalue` (the one place of the conversion and its check)."""
+    from ..theory.toy import second_eigenvalue
+
+    for name, v in (("eps", eps), ("a", a)):
+        if v is not None and np.ndim(v):
+            raise ValueError(f"{name} must be a scalar for fixed_points/period_two_orbits; got shape {np.shape(v)}")
+    return float(second_eigenvalue(eps=eps, a=a))
 
 
 def _F(z, T, lam, E, n):
@@ -53,13 +50,14 @@ def _F(z, T, lam, E, n):
     return z, T
 
 
-def map_jacobian(z, T, *, lam: float, E: float = 0.0, n: int = 1):
+def map_jacobian(z, T, *, lam: float, E_tilde: float = 0.0, n: int = 1):
     """Jacobian of the n-fold map F^n at points (z, T) by the complex-step derivative.
 
     Returns an array of shape ``z.shape + (2, 2)`` with ``[..., i, j] = ∂F_i/∂x_j``.
 
     ``z`` and ``T`` must be real (the complex step needs real points; complex input is a
-    ``TypeError`` naming it), ``lam`` and ``E`` finite reals and ``n`` an integer in [1, 64].
+    ``TypeError`` naming it), ``lam`` (λ, the second eigenvalue of Q) and ``E_tilde`` (Ẽ = η E)
+    finite reals and ``n`` an integer in [1, 64].
 
     Examples
     --------
@@ -70,7 +68,7 @@ def map_jacobian(z, T, *, lam: float, E: float = 0.0, n: int = 1):
            [-2.7,  1. ]])
     """
     lam = check_real("lam", lam)
-    E = check_real("E", E)
+    E = check_real("E_tilde", E_tilde)
     n = check_integer("n", n, 1, MAX_N)
     z, T = _real_points("z", z), _real_points("T", T)
     try:
@@ -184,37 +182,41 @@ def _eig_vars(J, dims):
 
 
 def _from_dataset(ds, eps, a, E):
-    """Take eps / a / E from a toy dataset's scalar coordinates when not given explicitly."""
+    """(λ, Ẽ, eps, a): λ from ``eps``/``a`` when given, else from the dataset's coordinate ``lam``;
+    Ẽ from ``E_tilde`` when given, else the dataset's coordinate ``E_tilde``, else 0."""
     if ds is not None and not isinstance(ds, xr.Dataset):
-        raise TypeError(f"ds must be a toy xarray.Dataset or None; got {type(ds).__name__}")
-    if E is None:
-        E = 0.0
-        if ds is not None and "E" in ds.variables:
-            E = ds["E"]
+        raise TypeError(f"ds must be an xarray.Dataset of the P = 2 map or None; got {type(ds).__name__}")
+    lam = None
     if ds is not None and eps is None and a is None:
-        if "eps" in ds.variables:
-            eps = ds["eps"]
-        elif "a" in ds.variables:
-            a = ds["a"]
-        else:
-            raise ValueError("the dataset has no 'eps' or 'a' coordinate; pass eps= or a=")
+        if "lam" not in ds.variables:
+            raise ValueError("the dataset has no coordinate 'lam' (second eigenvalue of Q); pass eps= or a=")
+        lam = ds["lam"]
+    if E is None:
+        E = ds["E_tilde"] if ds is not None and "E_tilde" in ds.variables else 0.0
     vals = []
-    for name, v in (("eps", eps), ("a", a), ("E", E)):
+    for name, v in (("lam", lam), ("E_tilde", E)):
         if isinstance(v, xr.DataArray):
             if v.size != 1:
                 raise ValueError(f"{name} must be a scalar for fixed_points/period_two_orbits; the dataset has "
-                                 f"{v.size} values (select one, e.g. ds.sel({name}=...))")
+                                 f"{v.size} values (select one member first, e.g. with ds.isel)")
             v = float(v.values)
         vals.append(v)
-    return tuple(vals)
+    lam, E = vals
+    if lam is None:
+        lam = _lam(eps, a)
+    else:
+        lam = check_real("lam", lam, -1, 1, hi_open=True)
+    check_range("E_tilde", E)
+    return lam, float(E), eps, a
 
 
 def _params_attrs(lam, E, eps, a):
-    return {"lam": lam, "E": float(E), **({"eps": float(eps)} if eps is not None else {"a": float(a)})}
+    extra = {"eps": float(eps)} if eps is not None else {"a": float(a)} if a is not None else {}
+    return {"lam": lam, "E_tilde": float(E), **extra}
 
 
 def fixed_points(ds: xr.Dataset | None = None, *, eps: float | None = None, a: float | None = None,
-                 E: float | None = None,
+                 E_tilde: float | None = None,
                  z_range=(-2.0, 2.0), T_range=(-1.0, 6.0), n_starts: int = 40, line_T=None,
                  tol: float = 1e-10) -> xr.Dataset:
     """Fixed points of the P = 2 map (Eq. 65-66): isolated ones by root finding, plus the z̃ = 0 line.
@@ -222,12 +224,14 @@ def fixed_points(ds: xr.Dataset | None = None, *, eps: float | None = None, a: f
     Parameters
     ----------
     ds : xarray.Dataset, optional
-        A toy dataset whose scalar ``eps``/``a`` and ``E`` coordinates are used when the keywords
-        are not given (so ``ds.eos.fixed_points()`` works).
+        A P = 2 map dataset whose scalar coordinates ``lam`` (λ) and ``E_tilde`` (Ẽ) are used
+        when the keywords are not given (so ``ds.eos.fixed_points()`` works).
     eps, a : float
-        Exactly one: λ = −ε (ε ∈ (0, 1]) or λ = −1/a (|a| >= 1).
-    E : float, default 0
-        Ẽ.
+        At most one: λ = −ε (ε ∈ (0, 1]) or λ = −1/a (``abs(a) > 1`` or a = 1; a = −1, Q = identity,
+        is refused), converted by :func:`eosdyn.theory.toy.second_eigenvalue`; without ``ds``
+        exactly one is needed.
+    E_tilde : float, default: the dataset's ``E_tilde``, else 0
+        Ẽ = η E, the rescaled conserved quantity.
     z_range, T_range : (float, float)
         Box of Newton starts (``n_starts`` × ``n_starts`` grid).
     line_T : array, optional
@@ -244,7 +248,7 @@ def fixed_points(ds: xr.Dataset | None = None, *, eps: float | None = None, a: f
         Dim ``point``: ``z``, ``T``, ``residual``, ``multiplier_real``/``multiplier_imag`` (dim
         ``eig``, largest modulus first), ``stable``. Dim ``line_T``: ``line_multiplier`` (the
         transverse eigenvalue ∂z̃'/∂z̃ = 1 − T from the Jacobian) and ``line_stable``
-        (|1 − T| < 1). Attributes ``lam``, ``E`` and ``eps`` or ``a``.
+        (``|1 − T| < 1``). Attributes ``lam``, ``E_tilde`` and ``eps`` or ``a`` when given.
 
     Examples
     --------
@@ -252,9 +256,7 @@ def fixed_points(ds: xr.Dataset | None = None, *, eps: float | None = None, a: f
     >>> fp.line_multiplier.values, fp.line_stable.values
     (array([ 0.5, -0.5, -1.5]), array([ True,  True, False]))
     """
-    eps, a, E = _from_dataset(ds, eps, a, E)
-    lam = _lam(eps, a)
-    check_range("E", E)
+    lam, E, eps, a = _from_dataset(ds, eps, a, E_tilde)
     z_range, T_range, n_starts = _check_box(z_range, T_range, n_starts, tol)
     z0, T0 = _starts(z_range, T_range, n_starts)
     z, T, res = _newton(z0, T0, lam, E, 1)
@@ -285,12 +287,12 @@ def fixed_points(ds: xr.Dataset | None = None, *, eps: float | None = None, a: f
 
 
 def period_two_orbits(ds: xr.Dataset | None = None, *, eps: float | None = None, a: float | None = None,
-                      E: float | None = None,
+                      E_tilde: float | None = None,
                       z_range=(-2.0, 2.0), T_range=(-1.0, 6.0), n_starts: int = 40,
                       tol: float = 1e-10) -> xr.Dataset:
     """Period-2 orbits {x, F(x)} of the P = 2 map: roots of F(F(x)) − x that are not fixed points.
 
-    Parameters as :func:`fixed_points` (``ds``, ``eps``/``a``, ``E``, ``z_range``, ``T_range``,
+    Parameters as :func:`fixed_points` (``ds``, ``eps``/``a``, ``E_tilde``, ``z_range``, ``T_range``,
     ``n_starts``, ``tol``). Newton on F∘F − id from a grid of starts; roots with |z̃| < 1e-8 (the fixed line) or
     |F(x) − x| < 1e-7 (fixed points) are dropped; the two points of an orbit are merged into one
     entry (dim ``phase``: the point with the smaller z̃ first).
@@ -308,9 +310,7 @@ def period_two_orbits(ds: xr.Dataset | None = None, *, eps: float | None = None,
     >>> sorted(orb.sizes)
     ['eig', 'orbit', 'phase']
     """
-    eps, a, E = _from_dataset(ds, eps, a, E)
-    lam = _lam(eps, a)
-    check_range("E", E)
+    lam, E, eps, a = _from_dataset(ds, eps, a, E_tilde)
     z_range, T_range, n_starts = _check_box(z_range, T_range, n_starts, tol)
     z0, T0 = _starts(z_range, T_range, n_starts)
     z, T, res = _newton(z0, T0, lam, E, 2)

@@ -13,10 +13,9 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import xarray as xr
 
-from ..conventions import STATUS_VALUES
 from . import _kernels as K
 from ._common import (XArray, check_dim, check_integer, check_nonempty, check_real, check_real_dtype,
-                      check_xarray, flat_rows, lift, step_values)
+                      check_xarray, dataset_edge, flat_rows, lift, role_var, status_is, step_values)
 from .coords import _top_mode
 
 __all__ = ["final_sharpness_stats", "phase_table", "DEFAULT_BINS"]
@@ -38,15 +37,6 @@ def _real_array(name: str, value) -> np.ndarray:
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be a sequence of real numbers; got {value!r} (dtype {arr.dtype})")
     return arr.astype(float)
-
-
-def _status_mask(status: xr.DataArray, name: str) -> xr.DataArray:
-    meanings = status.attrs.get("flag_meanings", " ".join(STATUS_VALUES)).split()
-    values = np.atleast_1d(status.attrs.get("flag_values", list(STATUS_VALUES.values())))
-    lut = dict(zip(meanings, values.tolist()))
-    if name not in lut:
-        return xr.zeros_like(status, dtype=bool)
-    return status == lut[name]
 
 
 def _ends_kernel(st, steps):
@@ -79,8 +69,8 @@ def _last_recorded(x: xr.DataArray, steps_taken, step_dim) -> xr.DataArray:
     if steps_taken is None:
         ends = xr.DataArray(np.int64(steps.size))
     else:
-        ends = xr.apply_ufunc(_ends_kernel, steps_taken, kwargs={"steps": steps}, dask="parallelized",
-                              output_dtypes=[np.int64])
+        ends = lift(_ends_kernel, steps_taken, core_dims=[[]], out_core_dims=[[]], out_dtypes=[np.int64],
+                    kwargs={"steps": steps})
     out = lift(_last_kernel, x, ends, core_dims=[[step_dim], []], out_core_dims=[[]],
                out_dtypes=[np.float64])
     for k in out.coords:                 # keep the coordinates' CF attributes
@@ -96,10 +86,11 @@ def _final_values(x: XArray, var, step_dim, mode_dim):
     if isinstance(x, xr.Dataset):
         status = x["status"] if "status" in x else None
         if var is None:
-            var = "final_sharpness" if "final_sharpness" in x else "sharpness" if "sharpness" in x else None
+            sharp = role_var(x, "sharpness", required=False)
+            var = "final_sharpness" if "final_sharpness" in x else None if sharp is None else sharp.name
         if var is None:
-            raise ValueError(f"final_sharpness_stats needs a variable 'final_sharpness' or 'sharpness' "
-                             f"(or pass var=); got variables {list(x.data_vars)}")
+            raise ValueError(f"final_sharpness_stats needs a variable 'final_sharpness' or the variable with "
+                             f"role 'sharpness' (or pass var=); got variables {list(x.data_vars)}")
         if not isinstance(var, Hashable) or var not in x.data_vars:
             raise ValueError(f"var={var!r} is not a data variable of ds; it has {list(x.data_vars)}")
         if "steps_taken" in x and step_dim not in x["steps_taken"].dims:
@@ -148,7 +139,7 @@ def _hist_kernel(a, edges):
 
 def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None = None,
                           quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
-                          eos_tol: float = 0.05, edge: float = 2.0, bins=None, n_boot: int = 1000,
+                          eos_tol: float = 0.05, edge: float | None = None, bins=None, n_boot: int = 1000,
                           ci: float = 0.95, seed: int = 0, step_dim: Hashable = "step",
                           mode_dim: Hashable = "mode") -> xr.Dataset:
     """Statistics of the final sharpness over ``dim`` (default ``seed``), per remaining grid point.
@@ -156,8 +147,9 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
     Parameters
     ----------
     ds : xarray.Dataset or xarray.DataArray
-        A dataset with ``final_sharpness`` (or a ``sharpness`` trajectory; mode 0 if it has a
-        ``mode`` dim) and optionally ``status`` and ``steps_taken``; or the values directly. From
+        A dataset with ``final_sharpness`` (or the trajectory of the variable with role
+        ``sharpness``; mode 0 if it has a ``mode`` dim) and optionally the fates ``status`` and
+        ``steps_taken``; or the values directly. From
         a trajectory each member's *last recorded* value is used: the value at the largest
         recorded step <= ``steps_taken`` (counted from the first recorded step), so members
         stopped early and NaN-padded give their final value; without ``steps_taken``, the value
@@ -170,9 +162,10 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
     quantiles : sequence of float
         Quantiles reported in ``quantiles`` (dim ``quantile``).
     eos_tol : float, default 0.05
-        A valid member is "at the EOS" if |sharpness − edge| < eos_tol; finite and > 0.
-    edge : float, default 2.0
-        Finite.
+        A valid member is "at the EOS" if ``|sharpness − edge| < eos_tol``; finite and > 0.
+    edge : float, optional
+        The edge of stability in sharpness units; default: the dataset's ``edge`` coordinate if
+        it has one, else 2 (η λ_max = 2). Finite.
     bins : array of bin edges, optional
         Fixed histogram bin edges (default :data:`DEFAULT_BINS`); bins are [e_i, e_{i+1}),
         the last one closed. Valid values outside are counted in ``n_outside_bins``.
@@ -223,7 +216,7 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
             raise TypeError(f"{name} must be a dimension name; got {d!r} ({type(d).__name__})")
     ci = check_real("ci", ci, 0, 1, lo_open=True, hi_open=True)
     eos_tol = check_real("eos_tol", eos_tol, 0, lo_open=True)
-    edge = check_real("edge", edge)
+    edge = dataset_edge(ds, edge)
     seed = check_integer("seed", seed, 0)
     n_boot = check_integer("n_boot", n_boot, 10, MAX_BOOT)
     qs = _real_array("quantiles", quantiles)
@@ -245,9 +238,9 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
     vals = vals.astype(np.float64)
     finite = np.isfinite(vals)
     if status is not None:
-        diverged = _status_mask(status, "diverged")
-        converged = _status_mask(status, "converged") & finite
-        failed = _status_mask(status, "failed")   # the integrator gave up: no final value
+        diverged = status_is(status, "diverged")
+        converged = status_is(status, "converged") & finite
+        failed = status_is(status, "failed")   # the integrator gave up: no final value
     else:
         diverged = ~finite
         converged = finite
@@ -284,18 +277,19 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
                                   bin_upper=("bin", edges[1:]))
     r["n_outside_bins"] = r["n_valid"] - r["hist"].sum("bin")
     out = xr.Dataset(r)
+    edge_text = f"{edge:g}" if isinstance(edge, float) else "the edge"
     attrs = {
         "n_total": "number of members", "n_valid": "members used (finite and not diverged)",
         "n_diverged": "members that diverged", "n_excluded": "members excluded (n_total - n_valid)",
         "frac_converged": "fraction of members that converged", "frac_diverged": "fraction of members that diverged",
-        "frac_eos": f"fraction of members at the EOS (|sharpness - {edge:g}| < {eos_tol:g})",
+        "frac_eos": f"fraction of members at the EOS (|sharpness - {edge_text}| < {eos_tol:g})",
         "quantiles": "quantiles of the final sharpness over valid members",
         "median_sharpness": "median final sharpness",
         "mean_sharpness": "mean final sharpness over valid members",
         "std_sharpness": "standard deviation of the final sharpness",
         "mean_ci_lower": f"lower end of the {ci:.0%} bootstrap CI of the mean",
         "mean_ci_upper": f"upper end of the {ci:.0%} bootstrap CI of the mean",
-        "deviation": f"{edge:g} minus the median final sharpness",
+        "deviation": f"{edge_text} minus the median final sharpness",
         "hist": "histogram of the final sharpness (counts of valid members)",
         "n_outside_bins": "valid members outside the histogram bins",
     }
