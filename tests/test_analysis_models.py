@@ -1,7 +1,7 @@
 """eosdyn.analysis on real model output (eosdyn.toy.two_param, eosdyn.qrm.sweep).
 
-Truth: the Eq. 18-19 coefficients (EQUATIONS.md), the fixed-line multiplier 1 − T, the models'
-own fate flags (status), and plain NumPy recomputation of statistics.
+Truth: the Eq. 18-19 coefficients (closed forms of the paper), the fixed-line multiplier 1 − T,
+the models' own fate flags (status), and plain NumPy recomputation of statistics.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import xarray as xr
 
 import eosdyn
 from eosdyn import analysis as A
-from eosdyn.conventions import STATUS_VALUES, decode_status
-
-toy = pytest.importorskip("eosdyn.models.toy")
+from eosdyn.conventions import STATUS_VALUES, decode_status, roles_of
 
 
 def _init(z0, T0):
@@ -29,6 +27,7 @@ def test_two_param_eq18_19_coefficients():
     eps = np.array([0.05, 0.1, 0.3])
     ds = eosdyn.toy.two_param(eps=eps, z0=z0, T0=T0, steps=200)
     assert ds.z.dims == ("eps", "init", "step")
+    assert roles_of(ds)["residual"] == "z" and roles_of(ds)["curvature"] == "T"
     f = A.fit_increments(ds, over=("init",))
     e = f.eps.values
     np.testing.assert_allclose(f.c1, 2.0, rtol=1e-3)
@@ -53,16 +52,15 @@ def test_two_param_fates_and_fixed_line():
     for e in conv.eps.values:
         for i in conv.init.values:
             Ti = float(fT.cycle_mean.sel(eps=e, init=i))
-            np.testing.assert_allclose(Ti, float(conv.final_T.sel(eps=e, init=i)), atol=1e-9)
+            np.testing.assert_allclose(Ti, float(conv.final_sharpness.sel(eps=e, init=i)), atol=1e-9)
             mult = float(A.fixed_points(eps=float(e), line_T=[Ti]).line_multiplier[0])
             np.testing.assert_allclose(float(fz.rate.sel(eps=e, init=i, branch="odd")), abs(mult), rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
 def qrm_ds():
-    qrm = pytest.importorskip("eosdyn.models.qrm")
-    return qrm.sweep(D=6, P=12, sigma_z=[0.2, 1.0], sigma_J2=[0.2, 0.5], seeds=range(4), max_steps=1500,
-                     record=1)
+    return eosdyn.qrm.sweep(D=6, P=12, sigma_z=[0.2, 1.0], sigma_J2=[0.2, 0.5], seeds=range(4), steps=1500,
+                            record_every=1)
 
 
 def test_qrm_classify_and_fits_follow_status(qrm_ds):
@@ -126,7 +124,7 @@ def test_classify_and_eos_coordinate_lazy_equal_eager():
 def test_issue11_stats_from_sharpness_trajectory_equal_final_sharpness():
     """Early-stopped members are NaN-padded: the trajectory's last *position* is padding, so the
     statistics must come from each member's last recorded value (step <= steps_taken)."""
-    ds = eosdyn.qrm.sweep(D=3, P=4, sigma_z=[0.1, 0.5], sigma_J2=[0.1, 0.3], seeds=6, max_steps=80, record=1)
+    ds = eosdyn.qrm.sweep(D=3, P=4, sigma_z=[0.1, 0.5], sigma_J2=[0.1, 0.3], seeds=6, steps=80, record_every=1)
     assert (ds.steps_taken < 80).any()                         # the reproducer has early stops
     ref = A.final_sharpness_stats(ds, n_boot=100)
     traj = A.final_sharpness_stats(ds.drop_vars("final_sharpness"), n_boot=100)
@@ -145,8 +143,8 @@ def test_issue11_stats_from_sharpness_trajectory_equal_final_sharpness():
 
 
 def test_issue11_stats_with_record_stride_goes_by_step_value():
-    """record=3: steps_taken is often not recorded; the largest recorded step <= steps_taken is used."""
-    ds = eosdyn.qrm.sweep(D=3, P=4, sigma_z=[0.1, 0.5], sigma_J2=[0.1, 0.3], seeds=6, max_steps=80, record=3)
+    """record_every=3: steps_taken is often not recorded; the largest recorded step <= steps_taken is used."""
+    ds = eosdyn.qrm.sweep(D=3, P=4, sigma_z=[0.1, 0.5], sigma_J2=[0.1, 0.3], seeds=6, steps=80, record_every=3)
     st = A.final_sharpness_stats(ds.drop_vars("final_sharpness"), n_boot=50)
     steps = ds.step.values
     truth = np.full(ds.steps_taken.shape, np.nan)

@@ -28,7 +28,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from eosdyn import analysis as A
-from eosdyn.conventions import STATUS_VALUES, set_variable_attrs
+from eosdyn.conventions import STATUS_VALUES, set_roles, set_variable_attrs
 from eosdyn.kernels.maps import two_param_step
 
 from fuzzutil import outcome
@@ -337,28 +337,38 @@ def test_fuzz_eos_coordinate(x, edge):
 
 @st.composite
 def toy(draw):
-    """A small toy dataset (z, T, eps or a), sometimes with bad values or a wrong layout."""
+    """A small P = 2 map dataset (roles residual/curvature; lam, E_tilde and eps or a), sometimes
+    with bad values, a missing parameter or role, or a wrong layout."""
     n = draw(st.integers(0, 10))
     z = np.array(draw(st.lists(FLOATS, min_size=n, max_size=n)), float) * 1e-6
     T = np.array(draw(st.lists(FLOATS, min_size=n, max_size=n)), float) * 1e-6 + 2
     ds = xr.Dataset({"z": ("step", z), "T": ("step", T)}, coords={"step": np.arange(n)})
-    which = draw(st.sampled_from(["eps", "a", "T1", "none", "complex"]))
+    if draw(st.booleans()) or n == 0:
+        ds = set_roles(ds, residual="z", curvature="T")
+    E = draw(st.sampled_from([0.0, 0.3, None]))
+    if E is not None:
+        ds = ds.assign_coords(E_tilde=E)
+    which = draw(st.sampled_from(["eps", "a", "lam", "T1", "none", "complex"]))
     if which == "eps":
-        ds = ds.assign_coords(eps=draw(st.sampled_from([0.1, 0.5, 1.0])))
+        eps = draw(st.sampled_from([0.1, 0.5, 1.0]))
+        ds = ds.assign_coords(eps=eps, lam=-eps)
     elif which == "a":
-        ds = ds.assign_coords(a=draw(st.sampled_from([1.0, 2.0, -3.0])))
+        a = draw(st.sampled_from([1.0, 2.0, -3.0]))
+        ds = ds.assign_coords(a=a, lam=-1 / a)
+    elif which == "lam":
+        ds = ds.assign_coords(lam=draw(st.sampled_from([-0.1, 0.5, -1.0])))
     elif which == "T1":
         ds["T1"] = ("step", T * 0.5)
     elif which == "complex":
         ds["z"] = ds["z"] + 1j
-        ds = ds.assign_coords(eps=0.1)
+        ds = ds.assign_coords(eps=0.1, lam=-0.1)
     return ds
 
 
 @given(toy())
 def test_fuzz_nonlinearity_ratio(ds):
-    run("nonlinearity_ratio", lambda: A.nonlinearity_ratio(ds), _names("z", "T", "eps", "nonlinearity_ratio"),
-        lambda r: None)
+    run("nonlinearity_ratio", lambda: A.nonlinearity_ratio(ds),
+        _names("z", "T", "lam", "E_tilde", "role", "nonlinearity_ratio"), lambda r: None)
 
 
 @given(st.one_of(toy(), data()), st.data(), st.sampled_from([(), (), ("seed",), "seed", ("step",), ("nope",)]))
@@ -368,7 +378,8 @@ def test_fuzz_fit_increments(ds, dd, over):
                 start=st.none() | st.integers(0, 5), stop=st.none() | st.integers(5, 20))
     z_max, y_max, start, stop = o["z_max"], o["y_max"], o["start"], o["stop"]
     run("fit_increments", lambda: A.fit_increments(ds, z_max=z_max, y_max=y_max, start=start, stop=stop, over=over),
-        _names("z_max", "y_max", "start", "stop", "over", "fit_increments", "two-step", "eps", "a toy"), _no_inf)
+        _names("z_max", "y_max", "start", "stop", "over", "fit_increments", "two-step", "lam", "E_tilde", "role"),
+        _no_inf)
 
 
 @given(st.sampled_from([0.1, 1.0, 0.5, None, np.nan, -0.5, 2.0, "0.1", 1j]), opt(st.floats(-0.5, 0.5)),
@@ -377,7 +388,7 @@ def test_fuzz_fit_increments(ds, dd, over):
        st.sampled_from(["fixed_points", "period_two_orbits"]))
 @settings(max_examples=40)
 def test_fuzz_fixed_points_orbits(eps, E, tol, n_starts, z_range, func):
-    kw = {"eps": eps, "E": E, "tol": 1e-10 if tol is None else tol, "n_starts": n_starts}
+    kw = {"eps": eps, "E_tilde": E, "tol": 1e-10 if tol is None else tol, "n_starts": n_starts}
     if z_range is not None:
         kw["z_range"] = z_range
 
@@ -387,10 +398,10 @@ def test_fuzz_fixed_points_orbits(eps, E, tol, n_starts, z_range, func):
             assert bool(np.isfinite(ds[k]).all())
         z, T = ds.z.values.ravel(), ds["T"].values.ravel()
         if func == "fixed_points" and z.size:
-            fz, fT = two_param_step(z, T, ds.attrs["lam"], ds.attrs["E"])
+            fz, fT = two_param_step(z, T, ds.attrs["lam"], ds.attrs["E_tilde"])
             np.testing.assert_allclose(np.c_[fz, fT], np.c_[z, T], atol=1e-6 * max(1, np.abs(np.c_[z, T]).max()))
 
-    names = _names("eps", "E", "tol", "n_starts", "z_range", "pass exactly one")
+    names = _names("eps", "E_tilde", "tol", "n_starts", "z_range", "exactly one")
     run(func, lambda: getattr(A, func)(**kw), names, check)
 
 
@@ -408,7 +419,7 @@ def test_fuzz_map_jacobian(z, T, lam, E, n):
                 and abs(E) <= 10):
             assert np.isfinite(J).all()
 
-    run("map_jacobian", lambda: A.map_jacobian(z, T, lam=lam, E=E, n=n), _names("z", "T", "lam", "E", "n"),
+    run("map_jacobian", lambda: A.map_jacobian(z, T, lam=lam, E_tilde=E, n=n), _names("z", "T", "lam", "E_tilde", "n"),
         check)
 
 

@@ -210,16 +210,6 @@ def _geom_kernel(a, ends, bidx, tail, default_tail, min_points, max_iter, spacin
     return tuple(o.reshape(lead) for o in (L, c, r, rms, Lse, rate, rate_se, npts))
 
 
-_FIT_VARS = {
-    "limit": "fitted limit x_inf of x_t = x_inf + c rho^t on this branch",
-    "limit_se": "standard error of the fitted limit",
-    "rate": "fitted contraction factor |rho| per GD step",
-    "rate_se": "standard error of the contraction factor per step",
-    "ratio": "fitted ratio r between consecutive points of the branch (x_inf + c r^k)",
-    "amplitude": "fitted amplitude c at the first step of the window",
-    "residual": "root-mean-square residual of the geometric fit",
-    "n_points": "number of points in the fit",
-}
 
 
 _BIG = 2**62
@@ -290,15 +280,14 @@ def _fit_one(x: xr.DataArray, dim, tail, start, stop, max_iter, min_points, ends
     out["cycle_mean_se"] = np.hypot(even_.limit_se, odd_.limit_se) / 2
     out["cycle_half_amplitude"] = abs(even_.limit - odd_.limit) / 2
     out["cycle_half_amplitude_se"] = out["cycle_mean_se"]
-    for k, v in _FIT_VARS.items():
-        out[k].attrs = {"long_name": v, "units": "1"}
-    out["cycle_mean"].attrs = {"long_name": "mean of the limiting two-cycle (average of the branch limits)",
-                               "units": "1"}
-    out["cycle_mean_se"].attrs = {"long_name": "standard error of the two-cycle mean", "units": "1"}
-    out["cycle_half_amplitude"].attrs = {"long_name": "half-amplitude of the limiting two-cycle", "units": "1"}
-    out["cycle_half_amplitude_se"].attrs = {"long_name": "standard error of the two-cycle half-amplitude",
-                                            "units": "1"}
-    out["branch"].attrs = {"long_name": "step parity branch", "units": "1"}
+    return _labelled(out)
+
+
+def _labelled(out: xr.Dataset, **attrs) -> xr.Dataset:
+    """CF labels of every result variable from :data:`eosdyn.conventions.VARIABLES`."""
+    for k in out.variables:
+        set_variable_attrs(out[k], k, overwrite=True)
+    out.attrs.update(attrs)
     return out
 
 
@@ -418,13 +407,7 @@ def limiting_two_cycle(x: XArray, dim: Hashable = "step", *, edge: float | None 
                       "half_amplitude": f.cycle_half_amplitude,
                       "half_amplitude_se": f.cycle_half_amplitude_se,
                       "deviation": edge - f.cycle_mean})
-    out["cycle_mean"].attrs = {"long_name": "mean of the limiting two-cycle of the sharpness", "units": "1"}
-    out["cycle_mean_se"].attrs = {"long_name": "standard error of the two-cycle mean", "units": "1"}
-    out["half_amplitude"].attrs = {"long_name": "half-amplitude of the limiting two-cycle", "units": "1"}
-    out["half_amplitude_se"].attrs = {"long_name": "standard error of the half-amplitude", "units": "1"}
-    out["deviation"].attrs = {"long_name": f"{edge:g} minus the two-cycle mean" if isinstance(edge, float)
-                              else "the edge minus the two-cycle mean", "units": "1"}
-    return out
+    return _labelled(out, **({"edge": edge} if isinstance(edge, float) else {}))
 
 
 # ============================================================================ fit_increments
@@ -565,26 +548,10 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
     zy = z0 * y0
     c1, c1se, r2z, nz = _regress(dz, [zy], mask, core)
     out = xr.Dataset({"c1": c1, "c1_se": c1se, "r2_z": r2z, "n_points": nz})
-    what = "z" if toy else "z1"
     out = out.drop_vars([c for c in out.coords if c == "mode"])  # the top mode's scalar coordinate
-    out["c1"].attrs = {"long_name": f"coefficient c1 of Delta2 {what} ~ c1 y {what} (theory: 2)", "units": "1"}
     if toy:
         dy = y2 - y0.variable
         z02 = z0 * z0
         c2, c2se, c3, c3se, r2y, ny = _regress(dy, [y0 * z02, z02], mask, core)
         out.update({"c2": c2, "c2_se": c2se, "c3": c3, "c3_se": c3se, "r2_y": r2y, "n_points_y": ny})
-        out["c2"].attrs = {"long_name": "coefficient c2 of Delta2 y ~ c2 y z^2 + c3 z^2 "
-                                        "(Eq. 19: -2(4-3eps+4eps^2))", "units": "1"}
-        out["c3"].attrs = {"long_name": "coefficient c3 of Delta2 y ~ c2 y z^2 + c3 z^2 (Eq. 19: -4 eps)",
-                           "units": "1"}
-    for k in out.data_vars:
-        if "long_name" not in out[k].attrs:
-            out[k].attrs["long_name"] = {
-                "c1_se": "standard error of c1", "c2_se": "standard error of c2",
-                "c3_se": "standard error of c3", "r2_z": f"uncentred R^2 of the Delta2 {what} regression",
-                "r2_y": "uncentred R^2 of the Delta2 y regression",
-                "n_points": "points used in the regression", "n_points_y": "points used in the y regression",
-            }[k]
-        out[k].attrs.setdefault("units", "1")
-        set_variable_attrs(out[k], k)
-    return out
+    return _labelled(out)

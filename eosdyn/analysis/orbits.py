@@ -24,9 +24,13 @@ import numpy as np
 import xarray as xr
 
 from .._validate import check_int, check_range
+from ..conventions import set_variable_attrs
 from ._common import check_integer, check_real
 
 __all__ = ["fixed_points", "period_two_orbits", "map_jacobian"]
+
+#: names of the P = 2 map's state (z̃, T) in the results: the paper's names, labelled by VARIABLES
+_STATE = ("z", "T")
 
 _H = 1e-30
 
@@ -172,13 +176,15 @@ def _eig_vars(J, dims):
     ev = np.linalg.eigvals(J)
     idx = np.argsort(-np.abs(ev), axis=-1)
     ev = np.take_along_axis(ev, idx, axis=-1)
-    return {
-        "multiplier_real": (dims + ("eig",), ev.real, {"long_name": "Jacobian eigenvalue (real part), "
-                                                      "largest modulus first", "units": "1"}),
-        "multiplier_imag": (dims + ("eig",), ev.imag, {"long_name": "Jacobian eigenvalue (imaginary part)",
-                                                      "units": "1"}),
-        "stable": (dims, np.abs(ev).max(axis=-1) < 1, {"long_name": "linearly stable (all |eigenvalues| < 1)"}),
-    }
+    return {"multiplier_real": (dims + ("eig",), ev.real), "multiplier_imag": (dims + ("eig",), ev.imag),
+            "stable": (dims, np.abs(ev).max(axis=-1) < 1)}
+
+
+def _labelled(ds: xr.Dataset) -> xr.Dataset:
+    """CF labels of every result variable from :data:`eosdyn.conventions.VARIABLES`."""
+    for k in ds.variables:
+        set_variable_attrs(ds[k], k, overwrite=True)
+    return ds
 
 
 def _from_dataset(ds, eps, a, E):
@@ -270,17 +276,11 @@ def fixed_points(ds: xr.Dataset | None = None, *, eps: float | None = None, a: f
         raise ValueError(f"line_T must be a 1-D array of at most 1e6 values; got shape {line_T.shape}")
     check_range("line_T", line_T)
     JL = _jacobian(np.zeros_like(line_T), line_T, lam, E, 1)
-    data = {"z": (("point",), z, {"long_name": "z of the isolated fixed point", "units": "1"}),
-            "T": (("point",), T, {"long_name": "T of the isolated fixed point", "units": "1"}),
-            "residual": (("point",), res, {"long_name": "|F(x) - x| at the root", "units": "1"}),
+    # the points' state (z̃, T) under the state's names, on dim "point"
+    data = {**dict(zip(_STATE, ((("point",), z), (("point",), T)))), "residual": (("point",), res),
             **_eig_vars(J, ("point",)),
-            "line_multiplier": (("line_T",), JL[:, 0, 0],
-                                {"long_name": "transverse Jacobian eigenvalue of the fixed line z = 0 "
-                                              "(= 1 - T)", "units": "1"}),
-            "line_stable": (("line_T",), np.abs(JL[:, 0, 0]) < 1,
-                            {"long_name": "fixed line z = 0 transversally stable (|1 - T| < 1)"})}
-    ds = xr.Dataset(data, coords={"line_T": ("line_T", line_T, {"long_name": "T on the fixed line z = 0",
-                                                                  "units": "1"})})
+            "line_multiplier": (("line_T",), JL[:, 0, 0]), "line_stable": (("line_T",), np.abs(JL[:, 0, 0]) < 1)}
+    ds = _labelled(xr.Dataset(data, coords={"line_T": ("line_T", line_T)}))
     ds.attrs.update(_params_attrs(lam, E, eps, a))
     ds.attrs["fixed_line"] = "every point (0, T) is fixed; eigenvalues 1 - T and 1"
     return ds
@@ -326,12 +326,10 @@ def period_two_orbits(ds: xr.Dataset | None = None, *, eps: float | None = None,
     keep = _dedupe(za, Ta, 1e-7)
     za, Ta, zb, Tb, res = za[keep], Ta[keep], zb[keep], Tb[keep], res[keep]
     J = _jacobian(za, Ta, lam, E, 2) if za.size else np.empty((0, 2, 2))
-    data = {"z": (("orbit", "phase"), np.stack([za, zb], -1).reshape(-1, 2),
-                  {"long_name": "z on the period-2 orbit", "units": "1"}),
-            "T": (("orbit", "phase"), np.stack([Ta, Tb], -1).reshape(-1, 2),
-                  {"long_name": "T on the period-2 orbit", "units": "1"}),
-            "residual": (("orbit",), res, {"long_name": "|F(F(x)) - x| at the root", "units": "1"}),
-            **_eig_vars(J, ("orbit",))}
-    ds = xr.Dataset(data)
+    # the orbits' state (z̃, T) under the state's names, on dims ("orbit", "phase")
+    data = {**dict(zip(_STATE, ((("orbit", "phase"), np.stack([za, zb], -1).reshape(-1, 2)),
+                                (("orbit", "phase"), np.stack([Ta, Tb], -1).reshape(-1, 2))))),
+            "residual": (("orbit",), res), **_eig_vars(J, ("orbit",))}
+    ds = _labelled(xr.Dataset(data))
     ds.attrs.update(_params_attrs(lam, E, eps, a))
     return ds

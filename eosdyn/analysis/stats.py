@@ -13,6 +13,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import xarray as xr
 
+from ..conventions import set_variable_attrs
 from . import _kernels as K
 from ._common import (XArray, check_dim, check_integer, check_nonempty, check_real, check_real_dtype,
                       check_xarray, dataset_edge, flat_rows, lift, role_var, status_is, step_values)
@@ -277,28 +278,12 @@ def final_sharpness_stats(ds: XArray, dim: Hashable = "seed", *, var: str | None
                                   bin_upper=("bin", edges[1:]))
     r["n_outside_bins"] = r["n_valid"] - r["hist"].sum("bin")
     out = xr.Dataset(r)
-    edge_text = f"{edge:g}" if isinstance(edge, float) else "the edge"
-    attrs = {
-        "n_total": "number of members", "n_valid": "members used (finite and not diverged)",
-        "n_diverged": "members that diverged", "n_excluded": "members excluded (n_total - n_valid)",
-        "frac_converged": "fraction of members that converged", "frac_diverged": "fraction of members that diverged",
-        "frac_eos": f"fraction of members at the EOS (|sharpness - {edge_text}| < {eos_tol:g})",
-        "quantiles": "quantiles of the final sharpness over valid members",
-        "median_sharpness": "median final sharpness",
-        "mean_sharpness": "mean final sharpness over valid members",
-        "std_sharpness": "standard deviation of the final sharpness",
-        "mean_ci_lower": f"lower end of the {ci:.0%} bootstrap CI of the mean",
-        "mean_ci_upper": f"upper end of the {ci:.0%} bootstrap CI of the mean",
-        "deviation": f"{edge_text} minus the median final sharpness",
-        "hist": "histogram of the final sharpness (counts of valid members)",
-        "n_outside_bins": "valid members outside the histogram bins",
-    }
-    for k, ln in attrs.items():
-        out[k].attrs = {"long_name": ln, "units": "1"}
-    out.coords["quantile"].attrs = {"long_name": "quantile level", "units": "1"}
-    for c, ln in (("bin", "histogram bin centre"), ("bin_lower", "histogram bin lower edge"),
-                  ("bin_upper", "histogram bin upper edge")):
-        out.coords[c].attrs = {"long_name": ln, "units": "1"}
+    for k in out.variables:
+        set_variable_attrs(out[k], k, overwrite=True)
+    if isinstance(edge, float):
+        out.attrs["edge"] = edge
+    out.attrs["eos_tol"] = eos_tol
+    out.attrs["ci"] = ci
     out.attrs["reduced_dim"] = str(dim)
     out.attrs["bootstrap"] = f"percentile bootstrap, {int(n_boot)} resamples, SeedSequence({seed})"
     return out
