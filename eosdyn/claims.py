@@ -26,8 +26,22 @@ def _verdict(ok: bool) -> str:
     return "agrees" if ok else "disagrees"
 
 
+def _role(ds: xr.Dataset, name: str) -> xr.DataArray:
+    from .analysis._common import role_var
+
+    return role_var(ds, name, what="this claim")
+
+
 def claim_rnl(ds: xr.Dataset) -> list[dict]:
-    """r_NL: Monte Carlo vs eosdyn's exact formula vs the paper's ½ η σ_z D (per size, largest σ̃_z)."""
+    """r_NL: Monte Carlo vs eosdyn's exact formula vs the paper's ½ η σ_z D (per size, largest σ̃_z).
+
+    Examples
+    --------
+    >>> from eosdyn import recipes
+    >>> ds = recipes.rnl_monte_carlo(sizes=[[10, 20]], sigma_z=[0.5], n_samples=50)
+    >>> claim_rnl(ds)[0]["claim"]
+    'r_NL at D=10, P=20, sigma_z~=0.5'
+    """
     rows = []
     for i in ds["size"].values:
         sub = ds.sel(size=i).isel(sigma_z=-1)
@@ -46,7 +60,15 @@ def claim_rnl(ds: xr.Dataset) -> list[dict]:
 
 
 def claim_theorem41(ds: xr.Dataset) -> list[dict]:
-    """Theorem 4.1: E[λ̇]=0 and E[λ̈]/E[λ] — Monte Carlo vs exact finite size vs large-size form vs paper σ_z²."""
+    """Theorem 4.1: E[λ̇]=0 and E[λ̈]/E[λ] — Monte Carlo vs exact finite size vs large-size form vs paper σ_z².
+
+    Examples
+    --------
+    >>> from eosdyn import recipes
+    >>> ds = recipes.theorem41_monte_carlo(sizes=[[6, 10]], sigma_z=[0.5], n_samples=50)
+    >>> [row["claim"] for row in claim_theorem41(ds)]
+    ["E[lam''(0)]/E[lam(0)] at D=6, P=10, sigma_z~=0.5", "E[lam'(0)]/E[lam(0)] at D=6, P=10"]
+    """
     rows = []
     for i in ds["size"].values:
         sub = ds.sel(size=i).isel(sigma_z=-1)
@@ -72,11 +94,25 @@ def claim_theorem41(ds: xr.Dataset) -> list[dict]:
 
 
 def claim_figure3(ds: xr.Dataset) -> list[dict]:
-    """Figure 3: larger σ̃_z sharpens more; at O(1) σ̃_z the sharpness settles at the edge (η λ_max ≈ 2)."""
+    """Figure 3: larger σ̃_z sharpens more; at O(1) σ̃_z the sharpness settles at the edge (η λ_max ≈ 2).
+
+    Reads the variable with role ``sharpness`` (its first step), ``final_sharpness`` and ``status``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from eosdyn.conventions import set_variable_attrs
+    >>> ds = xr.Dataset({"sharpness": (("sigma_z", "step"), [[0.5, 0.6], [1.0, 2.0]]),
+    ...                  "final_sharpness": ("sigma_z", [0.6, 2.0]),
+    ...                  "status": ("sigma_z", np.int8([3, 3]))}, coords={"sigma_z": [0.1, 1.0]})
+    >>> set_variable_attrs(ds["status"], "status")
+    >>> [row["verdict"] for row in claim_figure3(ds)]
+    ['below edge', 'at EOS', 'agrees']
+    """
     from .conventions import decode_status
 
     rows = []
-    init = ds["sharpness"].isel(step=0)
+    init = _role(ds, "sharpness").isel(step=0)
     final = ds["final_sharpness"]
     status = decode_status(ds["status"])
     finals = []
@@ -105,6 +141,18 @@ def claim_figure4(ds: xr.Dataset) -> list[dict]:
     (:func:`eosdyn.analysis.final_sharpness_stats`) is within 0.1 of 2. Agrees when some larger
     σ̃_z has at least two such points and more than the smallest σ̃_z (the linear regime, where
     only initialisations already near the edge end there).
+    
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> med = np.array([[1.2, 1.5], [1.95, 2.05]])                  # (sigma_z, sigma_J)
+    >>> fs = med[None, :, :, None] + np.array([-0.01, 0.0, 0.01])   # median over seeds = med
+    >>> ds = xr.Dataset({"final_sharpness": (("size", "sigma_z", "sigma_J", "seed"), fs)},
+    ...                 coords={"size": [0], "D": ("size", [6]), "P": ("size", [12]),
+    ...                         "sigma_z": [0.1, 1.0], "sigma_J": [0.3, 0.5]})
+    >>> claim_figure4(ds)[0]["verdict"]
+    'agrees'
     """
     from .analysis import final_sharpness_stats
 
@@ -139,6 +187,17 @@ def claim_figure1(ds: xr.Dataset) -> list[dict]:
 
     Also reports whether runs started above the edge settle at the EOS limit of the P = 2 model
     with Q eigenvalues {1, −ε} (:func:`eosdyn.theory.theorem31_sharpness_fit`).
+    
+
+    Reads the coordinates ``Q`` and ``eta``, the variable with role ``sharpness`` (its first
+    step), ``final_sharpness`` and ``status``.
+
+    Examples
+    --------
+    >>> import eosdyn
+    >>> ds = eosdyn.toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.5, -4.32], E=0.0, eta=0.05, steps=200)
+    >>> claim_figure1(ds)[0]["claim"]
+    'eta=0.05: curvature eta*lambda_max initial -> final'
     """
     from .theory import theorem31_sharpness_fit
 
@@ -147,7 +206,7 @@ def claim_figure1(ds: xr.Dataset) -> list[dict]:
     rows = []
     for eta in np.atleast_1d(ds["eta"].values):
         sub = ds.sel(eta=eta) if "eta" in ds.dims else ds
-        t0, tf = float(sub["T"].isel(step=0)), float(sub["final_T"])
+        t0, tf = float(_role(sub, "sharpness").isel(step=0)), float(sub["final_sharpness"])
         eos = ""
         if eps is not None and 0 < eps <= 1 and t0 > 2:
             lim = float(theorem31_sharpness_fit(eps))
@@ -158,13 +217,24 @@ def claim_figure1(ds: xr.Dataset) -> list[dict]:
             "theory": "E=0 minima lie on theta^T Q theta = 0",
             "measured": f"{t0:.4f} -> {tf:.4f} ({_status_counts(sub)})",
             "verdict": ("sharpens" if tf > t0 else "does not sharpen") + eos,
-            "note": "the caption's eta is not given; EQUATIONS.md: not reproducible from the text alone",
+            "note": "the caption's eta is not given: not reproducible from the text alone",
         })
     return rows
 
 
 def claim_figure2(ds: xr.Dataset) -> list[dict]:
-    """Figure 2: y = T − f_z^{(2)}(z̃) concentrates at a small negative value y* ≈ −ε/2."""
+    """Figure 2: y = T − f_z^{(2)}(z̃) concentrates at a small negative value y* ≈ −ε/2.
+
+    y is :func:`eosdyn.analysis.eos_coordinate` of the dataset (a P = 2 map dataset with
+    coordinates ``eps``, ``lam`` and ``E_tilde``).
+
+    Examples
+    --------
+    >>> import eosdyn
+    >>> ds = eosdyn.toy.two_param(eps=0.05, z0=[-0.5, -0.4], T0=1.6, steps=1200)
+    >>> claim_figure2(ds)[0]["verdict"]
+    'agrees'
+    """
     from .analysis import eos_coordinate
     from .theory import theorem31_y_star
 
@@ -183,13 +253,27 @@ def claim_figure2(ds: xr.Dataset) -> list[dict]:
 
 
 def claim_theorem31(ds: xr.Dataset) -> list[dict]:
-    """Theorem 3.1: lim η λ_max = 2 − ε/2 + O(ε²), measured from converged runs for each ε."""
+    """Theorem 3.1: lim η λ_max = 2 − ε/2 + O(ε²), measured from converged runs for each ε.
+
+    Reads ``final_sharpness`` and ``status`` over the coordinate ``eps``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from eosdyn.conventions import set_variable_attrs
+    >>> eps = np.array([0.01, 0.1])
+    >>> ds = xr.Dataset({"final_sharpness": ("eps", 2 - eps / 2), "status": ("eps", np.int8([1, 1]))},
+    ...                 coords={"eps": eps})
+    >>> set_variable_attrs(ds["status"], "status")
+    >>> [row["verdict"] for row in claim_theorem31(ds)]
+    ['agrees', 'agrees']
+    """
     from .theory import theorem31_sharpness, theorem31_sharpness_fit
 
     rows = []
     for eps in ds["eps"].values:
         sub = ds.sel(eps=eps)
-        ft = sub["final_T"].values.ravel()
+        ft = sub["final_sharpness"].values.ravel()
         ft = ft[np.isfinite(ft)]
         meas = float(np.median(ft)) if ft.size else float("nan")
         paper = float(theorem31_sharpness(float(eps)))
@@ -206,14 +290,27 @@ def claim_theorem31(ds: xr.Dataset) -> list[dict]:
 
 
 def claim_figure7(ds: xr.Dataset) -> list[dict]:
-    """Figure 7: the symmetric (catapult) model shows no edge-of-stability clustering of the final T near 2."""
+    """Figure 7: the symmetric (catapult) model shows no edge-of-stability clustering of the final T near 2.
+
+    Reads ``final_sharpness``, ``status`` and the coordinates ``E_tilde`` and ``T0`` per member.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from eosdyn.conventions import set_variable_attrs
+    >>> ds = xr.Dataset({"final_sharpness": ("init", [0.5, 1.0, 1.5]), "status": ("init", np.int8([1, 1, 1]))},
+    ...                 coords={"E_tilde": ("init", [0.0, 0.0, 0.0]), "T0": ("init", [0.6, 1.2, 1.8])})
+    >>> set_variable_attrs(ds["status"], "status")
+    >>> claim_figure7(ds)[0]["verdict"]
+    'agrees'
+    """
     rows = []
-    for e in np.unique(ds["E"].values):
-        sub = ds.where(ds["E"] == e, drop=True)
-        ft = sub["final_T"].values
+    for e in np.unique(ds["E_tilde"].values):
+        sub = ds.where(ds["E_tilde"] == e, drop=True)
+        ft = sub["final_sharpness"].values
         ft = ft[np.isfinite(ft)]
         frac = float(np.mean(np.abs(ft - 2.0) < 0.05)) if ft.size else float("nan")
-        inc = float(np.mean(ft > sub["T0"].values[np.isfinite(sub["final_T"].values)] + 1e-9)) if ft.size else 0.0
+        inc = float(np.mean(ft > sub["T0"].values[np.isfinite(sub["final_sharpness"].values)] + 1e-9)) if ft.size else 0.0
         rows.append({
             "claim": f"a=1, E~={e:g}: final T near 2 / sharpening",
             "paper": "no EOS clustering near 2; sharpening only for E~ != 0",
@@ -226,11 +323,22 @@ def claim_figure7(ds: xr.Dataset) -> list[dict]:
 
 
 def claim_figure9(ds: xr.Dataset) -> list[dict]:
-    """Figure 9: the final T over random initialisations peaks near 2 (edge of stability)."""
+    """Figure 9: the final T over random initialisations peaks near 2 (edge of stability).
+
+    Reads ``final_sharpness`` over the dim ``init`` and the coordinate ``eps``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"final_sharpness": ("init", 1.95 + np.linspace(-0.01, 0.01, 40))},
+    ...                 coords={"eps": 0.1})
+    >>> claim_figure9(ds)[0]["verdict"]
+    'agrees'
+    """
     from .theory import theorem31_sharpness
 
     eps = float(ds["eps"].values.ravel()[0])
-    ft = ds["final_T"].values
+    ft = ds["final_sharpness"].values
     ft = ft[np.isfinite(ft)]
     target = float(theorem31_sharpness(eps))
     near = float(np.mean(np.abs(ft - target) < 0.02))
@@ -247,8 +355,21 @@ def claim_figure9(ds: xr.Dataset) -> list[dict]:
 
 
 def claim_figure5(ds: xr.Dataset) -> list[dict]:
-    """Figure 5: λ₁ crosses the edge (η λ₁ = 2) several times; λ₂ stays below it."""
-    s1 = ds["sharpness"].isel(mode=0).values
+    """Figure 5: λ₁ crosses the edge (η λ₁ = 2) several times; λ₂ stays below it.
+
+    Reads the variable with role ``sharpness`` (dims ``step`` and ``mode``).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> t = np.arange(200)
+    >>> s = np.stack([2.0 + 0.3 * np.sin(t / 15.0), 0.8 + 0 * t], axis=1)
+    >>> ds = xr.Dataset({"sharpness": (("step", "mode"), s)}, coords={"step": t})
+    >>> [row["verdict"] for row in claim_figure5(ds)]
+    ['agrees', 'agrees']
+    """
+    sharp = _role(ds, "sharpness")
+    s1 = sharp.isel(mode=0).values
     s1 = s1[np.isfinite(s1)]
     up = int(np.sum((s1[:-1] < 2.0) & (s1[1:] >= 2.0)))
     rows = [{"claim": "top NTK sharpness crosses the edge repeatedly", "paper": "multiple cycles of "
@@ -256,7 +377,7 @@ def claim_figure5(ds: xr.Dataset) -> list[dict]:
              "measured": f"{up} upward crossings of 2; max {float(np.max(s1)):.3f}" if s1.size else "no data",
              "verdict": _verdict(up >= 2)}]
     if ds.sizes.get("mode", 0) > 1:
-        s2 = ds["sharpness"].isel(mode=1).values
+        s2 = sharp.isel(mode=1).values
         m2 = float(np.nanmax(s2))
         rows.append({"claim": "second NTK sharpness stays below the edge", "paper": "lambda_2 < 2/eta",
                      "theory": "only the top mode is at the EOS", "measured": f"max eta lambda_2 = {m2:.3f}",

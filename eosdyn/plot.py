@@ -12,7 +12,10 @@ Examples
 >>> ds = xr.Dataset({"z": (("eps", "step"), np.random.rand(2, 5))},
 ...                 coords={"eps": [0.1, 0.2], "step": np.arange(5)})
 >>> view = plot.trajectories(ds, "z")
->>> plot.save_png(view, "z.png")  # doctest: +SKIP
+>>> import pathlib, tempfile
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     plot.save_png(view, pathlib.Path(tmp) / "z.png").name
+'z.png'
 """
 
 from __future__ import annotations
@@ -78,6 +81,16 @@ def save_png(obj, path: str | os.PathLike, *, dpi: int = 110) -> Path:
     Returns
     -------
     pathlib.Path
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np, xarray as xr
+    >>> view = trajectories(xr.DataArray(np.arange(4.0), dims="step", name="x"))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_png(view, pathlib.Path(tmp) / "x.png")
+    ...     path.read_bytes()[:4]
+    b'\x89PNG'
     """
     hv = _hv()
     path = Path(path)
@@ -190,7 +203,13 @@ def heatmap(da: xr.DataArray, x: str, y: str, *, title: str | None = None, cmap:
 
 
 def histogram(values, *, bins: int = 40, label: str = "value", title: str = "", vline: float | None = None):
-    """Histogram of finite ``values`` with an optional dashed reference line."""
+    """Histogram of finite ``values`` with an optional dashed reference line.
+
+    Examples
+    --------
+    >>> histogram([1.9, 2.0, 2.0, float("nan")], bins=4, vline=2.0)  # doctest: +ELLIPSIS
+    :Overlay...
+    """
     hv = _hv()
     v = np.asarray(values, float).ravel()
     v = v[np.isfinite(v)]
@@ -201,12 +220,32 @@ def histogram(values, *, bins: int = 40, label: str = "value", title: str = "", 
     return h
 
 
+#: per-member fate variables of every trajectory dataset (the contract's names): not drawn by auto
+FATES = ("status", "steps_taken", "diverged_at", "converged_at")
+
+
+def _role(ds: xr.Dataset, name: str, *, required: bool = True):
+    from .analysis._common import role_var
+
+    return role_var(ds, name, required=required, what=f"this view (role {name!r})")
+
+
+def _edge(ds) -> float:
+    from .analysis._common import dataset_edge
+
+    e = dataset_edge(ds)
+    return e if isinstance(e, float) else float(np.asarray(e).ravel()[0])
+
+
 def auto(ds: xr.Dataset, *, max_panels: int = 6):
     """A generic figure of any eosdyn dataset: trajectories, profiles or maps of its main variables.
 
-    Variables with a ``step`` (or ``time``) dim are drawn as trajectories; the
-    others as curves over their one dim or maps over their first two dims
-    (remaining dims averaged). At most ``max_panels`` panels.
+    The variables named in the dataset's role map (attr ``eosdyn_roles``: sharpness, loss,
+    residual, curvature, parameters) come first, then the other numeric variables. Variables
+    with a ``step`` (or ``time``) dim are drawn as trajectories (the sharpness with the edge of
+    stability dashed); the others as curves over their one dim or maps over their first two
+    dims (remaining dims averaged). The fate variables (``status``, ``steps_taken``,
+    ``diverged_at``, ``converged_at``) are left out. At most ``max_panels`` panels.
 
     Examples
     --------
@@ -216,16 +255,24 @@ def auto(ds: xr.Dataset, *, max_panels: int = 6):
     >>> auto(ds)  # doctest: +ELLIPSIS
     :Layout...
     """
+    from .conventions import ROLES, roles_of
+
     hv = _hv()
+    roles = roles_of(ds)
+    first = [roles[r] for r in ROLES if r in roles and roles[r] in ds.data_vars]
+    sharp = _role(ds, "sharpness", required=False)
+    names = list(dict.fromkeys(first + list(ds.data_vars)))
     panels = []
-    for name, da in ds.data_vars.items():
+    for name in names:
+        da = ds[name]
         if len(panels) >= max_panels:
             break
-        if da.dtype.kind not in "iuf" or da.ndim == 0 or name in ("status", "diverged_at", "converged_at"):
+        if da.dtype.kind not in "iuf" or da.ndim == 0 or name in FATES:
             continue
         tdim = next((d for d in ("step", "time", "step_h") if d in da.dims), None)
         if tdim is not None:
-            panels.append(trajectories(da, dim=tdim))
+            edge = _edge(ds) if sharp is not None and name == sharp.name else None
+            panels.append(trajectories(da, dim=tdim, hline=edge))
         elif da.ndim == 1:
             d = da.dims[0]
             x = ds[d].values if d in ds.coords else np.arange(da.sizes[d])
@@ -247,16 +294,20 @@ def auto(ds: xr.Dataset, *, max_panels: int = 6):
 def qrm_trajectories(ds: xr.Dataset, *, max_curves: int = MAX_CURVES):
     """Figure 3: loss (log scale) and sharpness η λ_max against GD step, one curve per σ̃_z (and σ̃_J, seed).
 
+    The loss and the sharpness are the variables with roles ``loss`` and ``sharpness``.
+
     Examples
     --------
     >>> import eosdyn
     >>> ds = eosdyn.qrm.sweep(D=6, P=12, sigma_z=[0.1, 0.3], sigma_J2=0.2, seeds=1,
-    ...                       max_steps=50, record=1)  # doctest: +SKIP
-    >>> qrm_trajectories(ds)  # doctest: +SKIP
+    ...                       steps=50, record_every=1)
+    >>> qrm_trajectories(ds)  # doctest: +ELLIPSIS
+    :Layout...
     """
     hv = _hv()
-    loss = trajectories(ds, "loss", max_curves=max_curves, logy=True, title="loss")
-    sharp = trajectories(ds, "sharpness", max_curves=max_curves, hline=2.0, title="sharpness eta lambda_max")
+    loss = trajectories(ds, _role(ds, "loss").name, max_curves=max_curves, logy=True, title="loss")
+    sharp = trajectories(ds, _role(ds, "sharpness").name, max_curves=max_curves, hline=_edge(ds),
+                         title="sharpness eta lambda_max")
     D, P = int(ds["D"]), int(ds["P"])
     return hv.Layout([loss, sharp]).cols(2).opts(title=f"QRM GD dynamics, D={D}, P={P}, eta={float(ds['eta']):g}")
 
@@ -266,6 +317,15 @@ def phase_diagrams(ds: xr.Dataset):
 
     Uses :func:`eosdyn.analysis.final_sharpness_stats` for the median (diverged members excluded;
     grid points where all diverged are blank).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> fs = xr.DataArray(np.full((2, 3, 4), 1.9), dims=("sigma_z", "sigma_J", "seed"),
+    ...                   coords={"sigma_z": [0.1, 1.0], "sigma_J": [0.3, 0.5, 0.7], "seed": np.arange(4)})
+    >>> ds = xr.Dataset({"final_sharpness": fs}, coords={"D": 6, "P": 12})
+    >>> phase_diagrams(ds)  # doctest: +ELLIPSIS
+    :Layout...
     """
     hv = _hv()
     from .analysis import final_sharpness_stats
@@ -286,7 +346,15 @@ def phase_diagrams(ds: xr.Dataset):
 
 
 def rnl(ds: xr.Dataset):
-    """r_NL against σ̃_z: Monte Carlo (error bars), eosdyn's exact formula, the paper's ½ η σ_z D."""
+    """r_NL against σ̃_z: Monte Carlo (error bars), eosdyn's exact formula, the paper's ½ η σ_z D.
+
+    Examples
+    --------
+    >>> from eosdyn import recipes
+    >>> ds = recipes.rnl_monte_carlo(sizes=[[10, 20]], sigma_z=[0.5, 1.0], n_samples=50)
+    >>> rnl(ds)  # doctest: +ELLIPSIS
+    :Layout...
+    """
     hv = _hv()
     panels = []
     for i in ds["size"].values:
@@ -301,7 +369,15 @@ def rnl(ds: xr.Dataset):
 
 
 def theorem41(ds: xr.Dataset):
-    """Theorem 4.1 ratio E[λ̈]/E[λ] against σ̃_z: Monte Carlo, exact finite size, large size, paper (log-log)."""
+    """Theorem 4.1 ratio E[λ̈]/E[λ] against σ̃_z: Monte Carlo, exact finite size, large size, paper (log-log).
+
+    Examples
+    --------
+    >>> from eosdyn import recipes
+    >>> ds = recipes.theorem41_monte_carlo(sizes=[[6, 10]], sigma_z=[0.5, 1.0], n_samples=50)
+    >>> theorem41(ds)  # doctest: +ELLIPSIS
+    :Layout...
+    """
     hv = _hv()
     panels = []
     for i in ds["size"].values:
@@ -320,14 +396,21 @@ def theorem41(ds: xr.Dataset):
 
 
 # --------------------------------------------------------------------------- toy views
-def _param_key(ds):
-    return "eps" if "eps" in ds.coords else "a"
+def _map_kw(ds) -> dict:
+    """Keywords of the :mod:`eosdyn.theory.toy` functions for one member of a P = 2 map dataset
+    (its ``eps`` or ``a``, and Ẽ from ``E_tilde``), as floats."""
+    from .analysis.coords import map_parameters
+
+    return {k: float(np.asarray(v).ravel()[0]) for k, v in map_parameters(ds, what="this view")["theory"].items()}
 
 
-def _nullcline_curves(hv, key, val, E, zs, *, two_step=False):
-    from . import theory
+def _param_text(kw: dict) -> str:
+    return ", ".join(f"{'E~' if k.startswith('E') else k}={v:g}" for k, v in kw.items())
 
-    kw = {key: float(val), "E": float(E)}
+
+def _nullcline_curves(hv, kw, zs, *, two_step=False):
+    from .theory import toy as theory
+
     if two_step:
         fz = np.asarray(theory.two_step_nullcline_z(zs, **kw), float)
         fT = np.asarray(theory.two_step_nullcline_T(zs, **kw), float)
@@ -340,12 +423,12 @@ def _nullcline_curves(hv, key, val, E, zs, *, two_step=False):
             * hv.Curve((zs, fT), "z", "T", label=lab[1]).opts(color="tab:orange", linewidth=2))
 
 
-def _forbidden(hv, key, val, E, zr, Tr, n=120):
-    from . import theory
+def _forbidden(hv, kw, zr, Tr, n=120):
+    from .theory import toy as theory
 
     zs, Ts = np.linspace(*zr, n), np.linspace(*Tr, n)
     Z, T = np.meshgrid(zs, Ts)
-    ok = np.asarray(theory.allowed_region(Z, T, **{key: float(val)}, E=float(E)))
+    ok = np.asarray(theory.allowed_region(Z, T, **kw))
     return hv.Image((zs, Ts, np.where(ok, np.nan, 1.0)), ["z", "T"], "forbidden").opts(
         cmap=["lightgrey"], alpha=0.8, colorbar=False)
 
@@ -353,14 +436,23 @@ def _forbidden(hv, key, val, E, zr, Tr, n=120):
 def loss_landscape(ds: xr.Dataset, *, n: int = 160):
     """Figure 1: the loss L(θ) over the θ plane (P = 2) with the GD paths; all steps and even steps only.
 
-    L(θ) = ½ (½ θᵀQθ − E)² is evaluated from the dataset's ``Q`` and ``E``.
+    L(θ) = ½ (½ θᵀQθ − E)² is evaluated from the dataset's coordinates ``Q`` and ``E`` (the raw
+    conserved quantity of the one-datapoint model); the paths are the variable with role
+    ``parameters`` (dim ``param`` of size 2).
+
+    Examples
+    --------
+    >>> import eosdyn
+    >>> ds = eosdyn.toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.5, -4.32], E=0.0, eta=0.3, steps=10)
+    >>> loss_landscape(ds, n=20)  # doctest: +ELLIPSIS
+    :Layout...
     """
     hv = _hv()
     from .analysis import even
 
     Q = ds["Q"].values
     E = float(np.asarray(ds["E"]).ravel()[0])
-    th = ds["theta"]
+    th = _role(ds, "parameters")
     lo = np.nanmin(th.values, axis=tuple(range(th.ndim - 1)))
     hi = np.nanmax(th.values, axis=tuple(range(th.ndim - 1)))
     pad = 0.3 * (hi - lo) + 0.5
@@ -371,15 +463,16 @@ def loss_landscape(ds: xr.Dataset, *, n: int = 160):
     L = 0.5 * (0.5 * quad - E) ** 2
     bg = hv.Image((x, y, np.log10(L + 1e-6)), ["theta_1", "theta_2"], "log10 loss").opts(cmap="viridis",
                                                                                           colorbar=True)
+    pdim = th.dims[-1]
     panels = []
     for title, data in (("GD paths", th), ("even steps only", even(th))):
         curves = [bg]
-        others = [d for d in data.dims if d not in ("step", "param")]
+        others = [d for d in data.dims if d not in ("step", pdim)]
         stacked = data.stack(member=others) if others else data.expand_dims(member=[0])
         for i in range(stacked.sizes["member"]):
             m = stacked.isel(member=i)
             lab = ", ".join(f"{d}={_fmt(m[d].item())}" for d in others) if others else "GD"
-            curves.append(hv.Curve((m.sel(param=0).values, m.sel(param=1).values), "theta_1", "theta_2",
+            curves.append(hv.Curve((m.isel({pdim: 0}).values, m.isel({pdim: 1}).values), "theta_1", "theta_2",
                                    label=lab).opts(linewidth=1.5))
         t0 = th.isel(step=0)
         t0 = t0.values.reshape(-1, 2)[0]
@@ -389,42 +482,63 @@ def loss_landscape(ds: xr.Dataset, *, n: int = 160):
 
 
 def eos_trajectories(ds: xr.Dataset):
-    """Figure 2: T against step; even iterates in the (z̃, T) plane with the two-step nullclines; y against step."""
+    """Figure 2: T against step; even iterates in the (z̃, T) plane with the two-step nullclines; y against step.
+
+    For a P = 2 map dataset (roles ``residual`` and ``curvature``, coordinates ``lam`` and
+    ``E_tilde``; one value of the map parameters). The dashed line of the right panel is the
+    Theorem 3.1 fixed point y* (when the dataset carries ``eps``).
+
+    Examples
+    --------
+    >>> import eosdyn
+    >>> ds = eosdyn.toy.two_param(eps=0.05, z0=[-0.5, -0.4], T0=1.6, steps=20)
+    >>> eos_trajectories(ds)  # doctest: +ELLIPSIS
+    :Layout...
+    """
     hv = _hv()
     from .analysis import eos_coordinate, even
 
-    key = _param_key(ds)
-    val = float(np.asarray(ds[key]).ravel()[0])
-    E = float(np.asarray(ds["E"]).ravel()[0])
-    left = trajectories(ds, "T", hline=2.0, title="curvature T = eta lambda_max")
-    ev = even(ds[["z", "T"]])
+    kw = _map_kw(ds)
+    zvar, Tvar = _role(ds, "residual"), _role(ds, "curvature")
+    left = trajectories(ds, Tvar.name, hline=_edge(ds), title="curvature T = eta lambda_max")
+    ev = even(xr.Dataset({"z": zvar, "T": Tvar}))
     zr = (float(np.nanmin(ev["z"])), float(np.nanmax(ev["z"])))
     zs = np.linspace(min(zr[0], -0.05), max(zr[1], 0.05), 200)
     paths = []
     for (lab, mz), (_, mT) in zip(_members(ev["z"], "step", MAX_CURVES), _members(ev["T"], "step", MAX_CURVES)):
         paths.append(hv.Curve((mz.values, mT.values), "z", "T").opts(linewidth=1, alpha=0.7, color="black"))
-    starts = hv.Scatter((ds["z"].isel(step=0).values.ravel(), ds["T"].isel(step=0).values.ravel()), "z", "T").opts(
+    starts = hv.Scatter((zvar.isel(step=0).values.ravel(), Tvar.isel(step=0).values.ravel()), "z", "T").opts(
         marker="X", s=60, color="black")
-    middle = (hv.Overlay(paths) * starts * _nullcline_curves(hv, key, val, E, zs, two_step=True)).opts(
+    middle = (hv.Overlay(paths) * starts * _nullcline_curves(hv, kw, zs, two_step=True)).opts(
         title="even iterates, two-step nullclines", fig_size=150, show_legend=True)
-    y = eos_coordinate(ds)
+    y = eos_coordinate(ds, method="two_step_nullcline")
     y.name = "y"
     from .theory import theorem31_y_star
 
-    ystar = float(theorem31_y_star(val)) if key == "eps" else None
+    ystar = float(theorem31_y_star(kw["eps"])) if "eps" in kw else None
     right = trajectories(even(y), "y", hline=ystar, title="EOS coordinate y (even steps); dashed: y*")
     if ystar is not None:
         right = right.opts(ylim=(min(-0.05, 6 * ystar), 0.05))
-    return hv.Layout([left, middle, right]).cols(3).opts(title=f"Figure 2: EOS dynamics, {key}={val:g}")
+    return hv.Layout([left, middle, right]).cols(3).opts(title=f"Figure 2: EOS dynamics, {_param_text(kw)}")
 
 
 def final_sharpness_vs_eps(ds: xr.Dataset):
-    """Theorem 3.1: measured final η λ_max against ε, with 2 − ε/2 and the fitted ε² correction."""
+    """Theorem 3.1: measured final η λ_max against ε, with 2 − ε/2 and the fitted ε² correction.
+
+    Reads ``final_sharpness`` over the coordinate ``eps`` (the median over the other dims).
+
+    Examples
+    --------
+    >>> import eosdyn
+    >>> ds = eosdyn.toy.two_param(eps=[0.05, 0.1], z0=-0.45, T0=1.65, steps=2000, record_every=None)
+    >>> final_sharpness_vs_eps(ds)  # doctest: +ELLIPSIS
+    :Layout...
+    """
     hv = _hv()
     from .theory import theorem31_sharpness, theorem31_sharpness_fit
 
     eps = ds["eps"].values
-    ft = ds["final_T"]
+    ft = ds["final_sharpness"]
     med = ft.median([d for d in ft.dims if d != "eps"]) if ft.ndim > 1 else ft
     e = np.linspace(0, max(eps) * 1.05, 200)[1:]
     over = (hv.Scatter((eps, med.values), "eps", "final sharpness", label="GD (measured)").opts(s=40, color="black")
@@ -437,65 +551,117 @@ def final_sharpness_vs_eps(ds: xr.Dataset):
                       resid.opts(title="residual / eps^2 (bounded = O(eps^2))", fig_size=150)]).cols(2)
 
 
+def _map_members(ds: xr.Dataset):
+    """Group the members of a P = 2 map dataset by the values of its map parameters: yields
+    ``(theory keywords as floats, the dataset where they hold)``."""
+    from .analysis.coords import map_parameters
+
+    kw = map_parameters(ds, what="this view")["theory"]
+    keys = list(kw)
+    das = xr.broadcast(ds["final_sharpness"], *(v if isinstance(v, xr.DataArray) else xr.DataArray(v)
+                                                for v in kw.values()))[1:]
+    combos = sorted(set(zip(*(np.asarray(d.values).ravel().tolist() for d in das))))
+    for combo in combos:
+        mask = xr.DataArray(True)
+        for d, v in zip(das, combo):
+            mask = mask & (d == v)
+        yield dict(zip(keys, combo)), ds.where(mask, drop=True)
+
+
 def phase_portraits(ds: xr.Dataset):
-    """Figures 7-8: initial conditions coloured by the final T, forbidden region (grey), one-step nullclines;
-    one panel per (ε|a, Ẽ), plus the histogram of final T."""
+    """Figures 7-8: initial conditions coloured by the final sharpness, forbidden region (grey),
+    one-step nullclines; one panel per value of the map parameters (ε or a, and Ẽ), plus the
+    histogram of the final sharpness.
+
+    For a P = 2 map dataset with the initial conditions as coordinates ``z0``, ``T0`` and the
+    map parameters as coordinates (``lam``, ``E_tilde``); members that diverged (``final_sharpness``
+    NaN) are marked x.
+
+    Examples
+    --------
+    >>> from eosdyn import recipes
+    >>> ds = recipes.phase_portrait(a=1.0, E_tilde=[0.0, 0.5], n=5, steps=50)
+    >>> phase_portraits(ds)  # doctest: +ELLIPSIS
+    :Layout...
+    """
     hv = _hv()
-    key = _param_key(ds)
     panels = []
-    combos = sorted(set(zip(np.asarray(ds[key]).ravel().tolist(), np.asarray(ds["E"]).ravel().tolist())))
     zr = (float(ds["z0"].min()), float(ds["z0"].max()))
     Tr = (float(ds["T0"].min()), float(ds["T0"].max()))
-    for val, E in combos:
-        m = (ds[key] == val) & (ds["E"] == E)
-        sub = ds.where(m, drop=True)
-        final = sub["final_T"].values
+    for kw, sub in _map_members(ds):
+        final = sub["final_sharpness"].values
         pts = hv.Points((sub["z0"].values, sub["T0"].values, np.where(np.isfinite(final), final, np.nan)),
-                        ["z", "T"], "final T").opts(color="final T", cmap="viridis", s=18, colorbar=True,
-                                                    clim=(0, 4))
+                        ["z", "T"], "final sharpness").opts(color="final sharpness", cmap="viridis", s=18,
+                                                            colorbar=True, clim=(0, 4))
         div = np.isnan(final)
         dpts = hv.Points((sub["z0"].values[div], sub["T0"].values[div]), ["z", "T"]).opts(
             marker="X", color="red", s=14)
         zs = np.linspace(*zr, 300)
-        nc = _nullcline_curves(hv, key, val, E, zs)
-        over = _forbidden(hv, key, val, E, zr, Tr) * pts * dpts * nc
-        panels.append(over.opts(title=f"{key}={val:g}, E={E:g} (x: diverged)", fig_size=130, xlim=zr, ylim=Tr,
+        nc = _nullcline_curves(hv, kw, zs)
+        over = _forbidden(hv, kw, zr, Tr) * pts * dpts * nc
+        panels.append(over.opts(title=f"{_param_text(kw)} (x: diverged)", fig_size=130, xlim=zr, ylim=Tr,
                                 show_legend=False))
-    panels.append(histogram(ds["final_T"].values, bins=40, label="final T", title="final T (all panels)",
-                            vline=2.0))
+    panels.append(histogram(ds["final_sharpness"].values, bins=40, label="final sharpness",
+                            title="final sharpness (all panels)", vline=_edge(ds)))
     return hv.Layout(panels).cols(min(3, len(panels)))
 
 
 def final_T_distribution(ds: xr.Dataset):
-    """Figure 9: random initial conditions with the two-step nullclines (left) and the histogram of final T."""
+    """Figure 9: random initial conditions with the two-step nullclines (left) and the histogram of
+    the final sharpness η λ_max (= T for the P = 2 map), with the Theorem 3.1 limit 2 − ε/2 dashed.
+
+    For a P = 2 map dataset with one value of ``eps`` and ``E_tilde`` and the initial conditions
+    as coordinates ``z0``, ``T0``.
+
+    Examples
+    --------
+    >>> from eosdyn import recipes
+    >>> ds = recipes.random_initialisations(eps=0.1, n=20, seed=0, steps=200)
+    >>> final_T_distribution(ds)  # doctest: +ELLIPSIS
+    :Layout...
+    """
     hv = _hv()
     from .theory import theorem31_sharpness
 
-    eps = float(np.asarray(ds["eps"]).ravel()[0])
-    E = float(np.asarray(ds["E"]).ravel()[0])
+    kw = _map_kw(ds)
     zr = (float(ds["z0"].min()), float(ds["z0"].max()))
-    final = ds["final_T"].values
-    pts = hv.Points((ds["z0"].values, ds["T0"].values, final), ["z", "T"], "final T").opts(
-        color="final T", cmap="viridis", s=10, colorbar=True)
+    final = ds["final_sharpness"].values
+    pts = hv.Points((ds["z0"].values, ds["T0"].values, final), ["z", "T"], "final sharpness").opts(
+        color="final sharpness", cmap="viridis", s=10, colorbar=True)
     zs = np.linspace(*zr, 300)
-    left = (pts * _nullcline_curves(hv, "eps", eps, E, zs, two_step=True)).opts(
-        title=f"two-step nullclines, eps={eps:g}", fig_size=150, show_legend=True)
-    right = histogram(final, bins=50, label="final T", title="distribution of final T",
-                      vline=float(theorem31_sharpness(eps)))
+    left = (pts * _nullcline_curves(hv, kw, zs, two_step=True)).opts(
+        title=f"two-step nullclines, {_param_text(kw)}", fig_size=150, show_legend=True)
+    right = histogram(final, bins=50, label="final sharpness", title="distribution of the final sharpness",
+                      vline=float(theorem31_sharpness(kw["eps"])) if "eps" in kw else _edge(ds))
     return hv.Layout([left, right]).cols(2).opts(title="Figure 9")
 
 
 # --------------------------------------------------------------------------- real network
 def network_trajectory(ds: xr.Dataset):
-    """Figure 5: top NTK sharpness values η λ_i/n against step (edge 2, Hessian estimate dashed),
-    the residual z1 along the top mode, and z1 at even steps only."""
+    """Figure 5: top NTK sharpness values η λ_i/n against step (edge dashed, Hessian estimate
+    dashed), the residual along the top mode, and the same at even steps only.
+
+    The sharpness is the variable with role ``sharpness``; the residual the one with role
+    ``residual`` (mode 0 of a ``mode`` dim), else the network dataset's documented ``z1``; the
+    Hessian estimate ``hessian_sharpness`` on its own step dim ``step_h`` when present.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> t = np.arange(40)
+    >>> ds = xr.Dataset({"sharpness": (("step", "mode"), np.stack([2 + 0.1 * (-1.0) ** t, 0.5 + 0 * t], 1)),
+    ...                  "z1": ("step", 0.1 * (-1.0) ** t)}, coords={"step": t})
+    >>> network_trajectory(ds)  # doctest: +ELLIPSIS
+    :Layout...
+    """
     hv = _hv()
     from .analysis import even
 
-    sharp = trajectories(ds, "sharpness", hline=2.0, title="sharpness eta lambda_i (mode 0 = largest)")
-    if "mode" in ds["sharpness"].dims:
+    sv = _role(ds, "sharpness")
+    sharp = trajectories(ds, sv.name, hline=_edge(ds), title="sharpness eta lambda_i (mode 0 = largest)")
+    if "mode" in sv.dims:
         # before the dense window only every probe_every-th step has λ₁: draw those probes as points
-        s1 = ds["sharpness"].isel(mode=0)
+        s1 = sv.isel(mode=0)
         probes = s1.where(s1.notnull() & s1.shift(step=1).isnull() & s1.shift(step=-1).isnull(), drop=True)
         if probes.size:
             sharp = sharp * hv.Scatter((probes["step"].values, probes.values), "step", "sharpness",
@@ -505,7 +671,13 @@ def network_trajectory(ds: xr.Dataset):
         sharp = sharp * hv.Curve((ds["step_h"].values, h.values), "step", "sharpness", label="Hessian").opts(
             linestyle="--", color="black")
     panels = [sharp]
-    if "z1" in ds:
-        panels.append(trajectories(ds, "z1", title="z1 = v1^T z"))
-        panels.append(trajectories(even(ds["z1"]), "z1", title="z1, even steps"))
+    res = _role(ds, "residual", required=False)
+    if res is None and "z1" in ds.data_vars:
+        res = ds["z1"]
+    if res is not None:
+        if "mode" in res.dims:
+            res = res.isel(mode=0, drop=True)
+        name = str(res.name)
+        panels.append(trajectories(res, title=f"{name} (top mode)"))
+        panels.append(trajectories(even(res), title=f"{name}, even steps"))
     return hv.Layout(panels).cols(min(3, len(panels))).opts(title=ds.attrs.get("title", "real network"))

@@ -15,10 +15,19 @@ and ``verdict`` (``"agrees"``, ``"disagrees"`` or a short remark) and optionally
 
 Examples
 --------
+One entry, quick variant, with the cache and the output in a temporary folder:
+
+>>> import os, pathlib, tempfile
 >>> from eosdyn.reproduce import reproduce
->>> result = reproduce("reproduce-out", quick=True)  # doctest: +SKIP
->>> result["summary"]  # doctest: +SKIP
-PosixPath('reproduce-out/summary.md')
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     old = os.environ.get("EOSDYN_CACHE")
+...     os.environ["EOSDYN_CACHE"] = os.path.join(tmp, "cache")
+...     try:
+...         result = reproduce(pathlib.Path(tmp) / "out", quick=True, names=["rnl_monte_carlo"], plots=False)
+...     finally:
+...         os.environ.pop("EOSDYN_CACHE") if old is None else os.environ.update(EOSDYN_CACHE=old)
+...     result["failures"], result["summary"].name, result["claims"][0]["entry"]
+([], 'summary.md', 'rnl_monte_carlo')
 """
 
 from __future__ import annotations
@@ -43,13 +52,26 @@ _STATE = ".reproduce_state.json"
 
 
 def variant_for(entry: catalog.Entry, quick: bool) -> str | None:
-    """The variant :func:`reproduce` uses: ``quick`` (if defined) with ``quick=True``, else ``full`` (if defined)."""
+    """The variant :func:`reproduce` uses: ``quick`` (if defined) with ``quick=True``, else ``full`` (if defined).
+
+    Examples
+    --------
+    >>> from eosdyn import catalog
+    >>> variant_for(catalog.get("rnl_monte_carlo"), quick=True), variant_for(catalog.get("rnl_monte_carlo"), quick=False)
+    ('quick', None)
+    """
     want = "quick" if quick else "full"
     return want if want in entry.variants else None
 
 
 def format_value(value: Any) -> str:
-    """Compact text for a number (4 significant digits), a sequence of numbers, or anything else."""
+    """Compact text for a number (4 significant digits), a sequence of numbers, or anything else.
+
+    Examples
+    --------
+    >>> format_value(2.0 / 3), format_value([1.0, 0.123456]), format_value("agrees")
+    ('0.6667', '[1, 0.1235]', 'agrees')
+    """
     import numpy as np
 
     if isinstance(value, str):
@@ -121,7 +143,7 @@ def reproduce(
 
     Examples
     --------
-    >>> res = reproduce("out", quick=True, names=["theorem31"])  # doctest: +SKIP
+    See the module documentation (it runs one entry in a temporary folder).
     """
     from tqdm.auto import tqdm
 
@@ -222,6 +244,16 @@ def write_intake_catalog(outdir: str | os.PathLike, records: list[dict], entries
 
     Paths are relative to the catalog (``{{ CATALOG_DIR }}``), so the folder can be moved or shared.
     eosdyn does not need intake; collaborators who use it can ``intake.open_catalog("intake.yaml")``.
+
+    Examples
+    --------
+    >>> import tempfile, yaml
+    >>> from eosdyn import catalog
+    >>> rec = {"name": "rnl_monte_carlo", "netcdf": "rnl_monte_carlo.nc", "variant": "quick"}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_intake_catalog(tmp, [rec], catalog.entries())
+    ...     yaml.safe_load(path.read_text())["sources"]["rnl_monte_carlo"]["args"]
+    {'urlpath': '{{ CATALOG_DIR }}/rnl_monte_carlo.nc'}
     """
     import yaml
 

@@ -33,10 +33,10 @@ def test_auto_and_generic(tmp_path):
 
 
 def test_qrm_views(tmp_path):
-    ds = eosdyn.qrm.sweep(D=6, P=12, sigma_z=[0.1, 0.3], sigma_J2=0.2, seeds=[0], max_steps=60, record=1)
+    ds = eosdyn.qrm.sweep(D=6, P=12, sigma_z=[0.1, 0.3], sigma_J2=0.2, seeds=[0], steps=60, record_every=1)
     assert is_png(plot.save_png(plot.qrm_trajectories(ds), tmp_path / "f3.png"))
     pd = recipes.qrm_phase_diagrams(sizes=[[6, 12], [8, 4]], sigma_z=[0.1, 0.3, 1.0], sigma_J2=[0.1, 0.3],
-                                    seeds=2, max_steps=200)
+                                    seeds=2, steps=200)
     assert is_png(plot.save_png(plot.phase_diagrams(pd), tmp_path / "f4.png"))
     rn = recipes.rnl_monte_carlo(sizes=[[6, 8]], sigma_z=[0.5, 1.0], n_samples=10)
     assert is_png(plot.save_png(plot.rnl(rn), tmp_path / "rnl.png"))
@@ -56,8 +56,8 @@ def _toy_datasets():
                                                    steps=20),
         "eos_trajectories": eosdyn.toy.two_param(eps=0.05, z0=[-0.5, -0.4], T0=1.6, steps=100),
         "final_sharpness_vs_eps": eosdyn.toy.two_param(eps=[0.05, 0.1], z0=-0.45, T0=1.65, steps=20000,
-                                                       record_every=None, stop_on_convergence=True),
-        "phase_portraits": recipes.phase_portrait(a=[1.0, -2.0], E=0.0, n=7, steps=100),
+                                                       record_every=None, stop="batch"),
+        "phase_portraits": recipes.phase_portrait(a=[1.0, -2.0], E_tilde=0.0, n=7, steps=100),
         "final_T_distribution": recipes.random_initialisations(eps=0.1, n=30, steps=20000),
     }
 
@@ -75,6 +75,20 @@ def test_toy_views_build_and_one_renders(tmp_path):
 def test_toy_views_render(tmp_path):
     for name, ds in _toy_datasets().items():
         assert is_png(plot.save_png(getattr(plot, name)(ds), tmp_path / f"{name}.png")), name
+
+
+def test_auto_puts_roles_first_and_skips_fates():
+    """auto draws the role map's variables first (whatever their names) and never the fates."""
+    from eosdyn.conventions import set_roles
+
+    t = np.arange(6)
+    two = ("seed", "step")
+    ds = xr.Dataset({"aaa": (two, np.stack([t, t]) * 1.0), "curv": (two, 2.0 + 0 * np.stack([t, t])),
+                     "status": ("seed", np.int8([3, 3])), "diverged_at": ("seed", [-1, -1]),
+                     "converged_at": ("seed", [-1, -1]), "steps_taken": ("seed", [5, 5])},
+                    coords={"step": t, "seed": [0, 1]})
+    titles = [p.opts.get().kwargs.get("title", "") for p in plot.auto(set_roles(ds, sharpness="curv"))]
+    assert len(titles) == 2 and titles[0].startswith("curv") and titles[1].startswith("aaa")
 
 
 def test_network_view_and_claim(tmp_path):

@@ -159,7 +159,7 @@ def geometric_fit_rows(a, starts, ends, min_points, max_iter):
     Start from the increment ratio r0 = Σ d_k d_{k+1} / Σ d_k² (d_k = u_{k+1} - u_k), then refine
     (L, c, r) by damped Gauss-Newton (Levenberg-Marquardt). Returns arrays
     ``(L, c, r, rms, L_se, r_se)``; standard errors from s² (JᵀJ)⁻¹ with s² = RSS / (m - 3).
-    A row with a non-finite value, or with |r| >= 1 (not converging), gets NaN limits.
+    A row with a non-finite value, or with abs(r) >= 1 (not converging), gets NaN limits.
     A row that is exactly constant gets L = that value, c = r = 0 and zero errors. Rows with fewer
     than ``min_points`` points get NaN. Also returns the number of points used.
     """

@@ -76,12 +76,12 @@ def classify(x: XArray, dim: Hashable = "step", *, tail: int | None = None, rtol
              as_strings: bool = False) -> xr.DataArray:
     """Classify the tail of every trajectory: ``fixed_point``, ``period_2``, ``other``, ``diverged``.
 
-    Rule, per member and variable (``scale`` = max |x| over the finite values of the first
+    Rule, per member and variable (``scale`` = max abs(x) over the finite values of the first
     recorded value and the tail, ``tol = rtol * scale + atol``; only these values are read):
 
     1. ``diverged`` if the series *ends* in NaN or ±inf;
-    2. ``fixed_point`` if every one-step change |x[t+1] − x[t]| in the last ``tail`` steps is <= tol;
-    3. ``period_2`` if every two-step change |x[t+2] − x[t]| in the tail is <= tol;
+    2. ``fixed_point`` if every one-step change abs(x[t+1] − x[t]) in the last ``tail`` steps is <= tol;
+    3. ``period_2`` if every two-step change abs(x[t+2] − x[t]) in the tail is <= tol;
     4. ``other`` otherwise (quasi-periodic, chaotic, or still converging: "unsettled").
 
     For a Dataset the label of a member combines its variables (default: every float variable
@@ -297,7 +297,7 @@ def fit_limit(x: XArray, dim: Hashable = "step", *, tail: int | None = None, sta
 
     On each parity branch the points u_k of the window are fitted by non-linear least squares
     u_k ≈ x∞ + c r^k (start: the increment ratio r₀ = Σ d_k d_{k+1} / Σ d_k², then damped
-    Gauss-Newton); ``rate`` = |r|^{1/Δ} is the contraction per GD step (Δ = step spacing in the
+    Gauss-Newton); ``rate`` = abs(r)^{1/Δ} is the contraction per GD step (Δ = step spacing in the
     branch, 2 for stride-1 recordings). A fixed point gives equal branch limits; a period-2
     orbit gives the two branch values, summarised as ``cycle_mean`` and ``cycle_half_amplitude``.
 
@@ -326,7 +326,7 @@ def fit_limit(x: XArray, dim: Hashable = "step", *, tail: int | None = None, sta
         With dim ``branch`` ("even", "odd"): ``limit``, ``limit_se`` (from s² (JᵀJ)⁻¹), ``rate``,
         ``rate_se``, ``ratio``, ``amplitude``, ``residual`` (RMS), ``n_points``; and
         ``cycle_mean``, ``cycle_mean_se``, ``cycle_half_amplitude``, ``cycle_half_amplitude_se``.
-        A branch with a non-finite value in the window, or that does not converge (|r| >= 1),
+        A branch with a non-finite value in the window, or that does not converge (abs(r) >= 1),
         has NaN limit. A branch absent from the recording (stride 2) is NaN.
 
     Raises
@@ -449,7 +449,7 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
 
     Each regression has no intercept and is solved per member from batched normal equations over
     the points of the core dims (``dim`` plus the dims in ``over``, pooled), restricted to the
-    window |z̃_t| <= z_max, |y_t| <= y_max, start <= t <= stop (all optional). Pool over members
+    window abs(z̃_t) <= z_max, abs(y_t) <= y_max, start <= t <= stop (all optional). Pool over members
     (``over=("init",)``) when y hardly varies along one trajectory (c₂ and c₃ are then separated
     by the spread of y across members).
 
@@ -460,7 +460,7 @@ def fit_increments(ds: xr.Dataset, dim: Hashable = "step", *, over: Sequence[Has
     over : sequence of str
         Further dims pooled into each regression.
     z_max, y_max : float, optional
-        Window on |z̃_t| (or |z₁|) and |y_t|; > 0 (inf allowed, NaN refused).
+        Window on abs(z̃_t) (or abs(z₁)) and abs(y_t); > 0 (inf allowed, NaN refused).
     start, stop : int, optional
         Window on the step value t of the increment x_{t+2} − x_t; ``start <= stop``.
     y : xarray.DataArray, optional

@@ -11,7 +11,7 @@ and T' = T − 2 z̃ T(1) + z̃² T(2) = T. At (0, T) the Jacobian is lower tria
     ∂z̃'/∂z̃ = 1 − T,   ∂z̃'/∂T = 0,   ∂T'/∂z̃ = −2 T(1)|_{z̃=0},   ∂T'/∂T = 1,
 
 so its eigenvalues are 1 − T (transverse) and 1 (neutral, along the line). The line is
-transversally stable iff |1 − T| < 1, i.e. 0 < T < 2, whatever ε (or a) and Ẽ; a trajectory that
+transversally stable iff abs(1 − T) < 1, i.e. 0 < T < 2, whatever ε (or a) and Ẽ; a trajectory that
 converges lands on it at some T∞ ∈ (0, 2] and z̃ decays like (1 − T∞)^t. :func:`fixed_points`
 reports the line's multiplier on a grid of T (from the computed Jacobian) next to the isolated
 fixed points (z̃ ≠ 0). Period-2 orbits are the solutions of F(F(x)) = x that are not fixed
@@ -132,7 +132,7 @@ def _newton(z, T, lam, E, n, iters=80):
 
 
 def _accept(z, T, tol):
-    """Residual threshold: relative to the point's size *and* to its distance |z| from the fixed
+    """Residual threshold: relative to the point's size *and* to its distance abs(z) from the fixed
     line, so that Newton iterates creeping towards the (degenerate) line are not taken as roots."""
     with np.errstate(invalid="ignore"):
         return tol * np.minimum(1.0, np.abs(z)) * np.maximum(1.0, np.hypot(z, T))
@@ -244,9 +244,9 @@ def fixed_points(ds: xr.Dataset | None = None, *, eps: float | None = None, a: f
         T values at which the stability of the fixed line z̃ = 0 is reported (default: 201 values
         spanning ``T_range``).
     tol : float
-        Finite and > 0. Residual |F(x) − x| accepted as a root, relative to max(1, |x|) · min(1, |z̃|); points
+        Finite and > 0. Residual abs(F(x) − x) accepted as a root, relative to max(1, abs(x)) · min(1, abs(z̃)); points
         within 1e-7 (max-norm) are merged, and roots
-        with |z̃| < 1e-8 belong to the line.
+        with abs(z̃) < 1e-8 belong to the line.
 
     Returns
     -------
@@ -293,8 +293,8 @@ def period_two_orbits(ds: xr.Dataset | None = None, *, eps: float | None = None,
     """Period-2 orbits {x, F(x)} of the P = 2 map: roots of F(F(x)) − x that are not fixed points.
 
     Parameters as :func:`fixed_points` (``ds``, ``eps``/``a``, ``E_tilde``, ``z_range``, ``T_range``,
-    ``n_starts``, ``tol``). Newton on F∘F − id from a grid of starts; roots with |z̃| < 1e-8 (the fixed line) or
-    |F(x) − x| < 1e-7 (fixed points) are dropped; the two points of an orbit are merged into one
+    ``n_starts``, ``tol``). Newton on F∘F − id from a grid of starts; roots with abs(z̃) < 1e-8 (the fixed line) or
+    abs(F(x) − x) < 1e-7 (fixed points) are dropped; the two points of an orbit are merged into one
     entry (dim ``phase``: the point with the smaller z̃ first).
 
     Returns
