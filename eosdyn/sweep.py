@@ -1,15 +1,22 @@
-"""Chunked, resumable execution of a sweep over random seeds through dask.
+"""Chunked, resumable execution of a computation over random seeds through dask.
 
-One helper for every model: a sweep is a function ``func(seed_values) -> Dataset``
-that returns a dataset with a ``seed`` dim for the seed values it was given, and
-whose result for each seed depends only on that seed value (each chunk derives
-its random streams from the seed values it holds). :func:`run` splits the seeds
-into chunks, runs the chunks as dask tasks and concatenates the results along
-``seed`` in the order the seeds were given.
+Every random producer of eosdyn runs its seeds through this module: the QRM GD sweep
+(:func:`eosdyn.qrm.sweep`), the QRM gradient flow (:func:`eosdyn.qrm.gradient_flow`) and the
+Monte Carlo recipes (:func:`eosdyn.recipes.rnl_monte_carlo`,
+:func:`eosdyn.recipes.theorem41_monte_carlo`), so all of them get chunks, resume and dask alike.
+The computation is a function ``func(seed_values) -> Dataset`` that returns a dataset with a
+``seed`` dim for the seed values it was given, and whose result for each seed depends only on
+that seed value (each chunk derives its random streams from the seed values it holds): results
+are bit-for-bit the same for every ``chunk_size`` and scheduler. :func:`run` validates the
+options (:func:`plan`, once), splits the seeds into chunks, runs the chunks as dask tasks and
+concatenates the results along ``seed`` in the order the seeds were given. A producer that
+needs the validated options earlier (for a memory estimate) calls :func:`plan` itself and then
+:func:`execute`, so nothing is validated twice.
 
 * Scheduler: the active :class:`dask.distributed.Client` if there is one,
   otherwise dask's threaded scheduler; or whatever ``scheduler=`` names
-  (``"threads"``, ``"processes"``, ``"synchronous"`` or a ``Client``).
+  (one of :data:`SCHEDULERS`, e.g. ``"threads"``, ``"processes"``, ``"synchronous"``,
+  or a ``Client``).
 * BLAS threads inside a chunk are limited (``blas_threads``, default 1) with
   :mod:`threadpoolctl`, so chunks do not oversubscribe the cores; parallelism
   comes from running chunks side by side.
@@ -44,6 +51,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +62,16 @@ from . import io as _io
 from ._validate import check_int
 from ._version import __version__
 
-__all__ = ["normalize_seeds", "chunk_seeds", "run", "active_client"]
+__all__ = ["normalize_seeds", "chunk_seeds", "Plan", "plan", "run", "execute", "active_client", "n_workers",
+           "chunk_count"]
 
 MANIFEST = "manifest.json"
 #: most seeds one sweep takes (the seed array and per-seed results must fit in memory)
 MAX_SEEDS = 10**7
-#: schedulers :func:`run` accepts by name (or a dask.distributed Client)
-SCHEDULERS = ("threads", "processes", "synchronous")
+#: schedulers :func:`run` accepts by name (dask's names and aliases; or a dask.distributed Client)
+SCHEDULERS = ("threads", "threading", "processes", "multiprocessing", "synchronous", "sync",
+              "single-threaded")
+_SERIAL = ("synchronous", "sync", "single-threaded")
 #: global attribute of a chunk file: digest of the configuration and versions it was computed under
 CHUNK_ATTR = "eosdyn_chunk_fingerprint"
 #: names of the files :func:`run` writes in a resume folder (for the stale-temporary cleanup)
@@ -135,8 +146,7 @@ def normalize_seeds(seeds) -> np.ndarray:
 
 
 def chunk_seeds(seeds: np.ndarray, chunk_size: int) -> list[np.ndarray]:
-    """Split the seed values into consecutive chunks of ``chunk_size``."""
-    chunk_size = check_int("chunk_size", chunk_size, 1)
+    """Split the seed values into consecutive chunks of ``chunk_size`` (an int >= 1)."""
     return [seeds[i:i + chunk_size] for i in range(0, seeds.size, chunk_size)]
 
 
@@ -259,6 +269,43 @@ def _check_scheduler(scheduler):
                     f"or a dask.distributed.Client; got {type(scheduler).__name__}")
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Validated options of a run over seeds (see :func:`plan`)."""
+
+    seeds: np.ndarray
+    chunk_size: int
+    scheduler: object
+    blas_threads: int | None
+
+    @property
+    def n_chunks(self) -> int:
+        return chunk_count(self.seeds.size, self.chunk_size)
+
+    @property
+    def concurrent(self) -> int:
+        """How many chunks may run at once (for memory estimates)."""
+        return min(n_workers(self.scheduler), self.n_chunks)
+
+
+def plan(seeds, *, chunk_size: int | None = None, scheduler=None, blas_threads: int | None = 1) -> Plan:
+    """Validate the seed options once: ``seeds`` (:func:`normalize_seeds`), ``chunk_size``,
+    ``scheduler`` and ``blas_threads``; raise ``ValueError``/``TypeError`` naming the option.
+
+    Examples
+    --------
+    >>> p = plan(5, chunk_size=2, scheduler="synchronous")
+    >>> p.seeds.tolist(), p.n_chunks, p.concurrent
+    ([0, 1, 2, 3, 4], 3, 1)
+    """
+    seeds = normalize_seeds(seeds)
+    chunk_size = 1 if chunk_size is None else check_int("chunk_size", chunk_size, 1)
+    if blas_threads is not None:
+        blas_threads = check_int("blas_threads", blas_threads, 1)
+    return Plan(seeds=seeds, chunk_size=chunk_size, scheduler=_check_scheduler(scheduler),
+                blas_threads=blas_threads)
+
+
 def run(func: Callable[[np.ndarray], xr.Dataset], seeds, *, chunk_size: int | None = None,
         resume: str | os.PathLike | None = None, fingerprint: str | None = None, scheduler=None,
         blas_threads: int | None = 1) -> xr.Dataset:
@@ -276,15 +323,22 @@ def run(func: Callable[[np.ndarray], xr.Dataset], seeds, *, chunk_size: int | No
         Seeds per chunk (default 1: one task per seed).
     resume : path-like, optional
         Directory for finished chunks (created; must be writable); an interrupted
-        sweep resumes from it. Chunks that fail their checksum or were computed
+        run resumes from it. Chunks that fail their checksum or were computed
         under another fingerprint or eosdyn/NumPy version are recomputed with a
         ``RuntimeWarning``.
     fingerprint : str, optional
         Configuration string stored in (and checked against) the resume manifest
         and, as a digest, in every chunk file.
     scheduler : optional
-        ``None`` (active distributed Client, else threads), ``"threads"``,
-        ``"processes"``, ``"synchronous"`` or a ``dask.distributed.Client``.
+        ``None`` (active distributed Client, else threads), a name in :data:`SCHEDULERS`
+        or a ``dask.distributed.Client``.
+    blas_threads : int or None, default 1
+        BLAS thread limit inside each chunk (``None``: leave unchanged).
+
+    Returns
+    -------
+    xarray.Dataset
+        The chunks concatenated along ``seed``.
 
     Raises
     ------
@@ -295,13 +349,6 @@ def run(func: Callable[[np.ndarray], xr.Dataset], seeds, *, chunk_size: int | No
     TypeError
         ``func`` is not callable, ``resume`` is not a path, ``fingerprint`` not a str,
         or a chunk function returns something other than a Dataset with a ``seed`` dim.
-    blas_threads : int or None, default 1
-        BLAS thread limit inside each chunk (``None``: leave unchanged).
-
-    Returns
-    -------
-    xarray.Dataset
-        The chunks concatenated along ``seed``.
 
     Examples
     --------
@@ -310,20 +357,32 @@ def run(func: Callable[[np.ndarray], xr.Dataset], seeds, *, chunk_size: int | No
     >>> run(f, 4, chunk_size=3, scheduler="synchronous").x.values.tolist()
     [0.5, 1.5, 2.5, 3.5]
     """
-    import dask
-
     if not callable(func):
         raise TypeError(f"func must be callable, got {type(func).__name__}")
-    seeds = normalize_seeds(seeds)
-    chunk_size = 1 if chunk_size is None else check_int("chunk_size", chunk_size, 1)
-    if blas_threads is not None:
-        blas_threads = check_int("blas_threads", blas_threads, 1)
+    return execute(func, plan(seeds, chunk_size=chunk_size, scheduler=scheduler, blas_threads=blas_threads),
+                   resume=resume, fingerprint=fingerprint)
+
+
+def execute(func: Callable[[np.ndarray], xr.Dataset], plan: Plan, *,
+            resume: str | os.PathLike | None = None, fingerprint: str | None = None) -> xr.Dataset:
+    """:func:`run` with options already validated by :func:`plan` (they are not checked again).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> f = lambda s: xr.Dataset({"x": ("seed", np.asarray(s) * 2)}, coords={"seed": s})
+    >>> execute(f, plan([3, 1], scheduler="synchronous")).x.values.tolist()
+    [6, 2]
+    """
+    import dask
+
+    if not isinstance(plan, Plan):
+        raise TypeError(f"plan must be a Plan from eosdyn.sweep.plan(); got {type(plan).__name__}")
     if fingerprint is not None and not isinstance(fingerprint, str):
         raise TypeError(f"fingerprint must be a str or None, got {type(fingerprint).__name__}")
-    scheduler = _check_scheduler(scheduler)
     rdir = _prepare_resume(resume, fingerprint)
     stamp = chunk_fingerprint(fingerprint)
-    chunks = chunk_seeds(seeds, chunk_size)
+    chunks = chunk_seeds(plan.seeds, plan.chunk_size)
     parts: list = [None] * len(chunks)
     tasks, todo = [], []
     for i, ch in enumerate(chunks):
@@ -336,7 +395,8 @@ def run(func: Callable[[np.ndarray], xr.Dataset], seeds, *, chunk_size: int | No
             warnings.warn(f"resume: chunk {path.name} is recomputed because {why}", RuntimeWarning, stacklevel=2)
         todo.append(i)
         tasks.append(dask.delayed(_run_chunk, pure=False)(func, ch, None if path is None else str(path),
-                                                          blas_threads, stamp))
+                                                          plan.blas_threads, stamp))
+    scheduler = plan.scheduler
     if scheduler is None:
         client = active_client()
         scheduler = client if client is not None else "threads"
@@ -364,7 +424,7 @@ def n_workers(scheduler=None) -> int:
             return max(1, sum(scheduler.nthreads().values()))
         except Exception:  # pragma: no cover - defensive
             return os.cpu_count() or 1
-    if scheduler == "synchronous":
+    if scheduler in _SERIAL:
         return 1
     return os.cpu_count() or 1
 

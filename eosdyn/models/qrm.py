@@ -13,14 +13,15 @@ Random ensemble (Theorem 4.1) with common random numbers: for each seed value
   (the convention of :mod:`eosdyn.theory.qrm`);
 * ``ẑ`` (D) and ``Ĵ`` (D × P) i.i.d. N(0, 1);
 
-and every grid point ``(σ̃_z, σ̃_J)`` of that seed starts from
-``z₀ = σ_z ẑ``, ``J₀ = σ_J Ĵ`` with the rescaled widths of Eq. 29,
-``σ_z = σ̃_z / D`` and ``σ_J = σ̃_J / (D P)^{1/4}``. The streams come from
-``numpy.random.SeedSequence(s).spawn(3)`` (Q, ẑ, Ĵ), always drawn in float64
-(float32 runs use the rounded draws), so a member's result depends only on its
+and every grid point ``(σ̃_z, σ̃_J, η)`` of that seed starts from
+``z₀ = σ_z ẑ``, ``J₀ = σ_J Ĵ`` with the raw widths of Eq. 29,
+``σ_z = σ̃_z / D`` and ``σ_J = σ̃_J / (D P)^{1/4}`` (:func:`eosdyn.theory.unrescale_sigmas`).
+The streams come from ``numpy.random.SeedSequence(s).spawn(3)`` (Q, ẑ, Ĵ), always drawn in
+float64 (float32 runs use the rounded draws), so a member's result depends only on its
 seed value and its grid point.
 
-``sharpness`` is η λ_max(J Jᵀ) (the edge of stability is 2).
+``sharpness`` is η λ_max(J Jᵀ) (the edge of stability is 2); ``loss`` is ½‖z‖², the quantity
+``tol`` and ``diverge_loss`` act on.
 """
 
 from __future__ import annotations
@@ -28,26 +29,39 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from .. import sweep as _sweep
-from .._validate import MAX_TIMES, check_dtype, check_int, check_range
-from ..conventions import STATUS_VALUES, label
+from .._validate import check_dtype, check_gd_options, check_int, check_range, check_times, make_grid
+from ..conventions import STATUS_VALUES, config_json, fate_variables, label, set_roles
 from ..kernels.integrate import check_flow_options, solve_batch
-from ..kernels.qrm import (MAX_STEPS_LIMIT, check_budget, check_representable, lambda_max, parse_memory,
+from ..kernels.lambda_max import lambda_max
+from ..kernels.qrm import (MAX_STEPS_LIMIT, check_budget, check_representable, initial_values, parse_memory,
                            q_operator, real_scalar, run_gd)
+from ..systems import Param, System, register
+from ..theory.qrm import _raw_widths
 
-__all__ = ["sweep", "gradient_flow", "instance", "initial_state", "parse_memory", "estimate_memory"]
+__all__ = ["sweep", "gradient_flow", "instance", "initial_state", "estimate_memory"]
 
 EQUATIONS = "Eq. 24-26 (GD), Eq. 29 (rescaled widths), Theorem 4.1 ensemble (Agarwala et al. 2023)"
+FLOW_EQUATIONS = "Eq. 21-22 (gradient flow), Eq. 29, Theorem 4.1 ensemble (Agarwala et al. 2023)"
 SIGMA_CONVENTION = ("sigma_z and sigma_J are the rescaled widths of Eq. 29: z0 = (sigma_z / D) * zhat, "
                     "J0 = (sigma_J / (D P)^(1/4)) * Jhat with zhat, Jhat i.i.d. N(0, 1)")
 Q_CONVENTION = ("Q = (G + G^T)/sqrt(2) (transpose of the last two indices), G i.i.d. N(0, 1): "
                 "off-diagonal variance 1, diagonal variance 2")
 STREAMS = "numpy.random.SeedSequence(seed).spawn(3) -> (Q, zhat, Jhat), PCG64, drawn in float64"
+SHARPNESS = "eta * lambda_max(J J^T); edge at 2"
+
+#: defaults of the shared GD options (docs' option table)
+DEFAULTS = {"record_every": None, "stop": "member", "tol": 1e-12, "diverge_loss": 1e8, "dtype": "float64"}
+#: divergence threshold of the gradient flow's integrator: max abs(z), abs(J) above it (or non-finite)
+FLOW_DIVERGE_NORM = 1e100
+#: default work budget of one flow member (right-hand-side evaluations)
+FLOW_MAX_EVALS = 100_000
+_GRID = ("sigma_z", "sigma_J", "eta")
 
 
 def instance(seed: int, *, D: int, P: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,7 +85,8 @@ def instance(seed: int, *, D: int, P: int) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def initial_state(seed: int, *, D: int, P: int, sigma_z, sigma_J, dtype="float64"):
-    """Initial ``(Q, J₀, z₀)`` of one seed for grid points ``(σ̃_z[i], σ̃_J[i])`` (paired 1-D arrays).
+    """Initial ``(Q, J₀, z₀)`` of one seed for grid points ``(σ̃_z[i], σ̃_J[i])`` (paired 1-D arrays
+    of rescaled widths, Eq. 29).
 
     Returns ``Q`` (D × P × P), ``J0`` (B × D × P), ``z0`` (B × D) in ``dtype``.
 
@@ -83,8 +98,7 @@ def initial_state(seed: int, *, D: int, P: int, sigma_z, sigma_J, dtype="float64
     """
     dt = check_dtype(dtype)
     Q, zhat, Jhat = instance(seed, D=D, P=P)
-    sz = np.atleast_1d(np.asarray(sigma_z, float)) / D
-    sj = np.atleast_1d(np.asarray(sigma_J, float)) / (D * P) ** 0.25
+    sz, sj = _raw_widths(D, P, np.atleast_1d(np.asarray(sigma_z, float)), np.atleast_1d(np.asarray(sigma_J, float)))
     z0 = (sz[:, None] * zhat[None, :]).astype(dt)
     J0 = (sj[:, None, None] * Jhat[None, :, :]).astype(dt)
     return Q.astype(dt), J0, z0
@@ -100,7 +114,7 @@ def estimate_memory(*, D: int, P: int, n_points: int, n_seeds: int, n_record_poi
     records); ``concurrent`` seeds run at once. The assembled dataset holds the recorded
     trajectories of all seeds (3 × points × seeds × records) and the final values.
     :func:`sweep` records every grid point's row (NaN outside ``record_points``), so it
-    passes ``n_record_points = n_points`` whenever it records.
+    passes ``n_record_points = n_points``.
 
     Examples
     --------
@@ -115,80 +129,70 @@ def estimate_memory(*, D: int, P: int, n_points: int, n_seeds: int, n_record_poi
     return int(concurrent * per_seed + 2 * dataset)
 
 
-#: most seeds one call may request as a count (``seeds=n``); memory limits apply below it
-MAX_SEEDS = 2**31 - 1
-#: dask schedulers accepted by name (or a ``dask.distributed.Client``)
-SCHEDULERS = ("threads", "threading", "processes", "multiprocessing", "synchronous", "sync",
-              "single-threaded")
-#: divergence threshold of the gradient flow: max |z|, |J| above it (or non-finite) is divergence
-FLOW_DIVERGE_NORM = 1e100
-#: default work budget of one flow member (right-hand-side evaluations)
-FLOW_MAX_EVALS = 100_000
-
-
-def _seed_count(seeds) -> int:
-    """Number of seeds requested, checked before :func:`eosdyn.sweep.normalize_seeds` allocates."""
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, (bool, np.bool_)):
-        return check_int("seeds", seeds, 1, MAX_SEEDS)
-    return int(_sweep.normalize_seeds(seeds).size)
-
-
-def _check_eta(eta) -> float:
-    if not isinstance(eta, (str, bytes)) and np.ndim(eta) != 0:
-        raise ValueError(f"eta must be a single number > 0: a list of learning rates is not supported as a "
-                         f"sweep dim yet (call once per eta); got {eta!r}")
-    return real_scalar("eta", eta, 0, None, lo_open=True)
-
-
-def _check_scheduler(scheduler):
-    if scheduler is None or (hasattr(scheduler, "compute") and hasattr(scheduler, "gather")):
-        return scheduler
-    if isinstance(scheduler, str) and scheduler in SCHEDULERS:
-        return scheduler
-    raise ValueError(f"scheduler must be None, one of {', '.join(map(repr, SCHEDULERS))} or a "
-                     f"dask.distributed.Client; got {scheduler!r}")
-
-
-def _check_resume(resume):
-    if resume is None:
-        return None
-    if not isinstance(resume, (str, os.PathLike)) or (isinstance(resume, str) and not resume.strip()):
-        raise TypeError(f"resume must be None or a directory path (str or os.PathLike); got {resume!r}")
-    return resume
-
-
-def _grid_inputs(D, P, sigma_z, sigma_J, sigma_J2):
-    D = check_int("D", D, 1)
-    P = check_int("P", P, 1)
-    sz = _grid_values("sigma_z", sigma_z)
-    if (sigma_J is None) == (sigma_J2 is None):
-        raise ValueError("give exactly one of sigma_J and sigma_J2")
-    if sigma_J is not None:
-        sj_user = _grid_values("sigma_J", sigma_J)
-        sj = sj_user
-    else:
-        sj_user = _grid_values("sigma_J2", sigma_J2)
-        sj = np.sqrt(sj_user)
-    return D, P, sz, sj, sj_user
-
-
-def _grid_values(name: str, values) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(values.values if isinstance(values, xr.DataArray) else values))
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a scalar or a 1-D array; got shape {arr.shape}")
+# ----------------------------------------------------------------------------- the grid
+def _grid_param(name: str, value, *, positive: bool = False):
+    """A grid parameter as given (scalar, 1-D array or DataArray), checked: real, finite, >= 0
+    (> 0 when ``positive``), no duplicates along a 1-D array. Returns a float, a float64 array
+    or a float64 DataArray."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
+        raise ValueError(f"{name} must be a number, a 1-D array of numbers or an xarray.DataArray; got {value!r}")
+    arr = np.asarray(value.values if isinstance(value, xr.DataArray) else value)
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be a number, a 1-D array of numbers or an xarray.DataArray; got {value!r}")
     if arr.size == 0:
         raise ValueError(f"{name} must not be empty (empty grid)")
-    check_range(name, arr, 0, None)
+    check_range(name, arr, 0, None, lo_open=positive)
+    if isinstance(value, xr.DataArray):
+        return value.astype(np.float64)
+    if arr.ndim > 1:
+        raise ValueError(f"{name} must be a scalar, a 1-D array or an xarray.DataArray; got shape {arr.shape}")
     arr = arr.astype(np.float64)
-    if np.unique(arr).size != arr.size:
+    if arr.ndim == 1 and np.unique(arr).size != arr.size:
         raise ValueError(f"{name} must not contain duplicate values")
-    return arr
+    return float(arr) if arr.ndim == 0 else arr
 
 
-def _record_mask(record_points, sz: np.ndarray, sj_user: np.ndarray) -> np.ndarray:
-    """Boolean (n_sz, n_sJ) mask of the points whose trajectories are recorded."""
+def _grid(D, P, sigma_z, sigma_J, sigma_J2, eta):
+    """Validated sizes, the labelled grid of (sigma_z, sigma_J, eta) and the parameters as given.
+
+    ``sigma_J2`` becomes ``sigma_J = sqrt(sigma_J2)`` with ``sigma_J2`` as a further coordinate
+    on the same dims (a 1-D ``sigma_J2`` makes the dim ``sigma_J``).
+    """
+    D = check_int("D", D, 1)
+    P = check_int("P", P, 1)
+    if (sigma_J is None) == (sigma_J2 is None):
+        raise ValueError("give exactly one of sigma_J and sigma_J2")
+    given = {"sigma_z": _grid_param("sigma_z", sigma_z)}
+    if sigma_J is not None:
+        given["sigma_J"] = sj = _grid_param("sigma_J", sigma_J)
+    else:
+        given["sigma_J2"] = sj2 = _grid_param("sigma_J2", sigma_J2)
+        if isinstance(sj2, xr.DataArray):
+            sj = np.sqrt(sj2).rename("sigma_J").assign_coords(sigma_J2=sj2.variable)
+        elif np.ndim(sj2):
+            sj = xr.DataArray(np.sqrt(sj2), dims=["sigma_J"], coords={"sigma_J": np.sqrt(sj2),
+                                                                      "sigma_J2": ("sigma_J", sj2)})
+        else:
+            sj = xr.DataArray(math.sqrt(sj2), coords={"sigma_J2": sj2})
+    given["eta"] = _grid_param("eta", eta, positive=True)
+    grid = make_grid(sigma_z=given["sigma_z"], sigma_J=sj, eta=given["eta"])
+    return D, P, grid, given
+
+
+def _grid_coords(grid) -> dict:
+    """Coordinates of the grid: dim coordinates, scalar parameters as 0-d coordinates."""
+    coords = {k: v for k, v in grid.coords.items()}
+    for name, da in grid.arrays.items():
+        if da.ndim == 0:
+            coords[name] = ((), np.float64(da.item()))
+    return coords
+
+
+def _record_mask(record_points, grid, by_sigma_J2: bool) -> np.ndarray:
+    """Boolean mask (flat grid points) of the points whose trajectories are recorded."""
+    n = grid.size
     if record_points is None:
-        return np.ones((sz.size, sj_user.size), bool)
+        return np.ones(n, bool)
     try:
         pts = np.asarray(record_points, float)
     except (TypeError, ValueError):
@@ -196,191 +200,239 @@ def _record_mask(record_points, sz: np.ndarray, sj_user: np.ndarray) -> np.ndarr
     if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] == 0:
         raise ValueError("record_points must be a non-empty list of (sigma_z, sigma_J) pairs "
                          f"(sigma_J2 values if the grid was given as sigma_J2); got {record_points!r}")
-    mask = np.zeros((sz.size, sj_user.size), bool)
+    sz = grid.flat("sigma_z")
+    sj = grid.flat("sigma_J")
+    if by_sigma_J2:  # compare with the sigma_J2 values as given
+        c = grid.arrays["sigma_J"].coords["sigma_J2"]
+        sj = np.ascontiguousarray(np.broadcast_to(
+            c.transpose(*[d for d in grid.dims if d in c.dims]).values
+            .reshape([c.sizes[d] if d in c.dims else 1 for d in grid.dims]), grid.shape).ravel())
+    mask = np.zeros(n, bool)
     for a, b in pts:
-        i = np.flatnonzero(np.isclose(sz, a, rtol=1e-12, atol=0))
-        k = np.flatnonzero(np.isclose(sj_user, b, rtol=1e-12, atol=0))
-        if i.size != 1 or k.size != 1:
+        hit = np.isclose(sz, a, rtol=1e-12, atol=0) & np.isclose(sj, b, rtol=1e-12, atol=0)
+        if not hit.any():
             raise ValueError(f"record_points: ({a}, {b}) is not a point of the grid")
-        mask[i[0], k[0]] = True
+        mask |= hit
     return mask
 
 
-def _sweep_chunk(seeds: np.ndarray, *, D, P, sz, sj, eta, max_steps, record_every, rmask, tol,
-                 diverge_loss, cycle_tol, cycle_window, dtype, compact_fraction,
-                 max_memory=None) -> xr.Dataset:
-    """All grid points of each seed in ``seeds``; one batch (one shared Q) per seed."""
-    nz, nj = sz.size, sj.size
-    SZ, SJ = np.meshgrid(sz, sj, indexing="ij")
-    flat_mask = rmask.ravel()
-    outs = []
-    for s in seeds:
-        Q, J0, z0 = initial_state(int(s), D=D, P=P, sigma_z=SZ.ravel(), sigma_J=SJ.ravel(), dtype=dtype)
-        res = run_gd(Q, J0, z0, eta, max_steps, record_every, tol=tol, diverge_loss=diverge_loss,
-                     record_mask=flat_mask, cycle_tol=cycle_tol, cycle_window=cycle_window,
-                     compact_fraction=compact_fraction,
-                     **({} if max_memory is None else {"max_memory": max_memory}))
-        outs.append(res)
-    dims = ("sigma_z", "sigma_J", "seed")
-
-    def stack(attr):
-        return np.stack([getattr(r, attr).reshape(nz, nj, *getattr(r, attr).shape[1:]) for r in outs], axis=2)
-
-    data = {
-        "final_sharpness": (dims, stack("final_sharpness")),
-        "final_loss": (dims, stack("final_loss")),
-        "steps_taken": (dims, stack("steps_taken")),
-        "status": (dims, stack("status").astype(np.int8)),
-        "diverged_at": (dims, stack("diverged_at")),
-    }
-    coords = {"sigma_z": sz, "sigma_J": sj, "seed": np.asarray(seeds, np.int64)}
-    if record_every > 0:
-        data["sharpness"] = (dims + ("step",), stack("sharpness"))
-        data["loss"] = (dims + ("step",), stack("loss"))
-        data["z_norm"] = (dims + ("step",), stack("z_norm"))
-        coords["step"] = outs[0].record_steps
-    return xr.Dataset(data, coords=coords)
+def _eta_groups(eta_flat: np.ndarray) -> list[tuple[float, np.ndarray | None]]:
+    """Grid points sharing one learning rate run as one batch (one shared Q per seed); ``None``
+    indices = every point (the grid order, as one batch)."""
+    values, first = np.unique(eta_flat, return_index=True)
+    if values.size == 1:
+        return [(float(values[0]), None)]
+    return [(float(v), np.flatnonzero(eta_flat == v)) for v in eta_flat[np.sort(first)]]
 
 
-def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, seeds, eta=1.0, max_steps, record=None,
-          record_points=None, tol=1e-12, diverge_loss=1e8, cycle_tol=None, cycle_window=200,
-          dtype="float64", max_memory="2GB", chunk_size=None, resume=None, scheduler=None,
-          blas_threads=1, compact_fraction=0.125) -> xr.Dataset:
-    """GD on random quadratic regression models over a (σ̃_z, σ̃_J) grid × seeds.
+def _seed_dims(grid) -> tuple[str, ...]:
+    return grid.dims + ("seed",)
+
+
+# ----------------------------------------------------------------------------- GD sweep
+def _sweep_chunk(seeds: np.ndarray, *, D, P, grid, steps, every, stop, rmask, tol, diverge_loss,
+                 cycle_tol, cycle_window, dtype, compact_fraction, max_memory) -> xr.Dataset:
+    """All grid points of each seed in ``seeds``; one batch (one shared Q) per seed and eta."""
+    sz, sj, eta_flat = grid.flat("sigma_z"), grid.flat("sigma_J"), grid.flat("eta")
+    groups = _eta_groups(eta_flat)
+    n, S = grid.size, len(seeds)
+    R = steps // every + 1 if every else 2
+    per = {k: np.full((S, n), np.nan, dtype) for k in ("final_sharpness", "final_loss")}
+    per.update({k: np.empty((S, n), np.int64) for k in ("steps_taken", "diverged_at", "converged_at")})
+    per["status"] = np.empty((S, n), np.int8)
+    traj = {k: np.full((S, n, R), np.nan, dtype) for k in ("sharpness", "loss")}
+    for i, s in enumerate(seeds):
+        Q, J0, z0 = initial_state(int(s), D=D, P=P, sigma_z=sz, sigma_J=sj, dtype=dtype)
+        for eta, sub in groups:
+            Jg, zg = (J0, z0) if sub is None else (J0[sub], z0[sub])
+            at = slice(None) if sub is None else sub
+            res = run_gd(Q, Jg, zg, eta, steps, every, tol=tol, diverge_loss=diverge_loss,
+                         record_mask=rmask[at], cycle_tol=cycle_tol, cycle_window=cycle_window,
+                         compact_fraction=compact_fraction, max_memory=max_memory, stop=stop)
+            for k in ("final_sharpness", "final_loss", "steps_taken", "diverged_at", "converged_at", "status"):
+                per[k][i, at] = getattr(res, k)
+            if every:
+                traj["sharpness"][i, at] = res.sharpness
+                traj["loss"][i, at] = res.loss
+            else:  # step 0 here; the last step once every chunk is done (_final_steps)
+                loss0, sharp0 = initial_values(Jg, zg, eta)
+                keep = rmask[at]
+                traj["loss"][i, at, 0] = np.where(keep, loss0, np.nan)
+                traj["sharpness"][i, at, 0] = np.where(keep, sharp0, np.nan)
+    dims = _seed_dims(grid)
+
+    def member(a):  # (seed, point, ...) -> grid shape + (seed, ...)
+        return np.moveaxis(a.reshape((S,) + grid.shape + a.shape[2:]), 0, len(grid.shape))
+
+    data = {k: (dims, member(v)) for k, v in per.items()}
+    data.update({k: (dims + ("record",), member(v)) for k, v in traj.items()})
+    if not every:
+        data["recorded"] = (dims, member(np.broadcast_to(rmask, (S, n))))
+    return xr.Dataset(data, coords={"seed": np.asarray(seeds, np.int64)})
+
+
+def _final_steps(ds: xr.Dataset) -> xr.Dataset:
+    """``record_every=None``: the step axis [0, n], n the last step any member took; a member's
+    value at n is its final value if it ran to n, NaN otherwise."""
+    n = int(ds["steps_taken"].max())
+    ran = (ds["steps_taken"] == n) & ds["recorded"]
+    out = ds.drop_vars("recorded")
+    for k in ("sharpness", "loss"):
+        last = ds[f"final_{k}"].where(ran)
+        out[k] = xr.concat([ds[k].isel(record=0), last], dim="record").transpose(*ds[k].dims)
+    steps = np.array([0, n], np.int64)
+    if n == 0:
+        out = out.isel(record=[0])
+        steps = steps[:1]
+    return out.rename({"record": "step"}).assign_coords(step=steps)
+
+
+def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, record_every=None,
+          record_points=None, stop="member", tol=1e-12, diverge_loss=1e8, dtype="float64",
+          cycle_tol=None, cycle_window=200, compact_fraction=0.125, max_memory="2GB", chunk_size=None,
+          resume=None, scheduler=None, blas_threads=1) -> xr.Dataset:
+    """GD on random quadratic regression models over a (σ̃_z, σ̃_J, η) grid × seeds.
 
     Parameters
     ----------
     D, P : int
         Number of datapoints and of parameters (≥ 1).
-    sigma_z : float or 1-D array
-        Rescaled residual widths σ̃_z ≥ 0 (σ_z = σ̃_z / D).
-    sigma_J, sigma_J2 : float or 1-D array
-        Rescaled Jacobian widths σ̃_J ≥ 0 (σ_J = σ̃_J / (D P)^{1/4}), or their squares
+    sigma_z : float, 1-D array or xarray.DataArray
+        Rescaled residual widths σ̃_z ≥ 0 of Eq. 29 (raw σ_z = σ̃_z / D). A scalar is a 0-d
+        coordinate, a 1-D array a dim ``sigma_z``, a DataArray keeps its own dims.
+    sigma_J, sigma_J2 : float, 1-D array or xarray.DataArray
+        Rescaled Jacobian widths σ̃_J ≥ 0 (raw σ_J = σ̃_J / (D P)^{1/4}), or their squares
         σ̃_J² (the paper's axis); give exactly one. The dataset stores ``sigma_J``
-        (and ``sigma_J2`` as an extra coordinate when that was given).
+        (and ``sigma_J2`` as a further coordinate on the same dims when that was given).
+    eta : float, 1-D array or xarray.DataArray, default 1.0
+        Learning rate η > 0; an array becomes a dim like ``sigma_z``.
     seeds : int or sequence of int
         ``n`` (seed values 0..n−1) or seed values; each member depends only on its
         seed value and grid point.
-    eta : float, default 1.0
-        Learning rate η > 0.
-    max_steps : int
-        Step limit (status ``max_steps`` when reached).
-    record : int or {"final", "all"}, optional
-        Record ``sharpness``, ``loss``, ``z_norm`` every ``record`` steps (step 0
-        included; ``"all"`` = 1); default (``None`` or ``"final"``): final values only.
+    steps : int
+        Most GD steps (status ``max_steps`` when reached), 0 ≤ steps ≤ 2⁵³.
+    record_every : int, optional
+        Record ``sharpness`` and ``loss`` every ``record_every`` steps (step 0 included).
+        Default ``None``: step 0 and the last step ``n`` any member took (the step
+        coordinate is ``[0, n]``; a member that stopped before ``n`` is NaN there).
     record_points : list of (sigma_z, sigma_J) pairs, optional
-        Record trajectories only at these grid points (NaN elsewhere). Pairs use
+        Record trajectories only at these grid points (NaN elsewhere), for every η. Pairs use
         the convention the grid was given in (σ̃_J² values with ``sigma_J2=``).
+    stop : {"member", "never", "batch"}, default "member"
+        ``"member"``: a member stops at its own fate (NaN afterwards). ``"never"``: every
+        member runs all ``steps`` unless it diverges (a converged member keeps iterating and
+        keeps status ``converged``). ``"batch"``: every member runs until every member of the
+        sweep has a fate (computed in two passes: the fates, then the common length).
     tol : float, default 1e-12
-        Converged when the loss ½‖z‖² < tol.
+        A member converges when its loss ½‖z‖² < tol (0: never).
     diverge_loss : float, default 1e8
-        Diverged when the loss is non-finite or above this (NaN afterwards).
+        It diverges when the loss is above this or not finite (NaN afterwards); a λ_max that
+        overflows is divergence too.
+    dtype : {"float64", "float32"}
     cycle_tol : float, optional
         Opt-in early stop with status ``cycle`` when ‖z_{t+2} − z_t‖ ≤ cycle_tol ‖z‖
-        for ``cycle_window`` consecutive steps (period-2 orbit). Off by default.
+        for ``cycle_window`` consecutive steps (period-2 orbit); needs ``stop="member"``.
     cycle_window : int, default 200
-    dtype : {"float64", "float32"}
+    compact_fraction : float, default 0.125
+        Batch compaction threshold (see :func:`eosdyn.kernels.qrm.run_gd`).
     max_memory : int or str, default "2GB"
         Budget for the predicted peak memory (:func:`estimate_memory`); a request
         above it raises ``ValueError``.
-    chunk_size : int, optional
-        Seeds per dask task (default 1). Results do not depend on it.
-    resume : path-like, optional
-        Directory where finished chunks are stored; rerunning resumes.
-    scheduler : optional
-        See :func:`eosdyn.sweep.run` (default: active distributed Client, else threads).
-    blas_threads : int, default 1
-        BLAS threads per chunk.
-    compact_fraction : float, default 0.125
-        Batch compaction threshold (see :func:`eosdyn.kernels.qrm.run_gd`).
+    chunk_size, resume, scheduler, blas_threads
+        Execution through :func:`eosdyn.sweep.run` (seeds per dask task, default 1; a folder
+        to resume from; the dask scheduler; BLAS threads per chunk). Results do not depend on
+        them.
 
     Returns
     -------
     xarray.Dataset
-        Dims ``sigma_z``, ``sigma_J``, ``seed`` (and ``step`` when recording);
-        scalar coords ``D``, ``P``, ``eta``; variables ``final_sharpness``,
-        ``final_loss``, ``steps_taken``, ``status`` (CF flags), ``diverged_at``
-        and, when recorded, ``sharpness``, ``loss``, ``z_norm``.
+        Dims: the array-valued grid parameters (``sigma_z``, ``sigma_J``, ``eta``, in this
+        order), ``seed``, ``step``; scalar coords ``D``, ``P`` (and each scalar grid
+        parameter); ``sharpness``, ``loss`` on ``step``; per member ``status`` (CF flags),
+        ``steps_taken``, ``diverged_at``, ``converged_at`` (−1: never), ``final_sharpness``,
+        ``final_loss``; attrs ``tol``, ``diverge_loss``, ``stop`` and the role map.
 
     Examples
     --------
     >>> import eosdyn
-    >>> ds = eosdyn.qrm.sweep(D=6, P=12, sigma_z=[0.5, 2.0], sigma_J2=0.3, seeds=2, max_steps=300)
-    >>> ds.final_sharpness.dims
-    ('sigma_z', 'sigma_J', 'seed')
+    >>> ds = eosdyn.qrm.sweep(D=6, P=12, sigma_z=[0.5, 2.0], sigma_J2=0.3, seeds=2, steps=300)
+    >>> ds.final_sharpness.dims, ds.sharpness.dims
+    (('sigma_z', 'seed'), ('sigma_z', 'seed', 'step'))
+    >>> ds = eosdyn.qrm.sweep(D=4, P=6, sigma_z=0.3, sigma_J=0.6, eta=[0.5, 1.0], seeds=1, steps=50,
+    ...                       record_every=10)
+    >>> ds.sharpness.dims, ds.step.values.tolist()
+    (('eta', 'seed', 'step'), [0, 10, 20, 30, 40, 50])
     """
-    D, P, sz, sj, sj_user = _grid_inputs(D, P, sigma_z, sigma_J, sigma_J2)
-    eta = _check_eta(eta)
-    max_steps = check_int("max_steps", max_steps, 1, MAX_STEPS_LIMIT)
-    if isinstance(record, str) and record in ("final", "all"):
-        record = None if record == "final" else 1
-    record_every = 0 if record is None else check_int("record", record, 1, MAX_STEPS_LIMIT)
-    tol = real_scalar("tol", tol, 0, None, lo_open=True)
-    diverge_loss = real_scalar("diverge_loss", diverge_loss, 0, None, lo_open=True)
+    D, P, grid, given = _grid(D, P, sigma_z, sigma_J, sigma_J2, eta)
+    steps, every, stop, tol, diverge_loss, dt = check_gd_options(
+        steps=steps, record_every=record_every, stop=stop, tol=tol, diverge_loss=diverge_loss, dtype=dtype,
+        max_steps=MAX_STEPS_LIMIT)
     cycle_window = check_int("cycle_window", cycle_window, 1, MAX_STEPS_LIMIT)
     if cycle_tol is not None:
         cycle_tol = real_scalar("cycle_tol", cycle_tol, 0, None, lo_open=True)
+        if stop != "member":
+            raise ValueError(f"cycle_tol is an early stop of a member: it needs stop='member'; got stop={stop!r}")
     compact_fraction = real_scalar("compact_fraction", compact_fraction, 0, 1)
-    dt = check_dtype(dtype)
-    check_representable("sigma_z", sz, dt)
-    check_representable("sigma_J" if sigma_J is not None else "sigma_J2", sj_user, dt)
-    check_representable("eta", eta, dt)
+    for name, v in given.items():
+        check_representable(name, v.values if isinstance(v, xr.DataArray) else v, dt)
     budget = parse_memory(max_memory)
-    scheduler = _check_scheduler(scheduler)
-    resume = _check_resume(resume)
-    chunk_size = 1 if chunk_size is None else check_int("chunk_size", chunk_size, 1)
-    if blas_threads is not None:
-        blas_threads = check_int("blas_threads", blas_threads, 1)
-    rmask = _record_mask(record_points, sz, sj_user)
-    n_seeds = _seed_count(seeds)
-    n_rec = (max_steps // record_every + 1) if record_every else 0
-    concurrent = min(_sweep.n_workers(scheduler), _sweep.chunk_count(n_seeds, chunk_size))
-    n_points = sz.size * sj.size
-    need = estimate_memory(D=D, P=P, n_points=n_points, n_seeds=n_seeds,
-                           n_record_points=n_points if record_every else 0, n_records=n_rec,
-                           itemsize=dt.itemsize, concurrent=concurrent)
+    plan = _sweep.plan(seeds, chunk_size=chunk_size, scheduler=scheduler, blas_threads=blas_threads)
+    rmask = _record_mask(record_points, grid, sigma_J2 is not None)
+    n_seeds, n_points = plan.seeds.size, grid.size
+    n_rec = steps // every + 1 if every else 2
+    need = estimate_memory(D=D, P=P, n_points=n_points, n_seeds=n_seeds, n_record_points=n_points,
+                           n_records=n_rec, itemsize=dt.itemsize, concurrent=plan.concurrent)
     check_budget(need, budget, f"this sweep ({n_points} grid points x {n_seeds} seeds, {n_rec} recorded steps, "
-                 f"D={D}, P={P})", "record fewer steps (record=), use fewer seeds or grid points, "
+                 f"D={D}, P={P})", "record fewer steps (record_every=), use fewer seeds or grid points, "
                  "or raise max_memory")
-    seed_vals = _sweep.normalize_seeds(seeds)
 
-    params = dict(D=D, P=P, sigma_z=sz, seeds=seed_vals, eta=eta, max_steps=max_steps, record=record,
-                  record_points=record_points, tol=tol, diverge_loss=diverge_loss,
-                  cycle_tol=cycle_tol, cycle_window=cycle_window, dtype=dt.name,
-                  compact_fraction=compact_fraction)
-    if sigma_J is not None:
-        params["sigma_J"] = sj
-    else:
-        params["sigma_J2"] = sj_user
-    func = functools.partial(_sweep_chunk, D=D, P=P, sz=sz, sj=sj, eta=eta, max_steps=max_steps,
-                             record_every=record_every, rmask=rmask, tol=tol,
-                             diverge_loss=diverge_loss, cycle_tol=cycle_tol,
-                             cycle_window=cycle_window, dtype=dt, compact_fraction=compact_fraction,
-                             max_memory=budget)
+    params = dict(D=D, P=P, **given, seeds=plan.seeds, steps=steps, record_every=every or None,
+                  record_points=record_points, stop=stop, tol=tol, diverge_loss=diverge_loss, dtype=dt.name,
+                  cycle_tol=cycle_tol, cycle_window=cycle_window, compact_fraction=compact_fraction)
     cfg = {"function": "eosdyn.qrm.sweep", "parameters": params}
-    fingerprint = json.dumps({k: v for k, v in json.loads(_config(cfg)).items()
-                              if k in ("function", "parameters")}, sort_keys=True)
-    ds = _sweep.run(func, seed_vals, chunk_size=chunk_size, resume=resume, fingerprint=fingerprint,
-                    scheduler=scheduler, blas_threads=blas_threads)
-    ds = ds.assign_coords(D=np.int64(D), P=np.int64(P), eta=np.float64(eta))
-    if sigma_J2 is not None:
-        ds = ds.assign_coords(sigma_J2=("sigma_J", sj_user))
-    ds["status"].attrs.clear()
+    fingerprint = _fingerprint(cfg)
+    chunk = functools.partial(_sweep_chunk, D=D, P=P, grid=grid, every=every, rmask=rmask, tol=tol,
+                              diverge_loss=diverge_loss, cycle_tol=cycle_tol, cycle_window=cycle_window,
+                              dtype=dt, compact_fraction=compact_fraction, max_memory=budget)
+    if stop == "batch":  # pass 1: each member's fate; pass 2: everyone runs to the last fate
+        fates = _sweep.execute(functools.partial(chunk, steps=steps, stop="member"), plan,
+                               resume=None if resume is None else Path(resume) / "fates",
+                               fingerprint=fingerprint + " fates")
+        last = int(fates["steps_taken"].max())
+        ds = _sweep.execute(functools.partial(chunk, steps=last, stop="never"), plan, resume=resume,
+                            fingerprint=fingerprint)
+        if every and last < steps:  # the step axis of the whole run (NaN after the common end)
+            ds = ds.pad(record=(0, steps // every - last // every), constant_values=np.nan)
+    else:
+        ds = _sweep.execute(functools.partial(chunk, steps=steps, stop=stop), plan, resume=resume,
+                            fingerprint=fingerprint)
+    if every:
+        ds = ds.rename({"record": "step"}).assign_coords(step=np.arange(0, steps + 1, every, dtype=np.int64))
+    else:
+        ds = _final_steps(ds)
+    ds = ds.assign_coords(_grid_coords(grid)).assign_coords(D=np.int64(D), P=np.int64(P))
+    fates = fate_variables(ds["status"].values, ds["steps_taken"].values, ds["diverged_at"].values,
+                           ds["converged_at"].values)
+    for k, v in fates.items():
+        ds[k] = (ds[k].dims, v)
+    ds = ds[["sharpness", "loss", "status", "steps_taken", "diverged_at", "converged_at",
+             "final_sharpness", "final_loss"]]
+    set_roles(ds, sharpness="sharpness", loss="loss")
     return label(ds, model="qrm", title=f"Random quadratic regression model, GD sweep (D={D}, P={P})",
                  equations=EQUATIONS, config=cfg,
                  attrs={"sigma_convention": SIGMA_CONVENTION, "Q_convention": Q_CONVENTION,
-                        "random_streams": STREAMS, "sharpness_definition": "eta * lambda_max(J J^T); edge at 2",
-                        "tol": float(tol), "diverge_loss": float(diverge_loss),
-                        "cycle_tol": "none" if cycle_tol is None else float(cycle_tol),
-                        "dtype": dt.name})
+                        "random_streams": STREAMS, "sharpness_definition": SHARPNESS,
+                        "tol": float(tol), "diverge_loss": float(diverge_loss), "stop": stop,
+                        "cycle_tol": "none" if cycle_tol is None else float(cycle_tol), "dtype": dt.name})
 
 
-def _config(cfg) -> str:
-    from ..conventions import config_json
+def _fingerprint(cfg) -> str:
+    """The configuration of a run (function and parameters), for the resume manifest."""
+    payload = json.loads(config_json(cfg["function"], cfg["parameters"]))
+    return json.dumps({k: v for k, v in payload.items() if k in ("function", "parameters")}, sort_keys=True)
 
-    return config_json(cfg["function"], cfg["parameters"])
 
-
+# ----------------------------------------------------------------------------- gradient flow
 def _flow_rhs(t, y, A, D, P, eta):
     z = y[:D]
     J = y[D:].reshape(D, P)
@@ -401,7 +453,7 @@ def _solve_members(y0, times, args, **options):
     t_stop = np.zeros(n)
     for i in range(n):
         try:
-            y, st, ts = solve_batch(_flow_rhs, y0[i:i + 1], times, [args],
+            y, st, ts = solve_batch(_flow_rhs, y0[i:i + 1], times, [args[i]],
                                     diverge_norm=FLOW_DIVERGE_NORM, **options)
         except (ValueError, ArithmeticError):
             Y[i, times == 0.0] = y0[i]
@@ -410,25 +462,82 @@ def _solve_members(y0, times, args, **options):
     return Y, status, t_stop
 
 
-def gradient_flow(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, seeds, t_max, n_times=101, eta=1.0,
-                  rtol=1e-10, atol=1e-14, method="DOP853", max_evals=FLOW_MAX_EVALS,
-                  max_memory="2GB") -> xr.Dataset:
+def _flow_chunk(seeds: np.ndarray, *, D, P, grid, times, tol, diverge_loss, options) -> xr.Dataset:
+    """The flow of every grid point of each seed in ``seeds`` (members integrated one at a time)."""
+    sz, sj, eta_flat = grid.flat("sigma_z"), grid.flat("sigma_J"), grid.flat("eta")
+    B, k, S = grid.size, times.size, len(seeds)
+    out = {v: np.empty((S, B, k)) for v in ("sharpness", "loss")}
+    per = {v: np.empty((S, B)) for v in ("diverged_at", "converged_at", "t_stop", "final_sharpness",
+                                         "final_loss")}
+    per["status"] = np.empty((S, B), np.int8)
+    for i, s in enumerate(seeds):
+        Q, J0, z0 = initial_state(int(s), D=D, P=P, sigma_z=sz, sigma_J=sj)
+        A = q_operator(Q)
+        y0 = np.concatenate([z0, J0.reshape(B, D * P)], axis=1)
+        Y, st, ts = _solve_members(y0, times, [(A, D, P, float(e)) for e in eta_flat], **options)
+        with np.errstate(over="ignore", invalid="ignore"):
+            L = 0.5 * np.sum(Y[:, :, :D] ** 2, axis=2)
+            S_ = eta_flat[:, None] * lambda_max(np.ascontiguousarray(Y[:, :, D:]).reshape(B * k, D, P)).reshape(B, k)
+        reached = times[None, :] <= ts[:, None]
+        # a sampled loss above diverge_loss, or a loss or sharpness that is not finite: diverged there
+        with np.errstate(invalid="ignore"):
+            blown = reached & ~(np.isfinite(L) & np.isfinite(S_) & (L <= diverge_loss))
+        dat = np.where(st == STATUS_VALUES["diverged"], ts, np.nan)
+        for b in np.flatnonzero(blown.any(axis=1)):
+            first = int(np.argmax(blown[b]))
+            st[b] = STATUS_VALUES["diverged"]
+            ts[b] = min(ts[b], times[first])
+            dat[b] = ts[b]
+            L[b, first + 1:] = np.nan
+            S_[b, first + 1:] = np.nan
+        with np.errstate(invalid="ignore"):
+            below = reached & (L < tol)
+        cat = np.where(below.any(axis=1), times[np.argmax(below, axis=1)], np.nan)
+        st = np.where((st != STATUS_VALUES["diverged"]) & np.isfinite(cat), STATUS_VALUES["converged"], st)
+        valid = np.isfinite(L) & np.isfinite(S_)
+        lastv = k - 1 - np.argmax(valid[:, ::-1], axis=1)
+        has = valid.any(axis=1)
+        rows = np.arange(B)
+        out["loss"][i], out["sharpness"][i] = L, S_
+        per["status"][i], per["t_stop"][i] = st, ts
+        per["diverged_at"][i], per["converged_at"][i] = dat, cat
+        per["final_loss"][i] = np.where(has, L[rows, lastv], np.nan)
+        per["final_sharpness"][i] = np.where(has, S_[rows, lastv], np.nan)
+    dims = _seed_dims(grid)
+
+    def member(a):
+        return np.moveaxis(a.reshape((S,) + grid.shape + a.shape[2:]), 0, len(grid.shape))
+
+    data = {v: (dims + ("time",), member(a)) for v, a in out.items()}
+    data.update({v: (dims, member(a)) for v, a in per.items()})
+    return xr.Dataset(data, coords={"seed": np.asarray(seeds, np.int64)})
+
+
+def gradient_flow(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, times, tol=1e-12,
+                  diverge_loss=1e8, rtol=1e-10, atol=1e-14, method="DOP853", max_evals=FLOW_MAX_EVALS,
+                  max_memory="2GB", chunk_size=None, resume=None, scheduler=None,
+                  blas_threads=1) -> xr.Dataset:
     """Gradient flow of random QRMs (Eq. 21-22 with rate η) for grid points × seeds.
 
     Solves ``ż = −η J Jᵀ z``, ``J̇ = −η Q(Jᵀz, ·)`` from the same initial conditions
     as :func:`sweep` (same seeds → same ``Q``, ``z₀``, ``J₀``), one trajectory at a time,
-    with the shared integrator :func:`eosdyn.kernels.integrate.solve_batch`. A member's fate
+    with the shared integrator :func:`eosdyn.kernels.integrate.solve_batch`; the seeds run
+    through :func:`eosdyn.sweep.run` (chunks, resume, dask) like the sweep's. A member's fate
     is data: a blow-up or a failed integration stops that member (``status``, ``t_stop``,
     NaN afterwards); the others go on.
 
     Parameters
     ----------
-    D, P, sigma_z, sigma_J, sigma_J2, seeds, eta
-        As in :func:`sweep`.
-    t_max : float
-        Final time (finite, > 0).
-    n_times : int, default 101
-        Output times ``linspace(0, t_max, n_times)``, 2 ≤ n_times ≤ 10⁶.
+    D, P, sigma_z, sigma_J, sigma_J2, eta, seeds
+        As in :func:`sweep` (``eta`` may be a dim).
+    times : 1-D array
+        Sample times (finite, ≥ 0, strictly increasing, at most 10⁶); the flow starts at t = 0.
+    tol : float, default 1e-12
+        ``converged`` when the sampled loss ½‖z‖² falls below ``tol`` (at ``converged_at``);
+        the flow still runs to ``times[-1]``.
+    diverge_loss : float, default 1e8
+        ``diverged`` when a sampled loss exceeds it or is not finite, or the integrator finds
+        max(abs(z), abs(J)) above 1e100 (at ``diverged_at``; NaN afterwards).
     rtol, atol : float
         Integrator tolerances: ``rtol`` in [100 eps, 1] (eps = 2.2e-16), ``atol`` finite and > 0.
     method : str, default "DOP853"
@@ -439,16 +548,17 @@ def gradient_flow(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, seeds, t_max, n
     max_memory : int or str, default "2GB"
         Budget for the predicted memory (sampled states and the dataset); above it a
         ``ValueError`` naming ``max_memory`` states the estimate.
+    chunk_size, resume, scheduler, blas_threads
+        As in :func:`sweep`; results do not depend on them.
 
     Returns
     -------
     xarray.Dataset
-        Dims ``sigma_z``, ``sigma_J``, ``seed``, ``time``; variables ``sharpness``
-        (η λ_max), ``loss``, ``z_norm`` (NaN after a member stopped) and per member
-        ``status`` (CF flags: ``max_steps`` reached ``t_max``; ``diverged``: max(|z|, |J|)
-        above 1e100, a non-finite state, or a sampled loss or sharpness that is not finite;
-        ``failed``: step size too small or the ``max_evals`` budget spent), ``diverged``
-        and ``t_stop`` (the time reached).
+        Dims: the grid dims, ``seed``, ``time``; ``sharpness`` (η λ_max) and ``loss`` on
+        ``time`` (NaN after a member stopped); per member ``status`` (CF flags: ``converged``,
+        ``diverged``, ``failed``: step size too small or the ``max_evals`` budget spent, else
+        ``max_steps``), ``diverged_at``/``converged_at`` (times, NaN: never), ``t_stop`` (the
+        time reached), ``final_sharpness``/``final_loss`` (at the last finite sample).
 
     Raises
     ------
@@ -458,80 +568,87 @@ def gradient_flow(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, seeds, t_max, n
     Examples
     --------
     >>> import eosdyn
-    >>> ds = eosdyn.qrm.gradient_flow(D=4, P=8, sigma_z=1.0, sigma_J=0.5, seeds=1, t_max=2.0, n_times=3)
+    >>> ds = eosdyn.qrm.gradient_flow(D=4, P=8, sigma_z=1.0, sigma_J=0.5, seeds=1, times=[0.0, 1.0, 2.0])
     >>> bool((ds.loss.diff("time") <= 0).all()), str(eosdyn.conventions.decode_status(ds.status).item())
     (True, 'max_steps')
 
     A blow-up is a flagged member, not an exception:
 
-    >>> ds = eosdyn.qrm.gradient_flow(D=2, P=3, sigma_z=1e150, sigma_J=0.5, seeds=1, t_max=1.0, n_times=3)
+    >>> ds = eosdyn.qrm.gradient_flow(D=2, P=3, sigma_z=1e150, sigma_J=0.5, seeds=1, times=[0.0, 0.5, 1.0])
     >>> str(eosdyn.conventions.decode_status(ds.status).item()), bool(ds.loss.isnull()[..., 1:].all())
     ('diverged', True)
     """
-    D, P, sz, sj, sj_user = _grid_inputs(D, P, sigma_z, sigma_J, sigma_J2)
-    eta = _check_eta(eta)
-    t_max = real_scalar("t_max", t_max, 0, None, lo_open=True)
-    n_times = check_int("n_times", n_times, 2, MAX_TIMES)
+    D, P, grid, given = _grid(D, P, sigma_z, sigma_J, sigma_J2, eta)
+    times = check_times(times)
+    _, _, _, tol, diverge_loss, _ = check_gd_options(steps=0, record_every=None, stop="never", tol=tol,
+                                                     diverge_loss=diverge_loss, dtype="float64")
     rtol, atol, method, _, max_evals = check_flow_options(
         rtol=rtol, atol=atol, method=method, diverge_norm=FLOW_DIVERGE_NORM, max_evals=max_evals)
     budget = parse_memory(max_memory)
-    n_seeds = _seed_count(seeds)
-    B = sz.size * sj.size
+    plan = _sweep.plan(seeds, chunk_size=chunk_size, scheduler=scheduler, blas_threads=blas_threads)
+    B, n_seeds, n_times = grid.size, plan.seeds.size, times.size
     m = D + D * P
-    # per seed: the sampled states (solve_batch) and their contiguous J copy for λ_max, Q and
-    # its operand; the dataset: 3 variables (+ the per-seed blocks they are built from)
-    need = 8 * (2 * B * n_times * m + 3 * D * P * P + 2 * 3 * B * n_seeds * n_times + 4 * B * n_seeds)
+    # per running chunk: the sampled states and their J copy for λ_max, Q and its operand;
+    # the dataset: 2 trajectory variables (+ the per-seed blocks they are built from)
+    need = 8 * (plan.concurrent * (2 * B * n_times * m + 3 * D * P * P) + 2 * 2 * B * n_seeds * n_times
+                + 7 * B * n_seeds)
     check_budget(need, budget, f"this flow ({B} grid points x {n_seeds} seeds, {n_times} times, D={D}, P={P})",
-                 "use fewer times (n_times=), seeds or grid points, or raise max_memory")
-    seed_vals = _sweep.normalize_seeds(seeds)
-    times = np.linspace(0.0, t_max, n_times)
-    shape = (sz.size, sj.size, seed_vals.size, n_times)
-    sharp = np.empty(shape)
-    loss = np.empty(shape)
-    status = np.empty(shape[:3], np.int8)
-    t_stop = np.empty(shape[:3])
-    SZ, SJ = np.meshgrid(sz, sj, indexing="ij")
-    for k, s in enumerate(seed_vals):
-        Q, J0, z0 = initial_state(int(s), D=D, P=P, sigma_z=SZ.ravel(), sigma_J=SJ.ravel())
-        A = q_operator(Q)
-        y0 = np.concatenate([z0, J0.reshape(B, D * P)], axis=1)
-        Y, st, ts = _solve_members(y0, times, (A, D, P, eta), rtol=rtol, atol=atol, method=method,
-                                   max_evals=max_evals)
-        with np.errstate(over="ignore", invalid="ignore"):
-            L = 0.5 * np.sum(Y[:, :, :D] ** 2, axis=2)
-            S = eta * lambda_max(np.ascontiguousarray(Y[:, :, D:]).reshape(B * n_times, D, P)).reshape(B, n_times)
-        # a sampled loss or sharpness that is not finite before the stop: diverged there
-        reached = times[None, :] <= ts[:, None]
-        blown = reached & ~(np.isfinite(L) & np.isfinite(S))
-        for b in np.flatnonzero(blown.any(axis=1)):
-            first = int(np.argmax(blown[b]))
-            st[b] = STATUS_VALUES["diverged"]
-            ts[b] = min(ts[b], times[first])
-            L[b, first + 1:] = np.nan
-            S[b, first + 1:] = np.nan
-        loss[:, :, k] = L.reshape(sz.size, sj.size, n_times)
-        sharp[:, :, k] = S.reshape(sz.size, sj.size, n_times)
-        status[:, :, k] = st.reshape(sz.size, sj.size)
-        t_stop[:, :, k] = ts.reshape(sz.size, sj.size)
-    dims = ("sigma_z", "sigma_J", "seed", "time")
-    from ..kernels.qrm import _z_norm
-
-    ds = xr.Dataset({"sharpness": (dims, sharp), "loss": (dims, loss), "z_norm": (dims, _z_norm(loss)),
-                     "status": (dims[:3], status), "diverged": (dims[:3], status == STATUS_VALUES["diverged"]),
-                     "t_stop": (dims[:3], t_stop)},
-                    coords={"sigma_z": sz, "sigma_J": sj, "seed": seed_vals, "time": times,
-                            "D": np.int64(D), "P": np.int64(P), "eta": np.float64(eta)})
-    if sigma_J2 is not None:
-        ds = ds.assign_coords(sigma_J2=("sigma_J", sj_user))
-    params = dict(D=D, P=P, sigma_z=sz, seeds=seed_vals, t_max=t_max, n_times=n_times, eta=eta,
+                 "use fewer times, seeds or grid points, or raise max_memory")
+    params = dict(D=D, P=P, **given, seeds=plan.seeds, times=times, tol=tol, diverge_loss=diverge_loss,
                   rtol=rtol, atol=atol, method=method, max_evals=max_evals)
-    params["sigma_J" if sigma_J is not None else "sigma_J2"] = sj_user
+    cfg = {"function": "eosdyn.qrm.gradient_flow", "parameters": params}
+    chunk = functools.partial(_flow_chunk, D=D, P=P, grid=grid, times=times, tol=tol, diverge_loss=diverge_loss,
+                              options=dict(rtol=rtol, atol=atol, method=method, max_evals=max_evals))
+    ds = _sweep.execute(chunk, plan, resume=resume, fingerprint=_fingerprint(cfg))
+    ds = ds.assign_coords(time=times, **_grid_coords(grid)).assign_coords(D=np.int64(D), P=np.int64(P))
+    ds = ds[["sharpness", "loss", "status", "diverged_at", "converged_at", "t_stop", "final_sharpness",
+             "final_loss"]]
+    set_roles(ds, sharpness="sharpness", loss="loss")
     ds = label(ds, model="qrm_flow", title=f"Random quadratic regression model, gradient flow (D={D}, P={P})",
-               equations="Eq. 21-22 (gradient flow), Eq. 29, Theorem 4.1 ensemble (Agarwala et al. 2023)",
-               config={"function": "eosdyn.qrm.gradient_flow", "parameters": params},
+               equations=FLOW_EQUATIONS, config=cfg,
                attrs={"sigma_convention": SIGMA_CONVENTION, "Q_convention": Q_CONVENTION,
-                      "random_streams": STREAMS, "integrator": f"scipy.integrate.OdeSolver method={method}",
-                      "rtol": rtol, "atol": atol, "max_evals": int(max_evals),
+                      "random_streams": STREAMS, "sharpness_definition": SHARPNESS,
+                      "integrator": f"scipy.integrate.OdeSolver method={method}",
+                      "rtol": rtol, "atol": atol, "max_evals": int(max_evals), "tol": float(tol),
+                      "diverge_loss": float(diverge_loss), "stop": "never",
                       "divergence_threshold": FLOW_DIVERGE_NORM})
-    ds["t_stop"].attrs.update(long_name="time the flow reached (t_max unless it diverged or failed)", units="1")
+    for v, what in (("final_sharpness", "sharpness η λ_max at the member's last finite sample"),
+                    ("final_loss", "loss at the member's last finite sample")):
+        ds[v].attrs["long_name"] = what
     return ds
+
+
+# ----------------------------------------------------------------------------- registry
+_PARAMS = (
+    Param("D", "number of datapoints D", domain="integer >= 1", dim=False),
+    Param("P", "number of parameters P", domain="integer >= 1", dim=False),
+    Param("sigma_z", "σ̃_z = D σ_z (rescaled residual width, Eq. 29)", domain="[0, inf)"),
+    Param("sigma_J", "σ̃_J = (D P)^{1/4} σ_J (rescaled Jacobian width, Eq. 29); or sigma_J2 = σ̃_J²",
+          domain="[0, inf)"),
+    Param("eta", "learning rate η", domain="(0, inf)"),
+)
+
+register(System(
+    name="eosdyn.qrm.sweep", kind="parameter_gd",
+    title="Random quadratic regression model, GD sweep", equations=EQUATIONS, params=_PARAMS,
+    state=(), roles={"sharpness": "sharpness", "loss": "loss"},
+    example={"D": 4, "P": 6, "sigma_z": [0.3, 1.5], "sigma_J2": 0.3, "seeds": 2, "steps": 40,
+             "record_every": 1},
+    function="eosdyn.models.qrm.sweep", random=True,
+    options=("steps", "record_every", "stop", "tol", "diverge_loss", "dtype", "seeds"),
+    defaults=DEFAULTS,
+    notes="The state (z, J) is not recorded (D + D P numbers per member and step); the dataset "
+          "records sharpness and loss. cycle_tol (opt-in early stop) needs stop='member'.",
+))
+
+register(System(
+    name="eosdyn.qrm.gradient_flow", kind="flow",
+    title="Random quadratic regression model, gradient flow", equations=FLOW_EQUATIONS, params=_PARAMS,
+    state=(), roles={"sharpness": "sharpness", "loss": "loss"},
+    example={"D": 3, "P": 4, "sigma_z": [0.5, 1.0], "sigma_J": 0.5, "seeds": 2,
+             "times": [0.0, 0.5, 1.0, 2.0]},
+    function="eosdyn.models.qrm.gradient_flow", random=True, flow_of="eosdyn.qrm.sweep",
+    options=("tol", "diverge_loss", "seeds", "times", "rtol", "atol", "max_evals"),
+    defaults={"tol": 1e-12, "diverge_loss": 1e8, "rtol": 1e-10, "atol": 1e-14, "max_evals": FLOW_MAX_EVALS},
+    notes="Integrated in float64 (scipy); members one at a time.",
+))

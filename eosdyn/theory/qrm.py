@@ -2,8 +2,8 @@
 
 Closed forms for the random initialisation of Theorem 4.1: ``z`` (D), ``J``
 (D x P) and ``Q`` (D x P x P, symmetric in its last two indices) independent,
-with i.i.d. zero-mean Gaussian entries of variances ``sigma_z**2``,
-``sigma_J**2`` and (for ``Q``) a symmetrised standard Gaussian:
+with i.i.d. zero-mean Gaussian entries of variances ``sigma_z_raw**2``,
+``sigma_J_raw**2`` and (for ``Q``) a symmetrised standard Gaussian:
 
 * ``convention="sym"`` : ``Q_a = (G_a + G_a^T) / sqrt(2)`` — off-diagonal
   entries have variance 1 (diagonal 2), the "variance 1" of Theorem 4.1;
@@ -11,12 +11,14 @@ with i.i.d. zero-mean Gaussian entries of variances ``sigma_z**2``,
   1/2 (diagonal 1).  Everything below is the ``"sym"`` value times
   ``sqrt(1/2)`` (r_NL) or ``1/2`` (second derivatives).
 
-Scales: the keywords ``sigma_z`` and ``sigma_J`` are the *unrescaled* standard
-deviations of the paper's Theorem 4.1.  The sweeps (Figure 4, Eq. 29) use the
-rescaled ``sigma_z_tilde = D sigma_z`` and ``sigma_J_tilde = (D P)**(1/4)
-sigma_J``; every function here also accepts those as ``sigma_z_tilde=`` /
-``sigma_J_tilde=`` (give exactly one of each pair), and
-:func:`rescale_sigmas` / :func:`unrescale_sigmas` convert.
+Widths: ``sigma_z`` and ``sigma_J`` mean here what they mean in the datasets of
+:func:`eosdyn.qrm.sweep` — the *rescaled* widths of Eq. 29 (Figure 4's axes),
+``sigma_z = D sigma_z_raw`` and ``sigma_J = (D P)**(1/4) sigma_J_raw``, where
+``sigma_z_raw``, ``sigma_J_raw`` are the standard deviations of Theorem 4.1.
+:func:`unrescale_sigmas` and :func:`rescale_sigmas` convert (the one place the
+rescaling is written).  Every function also accepts a sweep dataset as its first
+argument and reads ``D``, ``P``, ``sigma_z``, ``sigma_J``, ``eta`` from its
+coordinates (keywords override).
 
 Gradient flow with learning rate ``eta`` means ``theta' = -eta J^T z`` (Eq.
 21-22 is ``eta = 1``; time is measured in GD steps).  Derivations and the
@@ -34,6 +36,7 @@ import numpy as np
 import xarray as xr
 
 from .._validate import check_int, check_range
+from .._xr import lift
 
 __all__ = [
     "QRM_CONVENTIONS",
@@ -72,24 +75,10 @@ def _check_count(name: str, value):
     return value
 
 
-def _pick_sigma(name: str, plain, tilde, rescale, *, required: bool):
-    """Return the unrescaled sigma from exactly one of ``plain`` / ``tilde``."""
-    if plain is not None and tilde is not None:
-        raise ValueError(f"give only one of {name} (unrescaled) and {name}_tilde (rescaled, Eq. 29)")
-    if plain is None and tilde is None:
-        if required:
-            raise ValueError(f"{name} (unrescaled) or {name}_tilde (rescaled, Eq. 29) is required")
-        return None
-    if plain is not None:
-        return check_range(name, plain, 0, None)
-    check_range(f"{name}_tilde", tilde, 0, None)
-    return rescale(tilde)
-
-
 def _lift(func, args: tuple, name: str, long_name: str):
     """Evaluate ``func(*args)``; DataArray in -> DataArray out (broadcast by dim name)."""
     if any(isinstance(a, xr.DataArray) for a in args):
-        out = xr.apply_ufunc(func, *args)
+        out = lift(func, *args, core_dims=[[] for _ in args], out_core_dims=[[]], out_dtypes=[float])
         out.name = name
         out.attrs = {"long_name": long_name, "units": "1"}
         return out
@@ -97,101 +86,119 @@ def _lift(func, args: tuple, name: str, long_name: str):
     return float(out) if np.ndim(out) == 0 else np.asarray(out)
 
 
-# --------------------------------------------------------------------------- units
-def rescale_sigmas(*, D, P, sigma_z=None, sigma_J=None):
-    """Unrescaled (Theorem 4.1) -> rescaled sweep scales (Eq. 29).
+def _inputs(ds, names: tuple[str, ...], given: dict, defaults: dict) -> dict:
+    """The keywords of a theory function: explicit values first, then ``ds``'s coordinates
+    (a sweep dataset), then the defaults."""
+    if ds is not None and not isinstance(ds, xr.Dataset):
+        raise TypeError(f"the positional argument must be a sweep dataset (xarray.Dataset); got {type(ds).__name__}")
+    out = {}
+    for name in names:
+        v = given.get(name)
+        if v is None and ds is not None and name in ds.variables:
+            v = ds[name]
+            v = v.item() if v.ndim == 0 else v.reset_coords(drop=True) if v.name not in v.dims else v
+        out[name] = defaults.get(name) if v is None else v
+    return out
 
-    ``sigma_z_tilde = D * sigma_z`` and ``sigma_J_tilde = (D P)**(1/4) * sigma_J``.
+
+# --------------------------------------------------------------------------- widths
+def _raw_z(s, d):
+    return s / d
+
+
+def _raw_J(s, d, p):
+    return s / (d * p) ** 0.25
+
+
+def _raw_widths(D, P, sigma_z=None, sigma_J=None):
+    """Rescaled (Eq. 29) -> raw widths on plain numbers/arrays: ``(sigma_z / D, sigma_J / (D P)^(1/4))``."""
+    return (None if sigma_z is None else _raw_z(sigma_z, D),
+            None if sigma_J is None else _raw_J(sigma_J, D, P))
+
+
+def unrescale_sigmas(ds=None, /, *, D=None, P=None, sigma_z=None, sigma_J=None):
+    """Rescaled widths (Eq. 29, the datasets' ``sigma_z``, ``sigma_J``) -> raw standard deviations.
+
+    ``sigma_z_raw = sigma_z / D`` and ``sigma_J_raw = sigma_J / (D P)**(1/4)`` (the
+    ``sigma_z``, ``sigma_J`` of Theorem 4.1); ``None`` passes through.
 
     Parameters
     ----------
+    ds : xarray.Dataset, optional
+        A sweep dataset to read ``D``, ``P``, ``sigma_z``, ``sigma_J`` from.
     D, P : int or array_like or xarray.DataArray
         Number of datapoints and of parameters (>= 1).
     sigma_z, sigma_J : float or array_like or xarray.DataArray, optional
-        Unrescaled standard deviations (>= 0); ``None`` passes through.
+        Rescaled widths (>= 0).
 
     Returns
     -------
     tuple
-        ``(sigma_z_tilde, sigma_J_tilde)``.
+        ``(sigma_z_raw, sigma_J_raw)``.
 
     Examples
     --------
-    >>> rescale_sigmas(D=60, P=120, sigma_z=0.01, sigma_J=0.1)  # doctest: +ELLIPSIS
+    >>> unrescale_sigmas(D=60, P=120, sigma_z=0.6)
+    (0.01, None)
+    """
+    kw = _inputs(ds, ("D", "P", "sigma_z", "sigma_J"), dict(D=D, P=P, sigma_z=sigma_z, sigma_J=sigma_J), {})
+    D, P = _check_count("D", kw["D"]), _check_count("P", kw["P"])
+    sz = sj = None
+    if kw["sigma_z"] is not None:
+        check_range("sigma_z", kw["sigma_z"], 0, None)
+        sz = _lift(_raw_z, (kw["sigma_z"], D), "sigma_z_raw", "raw residual width sigma_z / D")
+    if kw["sigma_J"] is not None:
+        check_range("sigma_J", kw["sigma_J"], 0, None)
+        sj = _lift(_raw_J, (kw["sigma_J"], D, P), "sigma_J_raw", "raw Jacobian width sigma_J / (D P)^(1/4)")
+    return sz, sj
+
+
+def rescale_sigmas(*, D, P, sigma_z_raw=None, sigma_J_raw=None):
+    """Raw standard deviations (Theorem 4.1) -> rescaled widths (Eq. 29); the inverse of
+    :func:`unrescale_sigmas`: ``sigma_z = D sigma_z_raw``, ``sigma_J = (D P)**(1/4) sigma_J_raw``.
+
+    Examples
+    --------
+    >>> rescale_sigmas(D=60, P=120, sigma_z_raw=0.01, sigma_J_raw=0.1)  # doctest: +ELLIPSIS
     (0.6, 0.92115...)
     """
     _check_count("D", D)
     _check_count("P", P)
-    out = []
-    if sigma_z is not None:
-        check_range("sigma_z", sigma_z, 0, None)
-        out.append(_lift(lambda s, d: d * s, (sigma_z, D), "sigma_z", "rescaled residual scale D sigma_z"))
-    else:
-        out.append(None)
-    if sigma_J is not None:
-        check_range("sigma_J", sigma_J, 0, None)
-        out.append(_lift(lambda s, d, p: (d * p) ** 0.25 * s, (sigma_J, D, P), "sigma_J",
-                         "rescaled Jacobian scale (D P)^(1/4) sigma_J"))
-    else:
-        out.append(None)
-    return tuple(out)
-
-
-def unrescale_sigmas(*, D, P, sigma_z_tilde=None, sigma_J_tilde=None):
-    """Rescaled sweep scales (Eq. 29) -> unrescaled (Theorem 4.1) standard deviations.
-
-    ``sigma_z = sigma_z_tilde / D`` and ``sigma_J = sigma_J_tilde / (D P)**(1/4)``;
-    the inverse of :func:`rescale_sigmas`.
-
-    Examples
-    --------
-    >>> unrescale_sigmas(D=60, P=120, sigma_z_tilde=0.6)
-    (0.01, None)
-    """
-    _check_count("D", D)
-    _check_count("P", P)
     sz = sj = None
-    if sigma_z_tilde is not None:
-        check_range("sigma_z_tilde", sigma_z_tilde, 0, None)
-        sz = _unrescale_z(D)(sigma_z_tilde)
-    if sigma_J_tilde is not None:
-        check_range("sigma_J_tilde", sigma_J_tilde, 0, None)
-        sj = _unrescale_J(D, P)(sigma_J_tilde)
+    if sigma_z_raw is not None:
+        check_range("sigma_z_raw", sigma_z_raw, 0, None)
+        sz = _lift(lambda s, d: d * s, (sigma_z_raw, D), "sigma_z", "rescaled residual width D sigma_z_raw")
+    if sigma_J_raw is not None:
+        check_range("sigma_J_raw", sigma_J_raw, 0, None)
+        sj = _lift(lambda s, d, p: (d * p) ** 0.25 * s, (sigma_J_raw, D, P), "sigma_J",
+                   "rescaled Jacobian width (D P)^(1/4) sigma_J_raw")
     return sz, sj
 
 
-def _unrescale_z(D):
-    """sigma_z_tilde -> sigma_z = sigma_z_tilde / D (Eq. 29)."""
-    return lambda s: _lift(lambda s_, d: s_ / d, (s, D), "sigma_z", "residual scale sigma_z")
-
-
-def _unrescale_J(D, P):
-    """sigma_J_tilde -> sigma_J = sigma_J_tilde / (D P)^(1/4) (Eq. 29)."""
-    return lambda s: _lift(lambda s_, d, p: s_ / (d * p) ** 0.25, (s, D, P), "sigma_J", "Jacobian scale sigma_J")
-
-
 # --------------------------------------------------------------------------- r_NL
-def r_nl(*, D, P, sigma_z=None, eta=1.0, convention="sym", sigma_z_tilde=None):
+def r_nl(ds=None, /, *, D=None, P=None, sigma_z=None, eta=None, convention="sym"):
     """Non-linearity ratio r_NL of Eq. 27 at the random initialisation.
 
     ``r_NL = ( E||eta^2/2 Q(g, g)||^2 / E||eta J J^T z||^2 )^(1/2)`` with
     ``g = J^T z`` — a ratio of expectations, as printed in Eq. 27.  Exactly,
     for every D, P >= 1::
 
-        r_NL = eta sigma_z sqrt( c D (D+2) (P+2) / (2 (P+D+1)) )
+        r_NL = eta sigma_z_raw sqrt( c D (D+2) (P+2) / (2 (P+D+1)) ),   sigma_z_raw = sigma_z / D
 
     with ``c = 1`` for ``convention="sym"`` and ``c = 1/2`` for ``"half"``.
-    It does not depend on sigma_J.  The paper prints ``eta sigma_z D / 2``,
-    which is the large-D = P limit of the ``"sym"`` value only (see
-    ``docs/theory_qrm.md``).
+    It does not depend on sigma_J.  The paper prints ``eta sigma_z_raw D / 2``
+    (= ``eta sigma_z / 2``), which is the large-D = P limit of the ``"sym"`` value only
+    (see ``docs/theory_qrm.md``).
 
     Parameters
     ----------
+    ds : xarray.Dataset, optional
+        A sweep dataset: ``D``, ``P``, ``sigma_z``, ``eta`` are read from its coordinates
+        (keywords override).
     D, P : int or array_like or xarray.DataArray
         Number of datapoints and of parameters (integers >= 1).
     sigma_z : float or array_like or xarray.DataArray
-        Unrescaled residual standard deviation (>= 0).  Alternatively give
-        ``sigma_z_tilde = D sigma_z`` (Eq. 29).
+        Rescaled residual width of Eq. 29 (>= 0), as in the datasets.
     eta : float or array_like or xarray.DataArray, default 1.0
         Learning rate (> 0).
     convention : {"sym", "half"}
@@ -204,21 +211,28 @@ def r_nl(*, D, P, sigma_z=None, eta=1.0, convention="sym", sigma_z_tilde=None):
 
     Examples
     --------
-    >>> round(r_nl(D=60, P=120, sigma_z=0.01), 4)
+    >>> round(r_nl(D=60, P=120, sigma_z=0.6), 4)
     0.3541
-    >>> round(r_nl(D=60, P=120, sigma_z_tilde=0.6, convention="half"), 4)
+    >>> round(r_nl(D=60, P=120, sigma_z=0.6, convention="half"), 4)
     0.2504
+    >>> import eosdyn
+    >>> ds = eosdyn.qrm.sweep(D=4, P=6, sigma_z=[0.3, 0.6], sigma_J=0.5, seeds=1, steps=5)
+    >>> r_nl(ds).dims
+    ('sigma_z',)
     """
+    kw = _inputs(ds, ("D", "P", "sigma_z", "eta"), dict(D=D, P=P, sigma_z=sigma_z, eta=eta), {"eta": 1.0})
     c = _q_variance(convention)
-    _check_count("D", D)
-    _check_count("P", P)
-    check_range("eta", eta, 0, None, lo_open=True)
-    sz = _pick_sigma("sigma_z", sigma_z, sigma_z_tilde, _unrescale_z(D), required=True)
+    _check_count("D", kw["D"])
+    _check_count("P", kw["P"])
+    check_range("eta", kw["eta"], 0, None, lo_open=True)
+    if kw["sigma_z"] is None:
+        raise ValueError("sigma_z (the rescaled width of Eq. 29) is required")
+    check_range("sigma_z", kw["sigma_z"], 0, None)
 
     def f(d, p, s, e):
-        return e * s * np.sqrt(c * d * (d + 2.0) * (p + 2.0) / (2.0 * (p + d + 1.0)))
+        return e * _raw_z(s, d) * np.sqrt(c * d * (d + 2.0) * (p + 2.0) / (2.0 * (p + d + 1.0)))
 
-    return _lift(f, (D, P, sz, eta), "r_nl", "non-linearity ratio r_NL (Eq. 27)")
+    return _lift(f, (kw["D"], kw["P"], kw["sigma_z"], kw["eta"]), "r_nl", "non-linearity ratio r_NL (Eq. 27)")
 
 
 # --------------------------------------------------------------------------- Theorem 4.1
@@ -253,7 +267,7 @@ def theorem41_conditional(J, *, sigma_z, eta=1.0, convention="sym"):
     Q analytically (see ``docs/theory_qrm.md``)::
 
         E[lam_dot  | J] = 0
-        E[lam_ddot | J] = c eta^2 sigma_z^2 [ 2 (P+1) (l_1 + S)
+        E[lam_ddot | J] = c eta^2 sigma_z_raw^2 [ 2 (P+1) (l_1 + S)
                           + 2 sum_{k>1} (l_1^2 + l_k^2 + (l_1 + l_k) S) / (l_1 - l_k) ]
 
     where ``l_1 > l_2 >= ... >= l_D`` are the eigenvalues of ``J J^T`` and
@@ -264,7 +278,8 @@ def theorem41_conditional(J, *, sigma_z, eta=1.0, convention="sym"):
     J : array_like, shape (..., D, P)
         Jacobian(s); leading dims are a batch.
     sigma_z : float
-        Unrescaled residual standard deviation (>= 0).
+        Rescaled residual width of Eq. 29 (>= 0): ``z`` has i.i.d. entries of standard
+        deviation ``sigma_z_raw = sigma_z / D``, D = ``J.shape[-2]``.
     eta : float, default 1.0
         Learning rate of the flow ``theta' = -eta J^T z`` (> 0).
     convention : {"sym", "half"}
@@ -278,7 +293,7 @@ def theorem41_conditional(J, *, sigma_z, eta=1.0, convention="sym"):
     Examples
     --------
     >>> J = np.random.default_rng(0).standard_normal((5, 8))
-    >>> lam, d1, d2 = theorem41_conditional(J, sigma_z=0.1)
+    >>> lam, d1, d2 = theorem41_conditional(J, sigma_z=0.5)
     >>> float(d1), bool(d2 > 0)
     (0.0, True)
     """
@@ -290,33 +305,35 @@ def theorem41_conditional(J, *, sigma_z, eta=1.0, convention="sym"):
         raise ValueError(f"J must have shape (..., D, P) with D, P >= 1; got {J.shape}")
     D, P = J.shape[-2:]
     lam = _nonzero_spectrum(J)
-    dd = c * float(eta) ** 2 * float(sigma_z) ** 2 * _conditional_terms(lam, D, P)
+    dd = c * float(eta) ** 2 * float(_raw_z(sigma_z, D)) ** 2 * _conditional_terms(lam, D, P)
     return lam[..., 0], dd * 0.0, dd
 
 
-def theorem41_ratio(*, D, P, sigma_z=None, sigma_J=None, eta=1.0, convention="sym", exact=False,
-                    n_samples=200, seed=0, return_stderr=False, sigma_z_tilde=None, sigma_J_tilde=None):
+def theorem41_ratio(ds=None, /, *, D=None, P=None, sigma_z=None, sigma_J=None, eta=None, convention="sym",
+                    exact=False, n_samples=200, seed=0, return_stderr=False):
     """Theorem 4.1 ratio E[lambda_max''(0)] / E[lambda_max(0)] under gradient flow.
 
     Gradient flow ``theta' = -eta J^T z`` (Eq. 21-22 for eta = 1) from the
     random initialisation of Theorem 4.1.  ``E[lambda_max'(0)] = 0`` exactly
     (Q -> -Q symmetry), and at large D, P with D/P fixed::
 
-        E[lambda_max''(0)] / E[lambda_max(0)]  ->  2 c D P eta^2 sigma_z^2
+        E[lambda_max''(0)] / E[lambda_max(0)]  ->  2 c D P eta^2 sigma_z_raw^2 = 2 c (P/D) eta^2 sigma_z^2
 
-    (``c = 1`` for ``"sym"``, ``1/2`` for ``"half"``) — in rescaled units
-    ``2 c (P/D) eta^2 sigma_z_tilde^2``.  The paper prints ``sigma_z^2``.  The
+    (``c = 1`` for ``"sym"``, ``1/2`` for ``"half"``; ``sigma_z`` the rescaled width of
+    Eq. 29, ``sigma_z_raw = sigma_z / D``).  The paper prints ``sigma_z_raw^2``.  The
     ratio does not depend on sigma_J (it cancels exactly).
 
     Parameters
     ----------
+    ds : xarray.Dataset, optional
+        A sweep dataset: ``D``, ``P``, ``sigma_z``, ``sigma_J``, ``eta`` are read from its
+        coordinates (keywords override).
     D, P : int or array_like or xarray.DataArray
         Sizes (integers >= 1); scalars when ``exact=True``.
     sigma_z : float or array_like or xarray.DataArray
-        Unrescaled residual standard deviation (>= 0), or ``sigma_z_tilde``.
+        Rescaled residual width of Eq. 29 (>= 0).
     sigma_J : float or array_like or xarray.DataArray, optional
-        Unrescaled Jacobian standard deviation (> 0), or ``sigma_J_tilde``;
-        only validated, the ratio is independent of it.
+        Rescaled Jacobian width (> 0); only validated, the ratio is independent of it.
     eta : float or array_like or xarray.DataArray, default 1.0
         Learning rate (> 0).
     convention : {"sym", "half"}
@@ -340,26 +357,30 @@ def theorem41_ratio(*, D, P, sigma_z=None, sigma_J=None, eta=1.0, convention="sy
 
     Examples
     --------
-    >>> theorem41_ratio(D=100, P=100, sigma_z=0.01)
+    >>> theorem41_ratio(D=100, P=100, sigma_z=1.0)
     2.0
-    >>> r, se = theorem41_ratio(D=20, P=30, sigma_z=0.05, exact=True, n_samples=50,
+    >>> r, se = theorem41_ratio(D=20, P=30, sigma_z=1.0, exact=True, n_samples=50,
     ...                         return_stderr=True)
-    >>> bool(abs(r / theorem41_ratio(D=20, P=30, sigma_z=0.05) - 1) < 0.2)
+    >>> bool(abs(r / theorem41_ratio(D=20, P=30, sigma_z=1.0) - 1) < 0.2)
     True
     """
+    kw = _inputs(ds, ("D", "P", "sigma_z", "sigma_J", "eta"),
+                 dict(D=D, P=P, sigma_z=sigma_z, sigma_J=sigma_J, eta=eta), {"eta": 1.0})
+    D, P, sz, sj, eta = kw["D"], kw["P"], kw["sigma_z"], kw["sigma_J"], kw["eta"]
     c = _q_variance(convention)
     _check_count("D", D)
     _check_count("P", P)
     check_range("eta", eta, 0, None, lo_open=True)
-    sz = _pick_sigma("sigma_z", sigma_z, sigma_z_tilde, _unrescale_z(D), required=True)
-    sj = _pick_sigma("sigma_J", sigma_J, sigma_J_tilde, _unrescale_J(D, P), required=False)
+    if sz is None:
+        raise ValueError("sigma_z (the rescaled width of Eq. 29) is required")
+    check_range("sigma_z", sz, 0, None)
     if sj is not None:
         check_range("sigma_J", sj, 0, None, lo_open=True)
     if not isinstance(exact, (bool, np.bool_)):
         raise ValueError(f"exact must be True or False; got {exact!r}")
 
     if not exact:
-        ratio = _lift(lambda d, p, s, e: 2.0 * c * d * p * e ** 2 * s ** 2, (D, P, sz, eta),
+        ratio = _lift(lambda d, p, s, e: 2.0 * c * d * p * e ** 2 * _raw_z(s, d) ** 2, (D, P, sz, eta),
                       "theorem41_ratio", "E[d2 lambda_max/dt2(0)] / E[lambda_max(0)] (Theorem 4.1)")
         if return_stderr:
             return ratio, _lift(lambda r: 0.0 * r, (ratio,), "theorem41_ratio_stderr", "standard error")
@@ -381,7 +402,7 @@ def theorem41_ratio(*, D, P, sigma_z=None, sigma_J=None, eta=1.0, convention="sy
         num[start:start + len(J)] = _conditional_terms(lam, D, P)
     base = num.mean() / lam1.mean()
     se = np.std(num - base * lam1, ddof=1) / np.sqrt(n) / lam1.mean()
-    scale = _lift(lambda s, e: c * e ** 2 * s ** 2, (sz, eta), "theorem41_ratio",
+    scale = _lift(lambda s, e: c * e ** 2 * _raw_z(s, D) ** 2, (sz, eta), "theorem41_ratio",
                   "E[d2 lambda_max/dt2(0)] / E[lambda_max(0)] (Theorem 4.1, exact finite size)")
     ratio = scale * base
     if isinstance(ratio, xr.DataArray):
