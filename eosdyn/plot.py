@@ -501,11 +501,12 @@ def eos_trajectories(ds: xr.Dataset):
     kw = _map_kw(ds)
     zvar, Tvar = _role(ds, "residual"), _role(ds, "curvature")
     left = trajectories(ds, Tvar.name, hline=_edge(ds), title="curvature T = eta lambda_max")
-    ev = even(xr.Dataset({"z": zvar, "T": Tvar}))
-    zr = (float(np.nanmin(ev["z"])), float(np.nanmax(ev["z"])))
+    ev = even(xr.Dataset({"residual": zvar, "curvature": Tvar}))
+    zr = (float(np.nanmin(ev["residual"])), float(np.nanmax(ev["residual"])))
     zs = np.linspace(min(zr[0], -0.05), max(zr[1], 0.05), 200)
     paths = []
-    for (lab, mz), (_, mT) in zip(_members(ev["z"], "step", MAX_CURVES), _members(ev["T"], "step", MAX_CURVES)):
+    for (lab, mz), (_, mT) in zip(_members(ev["residual"], "step", MAX_CURVES),
+                                  _members(ev["curvature"], "step", MAX_CURVES)):
         paths.append(hv.Curve((mz.values, mT.values), "z", "T").opts(linewidth=1, alpha=0.7, color="black"))
     starts = hv.Scatter((zvar.isel(step=0).values.ravel(), Tvar.isel(step=0).values.ravel()), "z", "T").opts(
         marker="X", s=60, color="black")
