@@ -133,6 +133,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "q1u1_outside_fraction": ("fraction of |Q1 u1|^2 outside span(u_1..u_k)", "1"),
     "w_orthogonality": ("max deviation from orthonormality of [W; U] against W", "1"),
     # --- toy models (labels the toy engineer adds go here)
+    "E_tilde": ("Ẽ = η E = T(−1) − 2 z̃ (conserved)", "1"),
+    "final_w": ("weights w_i at the member's last step (steps_taken)", "1"),
     # --- QRM (labels the QRM engineer adds go here)
     # --- Taylor model and network (labels the Taylor engineer adds go here)
     "network_step": ("step of the network trajectory, t0 + step (the Taylor model's step 0 is t0)", "1"),

@@ -73,13 +73,9 @@ def two_param_rhs(z, T, lam, E):
 
 
 @nb.njit(cache=True, fastmath=False, inline="always")
-def linear_step(theta, unused, lam, unused2):
-    """One GD step of linear least squares along one eigendirection (Eq. 16): θ̃' = (1 − λ) θ̃.
-
-    The signature matches :func:`two_param_step` (a two-component state whose second
-    component stays 0) so both maps share one batch driver.
-    """
-    return (1.0 - lam) * theta, 0.0 * unused
+def linear_step(theta, lam):
+    """One GD step of linear least squares along one eigendirection (Eq. 16): θ̃' = (1 − λ) θ̃."""
+    return (1.0 - lam) * theta
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -91,23 +87,6 @@ def _hierarchy_moments(w, q):
         T0 += w[i]
         T1 += q[i] * w[i]
     return T0, T1
-
-
-@nb.njit(cache=True, fastmath=False)
-def _hierarchy_step(z, w, q):
-    """One GD step of the rescaled hierarchy (Eq. 10-11) in Q's eigenbasis; updates ``w`` in place.
-
-    z̃' = z̃ − z̃ T(0) + ½ z̃² T(1),  w_i' = w_i (1 − z̃ q_i)²  (so T(k)' = T(k) − 2 z̃ T(k+1) + z̃² T(k+2)).
-    Returns ``(z̃', T(0)')``.
-    """
-    T0, T1 = _hierarchy_moments(w, q)
-    znew = z - z * T0 + 0.5 * z * z * T1
-    Tn = 0.0
-    for i in range(w.shape[0]):
-        f = 1.0 - z * q[i]
-        w[i] = w[i] * (f * f)
-        Tn += w[i]
-    return znew, Tn
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -164,52 +143,69 @@ def _one_datapoint_rhs(theta, Q, E, eta, out):
 
 
 # --------------------------------------------------------------------------- batch kernels
+#: map kinds of the scalar-pair driver (:func:`pair_batch`)
+TWO_PARAM, LINEAR = 0, 1
+#: map kinds of the vector driver (:func:`vector_batch`)
+HIERARCHY, ONE_DATAPOINT = 0, 1
+
+
 @nb.njit(cache=True, fastmath=False, inline="always")
-def _pair_step(kind, z, T, p, r):
-    """Dispatch of the two-component maps (``kind`` 0: :func:`two_param_step`, 1: :func:`linear_step`)."""
-    if kind == 0:
-        return two_param_step(z, T, p, r)
-    return linear_step(z, T, p, r)
+def _pair_step(kind, x, y, p, r):
+    """The pair maps by ``kind`` (a new scalar map: its step function and one line here)."""
+    if kind == TWO_PARAM:
+        return two_param_step(x, y, p, r)
+    return linear_step(x, p), y
+
+
+@nb.njit(cache=True, fastmath=False, inline="always")
+def _diverged(x, y, dl, thr):
+    """Exact divergence test of the pair maps: loss ½ x² > ``dl``, or |y| ≥ ``thr`` / non-finite."""
+    return not ((0.5 * x * x <= dl) & (abs(y) < thr))
 
 
 @nb.njit(parallel=True, cache=True, fastmath=False)
-def _pair_run(kind, z0, T0, p, r, nsteps, every, tol, thr, scale, stop_when_fated,
-              rec_z, rec_T, out_z, out_T, div_at, conv_at):
-    """Batch driver for a map on a two-component state ``(z, T)`` with two parameters per trajectory.
+def _pair_run(kind, x0, y0, p, r, nsteps, every, tol, tol_hi, dl, xlo, thr, scale, stop_when_fated,
+              rec_x, rec_y, out, div_at, conv_at):
+    """Batch driver of every map on a scalar pair ``(x, y)`` with two parameters per trajectory.
 
     Lanes of a block live in rows of one small 2-D array (so LLVM vectorises the lane loop);
-    the per-step fate checks are two branch-free accumulators: ``acc += (z·s)·0 + (T·s)·0``
-    becomes NaN for good once a state is non-finite or ``|z̃|, |T| ≥ thr`` (``s`` = overflow
-    scale, a power of two with ``thr · s`` = 2^(emax+1)), and a count of steps with ``|z̃| < tol``. Every
-    ``CHECK`` steps a lane whose accumulator fired is re-run from the checkpoint with scalar
-    checks to find the exact step, so fates are exact and results are bit-identical to a plain
-    step-by-step loop. ``kind`` selects the map (loop-invariant, so the compiler unswitches it).
+    the per-step fate checks are two branch-free accumulators: one fires once ``|x| ≥ xlo``
+    (``xlo`` just below √(2 ``dl``), so it fires whenever the loss can exceed ``dl``) or ``y·s``
+    overflows (``|y| ≥ thr`` with ``thr · s = 2^(emax+1)``, or non-finite), the other counts
+    steps with ``|x| < tol_hi`` (just above √(2 ``tol``)). Every ``CHECK`` steps a lane whose
+    accumulator fired is re-run from the checkpoint with the exact tests (``½ x² > dl`` or the
+    ``y`` guard; ``½ x² < tol``), so fates are exact and results are bit-identical to a plain
+    step-by-step loop. ``out`` (6, n) receives the final ``(x, y)`` and the state at ``div_at``
+    and at ``conv_at``. ``kind`` is loop-invariant, so the compiler unswitches it.
     """
-    n = z0.shape[0]
+    n = x0.shape[0]
     nblocks = (n + LANES - 1) // LANES
     for b in nb.prange(nblocks):
         lo = b * LANES
         hi = min(n, lo + LANES)
         m = hi - lo
-        # rows: 0 z, 1 T, 2 p, 3 r, 4 divergence accumulator, 5 count of |z| < tol, 6/7 checkpoint z/T
-        S = np.zeros((8, LANES), z0.dtype)
-        tmp = np.zeros(2, z0.dtype)
-        # staging buffer of the records of one chunk (flushed per lane: contiguous row writes)
-        buf = np.empty((2, CHECK, LANES), z0.dtype)
+        # rows: 0 x, 1 y, 2 p, 3 r, 4 divergence accumulator, 5 count of |x| < tol_hi, 6/7 checkpoint
+        S = np.zeros((8, LANES), x0.dtype)
+        tmp = np.zeros(2, x0.dtype)
+        buf = np.empty((2, CHECK, LANES), x0.dtype)
         dv = np.full(LANES, _NEVER, np.int64)
         cv = np.full(LANES, _NEVER, np.int64)
         for j in range(m):
-            S[0, j] = z0[lo + j]
-            S[1, j] = T0[lo + j]
+            S[0, j] = x0[lo + j]
+            S[1, j] = y0[lo + j]
             S[2, j] = p[lo + j]
             S[3, j] = r[lo + j]
-            if not ((abs(S[0, j]) < thr) & (abs(S[1, j]) < thr)):
+            if _diverged(S[0, j], S[1, j], dl, thr):
                 dv[j] = 0
-            if abs(S[0, j]) < tol:
+                out[2, lo + j] = S[0, j]
+                out[3, lo + j] = S[1, j]
+            if 0.5 * S[0, j] * S[0, j] < tol:
                 cv[j] = 0
+                out[4, lo + j] = S[0, j]
+                out[5, lo + j] = S[1, j]
             if every > 0:
-                rec_z[lo + j, 0] = S[0, j]
-                rec_T[lo + j, 0] = S[1, j]
+                rec_x[lo + j, 0] = S[0, j]
+                rec_y[lo + j, 0] = S[1, j]
         t0 = 0
         while t0 < nsteps:
             t1 = min(nsteps, t0 + CHECK)
@@ -220,11 +216,11 @@ def _pair_run(kind, z0, T0, p, r, nsteps, every, tol, thr, scale, stop_when_fate
             row0 = (t0 + every) // every if every > 0 else 0
             for t in range(t0 + 1, t1 + 1):
                 for j in range(LANES):
-                    zn, Tn = _pair_step(kind, S[0, j], S[1, j], S[2, j], S[3, j])
-                    S[0, j] = zn
-                    S[1, j] = Tn
-                    S[4, j] += (S[0, j] * scale) * 0.0 + (S[1, j] * scale) * 0.0
-                    S[5, j] += 1.0 if abs(S[0, j]) < tol else 0.0
+                    xn, yn = _pair_step(kind, S[0, j], S[1, j], S[2, j], S[3, j])
+                    S[0, j] = xn
+                    S[1, j] = yn
+                    S[4, j] += (S[1, j] * scale) * 0.0 + (0.0 if abs(S[0, j]) < xlo else 1.0)
+                    S[5, j] += 1.0 if abs(S[0, j]) < tol_hi else 0.0
                 if every > 0 and t % every == 0:
                     for j in range(LANES):
                         buf[0, nrec, j] = S[0, j]
@@ -232,26 +228,30 @@ def _pair_run(kind, z0, T0, p, r, nsteps, every, tol, thr, scale, stop_when_fate
                     nrec += 1
             for j in range(m):
                 for k in range(nrec):
-                    rec_z[lo + j, row0 + k] = buf[0, k, j]
-                    rec_T[lo + j, row0 + k] = buf[1, k, j]
+                    rec_x[lo + j, row0 + k] = buf[0, k, j]
+                    rec_y[lo + j, row0 + k] = buf[1, k, j]
             # exact fates of the lanes whose accumulators fired in (t0, t1]
             for j in range(m):
                 need_d = dv[j] == _NEVER and not (S[4, j] == 0.0)
                 need_c = cv[j] == _NEVER and S[5, j] > 0.0
                 if need_d or need_c:
-                    zc = S[6, j]
-                    Tc = S[7, j]
+                    xc = S[6, j]
+                    yc = S[7, j]
                     for t in range(t0 + 1, t1 + 1):
-                        zn, Tn = _pair_step(kind, zc, Tc, S[2, j], S[3, j])
-                        tmp[0] = zn
-                        tmp[1] = Tn
-                        zc = tmp[0]
-                        Tc = tmp[1]
-                        if need_d and not ((abs(zc) < thr) & (abs(Tc) < thr)):
+                        xn, yn = _pair_step(kind, xc, yc, S[2, j], S[3, j])
+                        tmp[0] = xn
+                        tmp[1] = yn
+                        xc = tmp[0]
+                        yc = tmp[1]
+                        if need_d and _diverged(xc, yc, dl, thr):
                             dv[j] = t
+                            out[2, lo + j] = xc
+                            out[3, lo + j] = yc
                             need_d = False
-                        if need_c and abs(zc) < tol:
+                        if need_c and 0.5 * xc * xc < tol:
                             cv[j] = t
+                            out[4, lo + j] = xc
+                            out[5, lo + j] = yc
                             need_c = False
                         if not (need_d or need_c):
                             break
@@ -266,105 +266,85 @@ def _pair_run(kind, z0, T0, p, r, nsteps, every, tol, thr, scale, stop_when_fate
                 if done:
                     break
         for j in range(m):
-            out_z[lo + j] = S[0, j]
-            out_T[lo + j] = S[1, j]
+            out[0, lo + j] = S[0, j]
+            out[1, lo + j] = S[1, j]
             div_at[lo + j] = -1 if dv[j] == _NEVER else dv[j]
             conv_at[lo + j] = -1 if cv[j] == _NEVER else cv[j]
 
 
-@nb.njit(parallel=True, cache=True, fastmath=False)
-def _hierarchy_batch(z0, w0, q, nsteps, every, tol, thr, stop_when_fated,
-                    rec_z, rec_T, rec_w, out_z, out_w, div_at, conv_at):
-    """Iterate the general-P hierarchy (Eq. 10-11) for n trajectories.
-
-    ``z0`` (n,), ``w0`` and ``q`` (n, P); ``rec_z, rec_T`` (n, R), ``rec_w`` (n, R, P)
-    (R = 0 when ``every`` = 0; ``rec_w`` may have P = 0 columns to skip the weights);
-    ``out_z`` (n,), ``out_w`` (n, P); ``div_at, conv_at`` (n,) int64. Divergence:
-    non-finite, ``|z̃| ≥ thr`` or ``T(0) ≥ thr``.
-    """
-    n, P = w0.shape
-    keep_w = rec_w.shape[2] == P
-    for i in nb.prange(n):
-        w = w0[i].copy()
-        qi = q[i]
-        z = z0[i]
+@nb.njit(cache=True, fastmath=False)
+def _vector_observe(kind, y, prm, shared, g):
+    """Residual z̃, sharpness T(0) and loss of a vector state ``y`` (writes work into ``g``)."""
+    if kind == HIERARCHY:  # y = (z̃, w_1..w_P), prm = q; loss ½ z̃²
+        z = y[0]
         T = 0.0
-        for k in range(P):
-            T += w[k]
-        dv = _NEVER if ((abs(z) < thr) & (abs(T) < thr)) else 0
-        cv = 0 if abs(z) < tol else _NEVER
-        if every > 0:
-            rec_z[i, 0] = z
-            rec_T[i, 0] = T
-            if keep_w:
-                for k in range(P):
-                    rec_w[i, 0, k] = w[k]
-        for t in range(1, nsteps + 1):
-            z, T = _hierarchy_step(z, w, qi)
-            if dv == _NEVER and not ((abs(z) < thr) & (abs(T) < thr)):
-                dv = t
-            if cv == _NEVER and abs(z) < tol:
-                cv = t
-            if every > 0 and t % every == 0:
-                row = t // every
-                rec_z[i, row] = z
-                rec_T[i, row] = T
-                if keep_w:
-                    for k in range(P):
-                        rec_w[i, row, k] = w[k]
-            if stop_when_fated and (dv != _NEVER or cv != _NEVER):
-                break
-        out_z[i] = z
-        for k in range(P):
-            out_w[i, k] = w[k]
-        div_at[i] = -1 if dv == _NEVER else dv
-        conv_at[i] = -1 if cv == _NEVER else cv
+        for i in range(1, y.shape[0]):
+            T += y[i]
+        return z, T, 0.5 * z * z
+    # ONE_DATAPOINT: y = θ, prm = (E, η), shared = Q; loss ½ z² of the raw residual z = z̃/η
+    z, T = _one_datapoint_observe(y, shared, prm[0], prm[1], g)
+    zr = z / prm[1]
+    return z, T, 0.5 * zr * zr
+
+
+@nb.njit(cache=True, fastmath=False)
+def _vector_step(kind, y, prm, shared, g, z):
+    """One GD step of a vector state in place (``z``, ``g``: from the last observation)."""
+    if kind == HIERARCHY:
+        T0, T1 = _hierarchy_moments(y[1:], prm)
+        y[0] = z - z * T0 + 0.5 * z * z * T1
+        for i in range(1, y.shape[0]):
+            f = 1.0 - z * prm[i - 1]
+            y[i] = y[i] * (f * f)
+    else:
+        _one_datapoint_update(y, g, z)
 
 
 @nb.njit(parallel=True, cache=True, fastmath=False)
-def _one_datapoint_batch(theta0, Q, E, eta, zthr, nsteps, every, tol, thr, stop_when_fated,
-                         rec_theta, rec_z, rec_T, out_theta, out_z, out_T, div_at, conv_at):
-    """GD in parameter space (Eq. 9) for n trajectories sharing one symmetric Q.
-
-    ``theta0`` (n, P), ``Q`` (P, P), ``E, eta`` (n,); records (R = 0 when ``every`` = 0)
-    ``rec_theta`` (n, R, P), ``rec_z`` = z̃ = η z and ``rec_T`` = η J Jᵀ (n, R); final
-    ``out_theta`` (n, P), ``out_z, out_T`` (n,); ``div_at, conv_at`` (n,) int64.
-    Divergence: non-finite, ``|z̃| ≥ zthr[i]`` (per member, ≤ ``thr``) or ``T ≥ thr``.
-    """
-    n, P = theta0.shape
+def _vector_run(kind, y0, prm, shared, nsteps, every, tol, dl, thr, stop_when_fated,
+                rec_y, rec_o, out_y, out_o, div_at, conv_at):
+    """Batch driver of every map on a vector state: ``y0`` (n, m), ``prm`` (n, k) per member,
+    ``shared`` (one array for all). Records ``rec_y`` (n, R, m) and ``rec_o`` (3, n, R) (z̃, T,
+    loss); ``out_y`` (3, n, m) and ``out_o`` (3, 3, n): final, at ``div_at``, at ``conv_at``.
+    Divergence: loss > ``dl`` or |T| ≥ ``thr`` or non-finite; convergence: loss < ``tol``."""
+    n, m = y0.shape
     for i in nb.prange(n):
-        zt = zthr[i]
-        th = theta0[i].copy()
-        g = np.empty(P, theta0.dtype)
-        z, T = _one_datapoint_observe(th, Q, E[i], eta[i], g)
-        dv = _NEVER if ((abs(z) < zt) & (abs(T) < thr)) else 0
-        cv = 0 if abs(z) < tol else _NEVER
-        if every > 0:
-            rec_z[i, 0] = z
-            rec_T[i, 0] = T
-            for k in range(P):
-                rec_theta[i, 0, k] = th[k]
-        for t in range(1, nsteps + 1):
-            _one_datapoint_update(th, g, z)
-            z, T = _one_datapoint_observe(th, Q, E[i], eta[i], g)
-            if dv == _NEVER and not ((abs(z) < zt) & (abs(T) < thr)):
+        y = y0[i].copy()
+        g = np.empty(m, y0.dtype)
+        z, T, L = _vector_observe(kind, y, prm[i], shared, g)
+        dv = _NEVER
+        cv = _NEVER
+        for t in range(0, nsteps + 1):
+            if t > 0:
+                _vector_step(kind, y, prm[i], shared, g, z)
+                z, T, L = _vector_observe(kind, y, prm[i], shared, g)
+            if dv == _NEVER and not ((L <= dl) & (abs(T) < thr)):
                 dv = t
-            if cv == _NEVER and abs(z) < tol:
+                _vector_store(out_y, out_o, 1, i, y, z, T, L)
+            if cv == _NEVER and L < tol:
                 cv = t
+                _vector_store(out_y, out_o, 2, i, y, z, T, L)
             if every > 0 and t % every == 0:
                 row = t // every
-                rec_z[i, row] = z
-                rec_T[i, row] = T
-                for k in range(P):
-                    rec_theta[i, row, k] = th[k]
+                rec_o[0, i, row] = z
+                rec_o[1, i, row] = T
+                rec_o[2, i, row] = L
+                for k in range(m):
+                    rec_y[i, row, k] = y[k]
             if stop_when_fated and (dv != _NEVER or cv != _NEVER):
                 break
-        out_z[i] = z
-        out_T[i] = T
-        for k in range(P):
-            out_theta[i, k] = th[k]
+        _vector_store(out_y, out_o, 0, i, y, z, T, L)
         div_at[i] = -1 if dv == _NEVER else dv
         conv_at[i] = -1 if cv == _NEVER else cv
+
+
+@nb.njit(cache=True, fastmath=False, inline="always")
+def _vector_store(out_y, out_o, which, i, y, z, T, L):
+    for k in range(y.shape[0]):
+        out_y[which, i, k] = y[k]
+    out_o[which, 0, i] = z
+    out_o[which, 1, i] = T
+    out_o[which, 2, i] = L
 
 
 # --------------------------------------------------------------------------- checked public wrappers
@@ -448,7 +428,10 @@ def hierarchy_step(z, w, q):
     _real("z", z)
     w = _arr("w", w, 1, out=True)
     _arr("q", q, 1, dtype=w.dtype, shape=w.shape)
-    return _hierarchy_step(z, w, q)
+    y = np.concatenate([np.array([z], w.dtype), w])
+    _vector_step(HIERARCHY, y, q, np.empty((0, 0), w.dtype), y, z)
+    w[:] = y[1:]
+    return float(y[0]), float(_hierarchy_moments(w, q)[0])
 
 
 def hierarchy_rhs(z, w, q, dw):
@@ -533,164 +516,117 @@ def one_datapoint_rhs(theta, Q, E, eta, out):
     _one_datapoint_rhs(theta, Q, E, eta, out)
 
 
-def _check_pair(z0, T0, p, r, nsteps, every, tol, thr, scale, rec_z, rec_T, out_z, out_T, div_at, conv_at,
-                names):
-    z0 = _arr(names[0], z0, 1)
-    n, dt = z0.shape[0], z0.dtype
-    for nm, a in ((names[1], T0), (names[2], p), (names[3], r)):
+
+
+def _fate_thresholds(dt, tol, dl, thr):
+    """Kernel thresholds of the pair driver: the exact ones in ``dt`` and the fast-path bounds
+    ``tol_hi`` ≥ √(2 tol), ``xlo`` ≤ √(2 dl) and the overflow scale of the ``y`` guard."""
+    f = np.finfo(dt)
+    tol_hi = np.sqrt(2.0 * float(tol)) * (1.0 + 1e-6) if tol > 0 else 0.0
+    xlo = np.sqrt(2.0 * float(dl)) * (1.0 - 1e-6)
+    scale = 2.0 ** (f.maxexp - np.log2(float(thr)))
+    return dt.type(tol), dt.type(tol_hi), dt.type(min(float(dl), float(f.max))), dt.type(xlo), dt.type(thr), \
+        dt.type(scale)
+
+
+def pair_batch(kind, x0, y0, p, r, nsteps, every, tol, diverge_loss, thr, stop_when_fated,
+               rec_x, rec_y, out, div_at, conv_at):
+    """Iterate a scalar-pair map (``kind``: :data:`TWO_PARAM` or :data:`LINEAR`) for many
+    trajectories (prange over blocks of ``LANES``); checked.
+
+    Parameters (contiguous arrays of length n and one float dtype unless stated): state ``x0,
+    y0`` (``y0`` zeros for the one-component linear map), parameters ``p, r`` (λ and Ẽ for
+    :func:`two_param_step`, λ for :func:`linear_step`); ``nsteps, every`` (int ≥ 0); ``tol``,
+    ``diverge_loss`` on the loss ½ x²; ``thr`` (a power of two) bounds ``|y|``;
+    ``stop_when_fated`` (bool); outputs ``rec_x, rec_y`` (n, R) with R ≥ nsteps // every + 1
+    (any R when ``every`` = 0), ``out`` (6, n): final x, y, then x, y at ``div_at`` and at
+    ``conv_at``; ``div_at, conv_at`` (int64, −1 = never). See the module docstring.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rx, ry, out = np.empty((1, 3)), np.empty((1, 3)), np.full((6, 1), np.nan)
+    >>> d, c = np.empty(1, np.int64), np.empty(1, np.int64)
+    >>> pair_batch(TWO_PARAM, np.array([0.1]), np.array([1.5]), np.array([-0.1]), np.zeros(1), 2, 1,
+    ...            5e-27, 1e200, 2.0**498, False, rx, ry, out, d, c)
+    >>> bool(rx[0, 2] == out[0, 0]), int(d[0])
+    (True, -1)
+    >>> pair_batch(TWO_PARAM, np.array([0.1]), np.array([1.5]), np.array([-0.1]), np.zeros(1), 2, 1,
+    ...            5e-27, 1e200, 2.0**498, False, np.empty((1, 1)), ry, out, d, c)
+    Traceback (most recent call last):
+    ...
+    ValueError: rec_x must have at least nsteps // every + 1 = 3 columns; got shape (1, 1)
+    """
+    kind = _count("kind", kind, 0, 1)
+    x0 = _arr("x0", x0, 1)
+    n, dt = x0.shape[0], x0.dtype
+    for nm, a in (("y0", y0), ("p", p), ("r", r)):
         _arr(nm, a, 1, dtype=dt, shape=(n,))
     nsteps = _count("nsteps", nsteps, 0, MAX_NSTEPS)
     every = _count("every", every, 0, MAX_NSTEPS)
-    for nm, v in (("tol", tol), ("thr", thr), ("scale", scale)):
+    for nm, v in (("tol", tol), ("diverge_loss", diverge_loss), ("thr", thr)):
         _real(nm, v)
     R = _records(nsteps, every)
-    for nm, a in ((names[4], rec_z), (names[5], rec_T)):
+    for nm, a in (("rec_x", rec_x), ("rec_y", rec_y)):
         _arr(nm, a, 2, dtype=dt, shape=(n, None), out=True)
         if a.shape[1] < R:
             raise ValueError(f"{nm} must have at least nsteps // every + 1 = {R} columns; got shape {a.shape}")
-    for nm, a in ((names[6], out_z), (names[7], out_T)):
-        _arr(nm, a, 1, dtype=dt, shape=(n,), out=True)
+    _arr("out", out, 2, dtype=dt, shape=(6, n), out=True)
     for nm, a in (("div_at", div_at), ("conv_at", conv_at)):
         _arr(nm, a, 1, shape=(n,), out=True, kind="int")
-    return nsteps, every
+    _pair_run(kind, x0, y0, p, r, nsteps, every, *_fate_thresholds(dt, tol, diverge_loss, thr),
+              bool(stop_when_fated), rec_x, rec_y, out, div_at, conv_at)
 
 
-def two_param_batch(z0, T0, lam, E, nsteps, every, tol, thr, scale, stop_when_fated,
-                    rec_z, rec_T, out_z, out_T, div_at, conv_at):
-    """Iterate the P = 2 map for many trajectories (prange over blocks of ``LANES``); checked.
+def vector_batch(kind, y0, prm, shared, nsteps, every, tol, diverge_loss, thr, stop_when_fated,
+                 rec_y, rec_o, out_y, out_o, div_at, conv_at):
+    """Iterate a map on a vector state (``kind``: :data:`HIERARCHY`, state (z̃, w_1..w_P),
+    ``prm`` = q per member; :data:`ONE_DATAPOINT`, state θ, ``prm`` = (E, η) per member,
+    ``shared`` = Q) for n trajectories (prange over members); checked.
 
-    Parameters (contiguous arrays of length n and one float dtype unless stated): ``z0, T0,
-    lam, E``; ``nsteps, every`` (int ≥ 0), ``tol, thr, scale`` (reals; ``scale`` =
-    2^(emax+1) / ``thr``, a power of two), ``stop_when_fated`` (bool); outputs ``rec_z, rec_T``
-    (n, R) with R ≥ nsteps // every + 1 (any R when ``every`` = 0), ``out_z, out_T`` (final
-    state), ``div_at, conv_at`` (int64, −1 = never). See the module docstring.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> n = 1
-    >>> rz, rT = np.empty((n, 3)), np.empty((n, 3))
-    >>> fz, fT, d, c = np.empty(n), np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
-    >>> two_param_batch(np.array([0.1]), np.array([1.5]), np.array([-0.1]), np.zeros(1), 2, 1,
-    ...                 1e-13, 2.0**498, 2.0**526, False, rz, rT, fz, fT, d, c)
-    >>> bool(rz[0, 2] == fz[0]), int(d[0])
-    (True, -1)
-    >>> two_param_batch(np.array([0.1]), np.array([1.5]), np.array([-0.1]), np.zeros(1), 2, 1,
-    ...                 1e-13, 2.0**498, 2.0**526, False, np.empty((n, 1)), rT, fz, fT, d, c)
-    Traceback (most recent call last):
-    ...
-    ValueError: rec_z must have at least nsteps // every + 1 = 3 columns; got shape (1, 1)
-    """
-    nsteps, every = _check_pair(z0, T0, lam, E, nsteps, every, tol, thr, scale, rec_z, rec_T, out_z, out_T,
-                                div_at, conv_at, ("z0", "T0", "lam", "E", "rec_z", "rec_T", "out_z", "out_T"))
-    dt = z0.dtype.type
-    _pair_run(0, z0, T0, lam, E, nsteps, every, dt(tol), dt(thr), dt(scale), bool(stop_when_fated),
-              rec_z, rec_T, out_z, out_T, div_at, conv_at)
-
-
-def linear_batch(theta0, zeros, lam, unused, nsteps, every, tol, thr, scale, stop_when_fated,
-                 rec_theta, rec_zero, out_theta, out_zero, div_at, conv_at):
-    """Iterate the linear map θ̃' = (1 − λ) θ̃ (Eq. 16); same protocol and checks as
-    :func:`two_param_batch` with the second state component identically 0."""
-    nsteps, every = _check_pair(theta0, zeros, lam, unused, nsteps, every, tol, thr, scale, rec_theta, rec_zero,
-                                out_theta, out_zero, div_at, conv_at,
-                                ("theta0", "zeros", "lam", "unused", "rec_theta", "rec_zero", "out_theta",
-                                 "out_zero"))
-    dt = theta0.dtype.type
-    _pair_run(1, theta0, zeros, lam, unused, nsteps, every, dt(tol), dt(thr), dt(scale), bool(stop_when_fated),
-              rec_theta, rec_zero, out_theta, out_zero, div_at, conv_at)
-
-
-def hierarchy_batch(z0, w0, q, nsteps, every, tol, thr, stop_when_fated,
-                    rec_z, rec_T, rec_w, out_z, out_w, div_at, conv_at):
-    """Iterate the general-P hierarchy (Eq. 10-11) for n trajectories; checked.
-
-    ``z0`` (n,), ``w0`` and ``q`` (n, P); ``rec_z, rec_T`` (n, R), ``rec_w`` (n, R, P) or
-    (n, R, 0) to skip the weights, with R ≥ nsteps // every + 1 when ``every`` > 0;
-    ``out_z`` (n,), ``out_w`` (n, P); ``div_at, conv_at`` (n,) int64. One float dtype.
+    ``y0`` (n, m), ``prm`` (n, k), ``shared`` (m, m) (Q; (0, 0) for the hierarchy); records
+    ``rec_y`` (n, R, m) and ``rec_o`` (3, n, R) (z̃, T, loss) with R ≥ nsteps // every + 1 when
+    ``every`` > 0; ``out_y`` (3, n, m) and ``out_o`` (3, 3, n): final, at ``div_at``, at
+    ``conv_at``; ``div_at, conv_at`` (n,) int64. Divergence: loss > ``diverge_loss``,
+    |T| ≥ ``thr`` or non-finite; convergence: loss < ``tol``.
 
     Examples
     --------
     >>> import numpy as np
-    >>> rz, rT, rw = np.empty((1, 2)), np.empty((1, 2)), np.empty((1, 2, 2))
-    >>> fz, fw, d, c = np.empty(1), np.empty((1, 2)), np.empty(1, np.int64), np.empty(1, np.int64)
-    >>> hierarchy_batch(np.array([0.1]), np.array([[0.5, 0.5]]), np.array([[1.0, -0.5]]), 1, 1, 1e-13,
-    ...                 2.0**498, False, rz, rT, rw, fz, fw, d, c)
-    >>> round(float(fz[0]), 12)
-    0.00125
-    """
-    z0 = _arr("z0", z0, 1)
-    n, dt = z0.shape[0], z0.dtype
-    w0 = _arr("w0", w0, 2, dtype=dt, shape=(n, None))
-    P = w0.shape[1]
-    _arr("q", q, 2, dtype=dt, shape=(n, P))
-    nsteps = _count("nsteps", nsteps, 0, MAX_NSTEPS)
-    every = _count("every", every, 0, MAX_NSTEPS)
-    _real("tol", tol)
-    _real("thr", thr)
-    R = _records(nsteps, every)
-    for nm, a in (("rec_z", rec_z), ("rec_T", rec_T)):
-        _arr(nm, a, 2, dtype=dt, shape=(n, None), out=True)
-        if a.shape[1] < R:
-            raise ValueError(f"{nm} must have at least nsteps // every + 1 = {R} columns; got shape {a.shape}")
-    _arr("rec_w", rec_w, 3, dtype=dt, shape=(n, None, None), out=True)
-    if rec_w.shape[2] not in (0, P) or (rec_w.shape[2] == P and rec_w.shape[1] < R):
-        raise ValueError(f"rec_w must have shape (n, >= {R}, {P}) or (n, *, 0); got {rec_w.shape}")
-    _arr("out_z", out_z, 1, dtype=dt, shape=(n,), out=True)
-    _arr("out_w", out_w, 2, dtype=dt, shape=(n, P), out=True)
-    for nm, a in (("div_at", div_at), ("conv_at", conv_at)):
-        _arr(nm, a, 1, shape=(n,), out=True, kind="int")
-    _hierarchy_batch(z0, w0, q, nsteps, every, dt.type(tol), dt.type(thr), bool(stop_when_fated),
-                     rec_z, rec_T, rec_w, out_z, out_w, div_at, conv_at)
-
-
-def one_datapoint_batch(theta0, Q, E, eta, nsteps, every, tol, thr, stop_when_fated,
-                        rec_theta, rec_z, rec_T, out_theta, out_z, out_T, div_at, conv_at, zthr=None):
-    """GD in parameter space (Eq. 9) for n trajectories sharing one symmetric Q; checked.
-
-    Divergence: non-finite state, ``T ≥ thr`` or ``|z̃| ≥ zthr[i]`` (``zthr`` (n,), default
-    ``thr`` for every member; :func:`eosdyn.toy.one_datapoint` lowers it so that the loss
-    ½ (z̃/η)² stays representable).
-
-    ``theta0`` (n, P), ``Q`` (P, P), ``E, eta`` (n,); records ``rec_theta`` (n, R, P),
-    ``rec_z``, ``rec_T`` (n, R) with R ≥ nsteps // every + 1 when ``every`` > 0; final
-    ``out_theta`` (n, P), ``out_z, out_T`` (n,); ``div_at, conv_at`` (n,) int64. One float dtype.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> e1, e2 = np.empty((1, 0)), np.empty((1, 0, 2))
-    >>> fth, fz, fT = np.empty((1, 2)), np.empty(1), np.empty(1)
+    >>> ry, ro = np.empty((1, 2, 3)), np.empty((3, 1, 2))
+    >>> oy, oo = np.full((3, 1, 3), np.nan), np.full((3, 3, 1), np.nan)
     >>> d, c = np.empty(1, np.int64), np.empty(1, np.int64)
-    >>> one_datapoint_batch(np.array([[1.0, 0.5]]), np.eye(2), np.zeros(1), np.array([0.5]), 1, 0, 1e-13,
-    ...                     2.0**498, False, e2, e1, e1, fth, fz, fT, d, c)
-    >>> fth.tolist()
-    [[0.6875, 0.34375]]
+    >>> vector_batch(HIERARCHY, np.array([[0.1, 0.5, 0.5]]), np.array([[1.0, -0.5]]), np.empty((0, 0)), 1, 1,
+    ...              5e-27, 1e200, 2.0**498, False, ry, ro, oy, oo, d, c)
+    >>> round(float(oy[0, 0, 0]), 12), oy[0, 0, 1:].tolist()
+    (0.00125, [0.405, 0.55125])
     """
-    theta0 = _arr("theta0", theta0, 2)
-    (n, P), dt = theta0.shape, theta0.dtype
-    _arr("Q", Q, 2, dtype=dt, shape=(P, P))
-    _arr("E", E, 1, dtype=dt, shape=(n,))
-    _arr("eta", eta, 1, dtype=dt, shape=(n,))
+    kind = _count("kind", kind, 0, 1)
+    y0 = _arr("y0", y0, 2)
+    (n, m), dt = y0.shape, y0.dtype
+    _arr("prm", prm, 2, dtype=dt, shape=(n, None))
+    if kind == HIERARCHY and prm.shape[1] != m - 1:
+        raise ValueError(f"prm (q) must have shape ({n}, {m - 1}); got {prm.shape}")
+    if kind == ONE_DATAPOINT:
+        _arr("shared", shared, 2, dtype=dt, shape=(m, m))
+        if prm.shape[1] != 2:
+            raise ValueError(f"prm (E, eta) must have shape ({n}, 2); got {prm.shape}")
+    else:
+        _arr("shared", shared, 2, dtype=dt)
     nsteps = _count("nsteps", nsteps, 0, MAX_NSTEPS)
     every = _count("every", every, 0, MAX_NSTEPS)
-    _real("tol", tol)
-    _real("thr", thr)
+    for nm, v in (("tol", tol), ("diverge_loss", diverge_loss), ("thr", thr)):
+        _real(nm, v)
     R = _records(nsteps, every)
-    _arr("rec_theta", rec_theta, 3, dtype=dt, shape=(n, None, P), out=True)
-    for nm, a in (("rec_theta", rec_theta), ("rec_z", rec_z), ("rec_T", rec_T)):
-        if nm != "rec_theta":
-            _arr(nm, a, 2, dtype=dt, shape=(n, None), out=True)
-        if a.shape[1] < R:
-            raise ValueError(f"{nm} must have at least nsteps // every + 1 = {R} rows per trajectory; "
-                             f"got shape {a.shape}")
-    _arr("out_theta", out_theta, 2, dtype=dt, shape=(n, P), out=True)
-    _arr("out_z", out_z, 1, dtype=dt, shape=(n,), out=True)
-    _arr("out_T", out_T, 1, dtype=dt, shape=(n,), out=True)
+    _arr("rec_y", rec_y, 3, dtype=dt, shape=(n, None, m), out=True)
+    _arr("rec_o", rec_o, 3, dtype=dt, shape=(3, n, None), out=True)
+    if every > 0 and (rec_y.shape[1] < R or rec_o.shape[2] < R):
+        raise ValueError(f"rec_y and rec_o must hold at least nsteps // every + 1 = {R} records per trajectory; "
+                         f"got shapes {rec_y.shape}, {rec_o.shape}")
+    _arr("out_y", out_y, 3, dtype=dt, shape=(3, n, m), out=True)
+    _arr("out_o", out_o, 3, dtype=dt, shape=(3, 3, n), out=True)
     for nm, a in (("div_at", div_at), ("conv_at", conv_at)):
         _arr(nm, a, 1, shape=(n,), out=True, kind="int")
-    if zthr is None:
-        zthr = np.full(n, thr, dt)
-    _arr("zthr", zthr, 1, dtype=dt, shape=(n,))
-    _one_datapoint_batch(theta0, Q, E, eta, zthr, nsteps, every, dt.type(tol), dt.type(thr), bool(stop_when_fated),
-                         rec_theta, rec_z, rec_T, out_theta, out_z, out_T, div_at, conv_at)
+    t, _, d, _, th, _ = _fate_thresholds(dt, tol, diverge_loss, thr)
+    _vector_run(kind, y0, prm, shared, nsteps, every, t, d, th, bool(stop_when_fated),
+                rec_y, rec_o, out_y, out_o, div_at, conv_at)

@@ -3,7 +3,7 @@
 Every function works on the rescaled coordinates of Eq. 7 (z̃ = η z, T = T(0) = η λ_max) of the
 P = 2 model whose Hessian Q has eigenvalues {1, λ}. The second eigenvalue is given either as
 ``eps`` (λ = −ε, 0 < ε ≤ 1, the EOS model of Eq. 14-15) or as ``a`` (λ = −1/a, |a| ≥ 1, the
-general form of Eq. 65-66); exactly one of them. ``E`` is the conserved Ẽ = η E = T(−1) − 2z̃
+general form of Eq. 65-66); exactly one of them. ``E_tilde`` is the conserved Ẽ = η E = T(−1) − 2z̃
 (default 0).
 
 The map itself lives in one place, :func:`eosdyn.kernels.maps.two_param_step`; the one- and
@@ -90,30 +90,33 @@ def _check_eps(eps):
 def _check_a(a):
     _check_real("a", a)
     arr = np.asarray(a.values if isinstance(a, xr.DataArray) else a, dtype=float)
-    bad = ~(np.isfinite(arr) & (np.abs(arr) >= 1.0))
+    bad = ~(np.isfinite(arr) & ((arr >= 1.0) | (arr < -1.0)))
     if bad.any():
-        raise ValueError("a must be finite with |a| >= 1, i.e. in (-inf, -1] or [1, inf); "
-                         f"got {float(arr[bad].ravel()[0])!r}")
+        raise ValueError("a must be finite with a >= 1 or a < -1 (a = -1, i.e. Q = identity, has an empty "
+                         f"allowed region and is refused); got {float(arr[bad].ravel()[0])!r}")
     return a
 
 
 def _check_E(E):
-    _check_real("E", E)
-    return check_range("E", E)
+    _check_real("E_tilde", E)
+    return check_range("E_tilde", E)
 
 
 def second_eigenvalue(*, eps=None, a=None):
     """The second eigenvalue λ of Q (the largest is 1) from exactly one of ``eps`` or ``a``.
 
     λ = −ε for the EOS model (Eq. 14-15, 0 < ε ≤ 1) and λ = −1/a in the general form
-    (Eq. 61, 65-66, |a| ≥ 1). This is also where both parameters are validated.
+    (Eq. 61, 65-66, a ≥ 1 or a < −1), so λ ∈ [−1, 1). This is the one place where the
+    conversion is written and both parameters are validated (every simulation, theory
+    function and analysis uses it); a = −1 (λ = 1, Q = identity) has an empty allowed region
+    and is refused.
 
     Parameters
     ----------
     eps : float, array or DataArray, optional
         ε in (0, 1].
     a : float, array or DataArray, optional
-        a with |a| ≥ 1.
+        a ≥ 1 or a < −1.
 
     Returns
     -------
@@ -131,9 +134,13 @@ def second_eigenvalue(*, eps=None, a=None):
     -0.1
     >>> second_eigenvalue(a=-2.0)
     0.5
+    >>> second_eigenvalue(a=-1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: a must be finite with a >= 1 or a < -1 (a = -1, i.e. Q = identity, has an empty allowed region and is refused); got -1.0
     """
     if (eps is None) == (a is None):
-        raise ValueError("exactly one of eps (in (0, 1]) and a (|a| >= 1) must be given")
+        raise ValueError("give exactly one of eps (in (0, 1]) and a (a >= 1 or a < -1)")
     if eps is not None:
         _check_eps(eps)
         lam = -eps if isinstance(eps, xr.DataArray) else -np.asarray(eps, dtype=float)
@@ -208,7 +215,7 @@ def _iterate(z, T, lam, E, nsteps):
     return out_z.reshape(shape), out_T.reshape(shape)
 
 
-def one_step_map(z, T, *, eps=None, a=None, E=0.0):
+def one_step_map(z, T, *, eps=None, a=None, E_tilde=0.0):
     """One GD step (z̃_t, T_t) → (z̃_{t+1}, T_{t+1}) of the P = 2 model (Eq. 14-15, 65-66).
 
     A thin, validated, xarray-aware wrapper of :func:`eosdyn.kernels.maps.two_param_step`.
@@ -219,7 +226,7 @@ def one_step_map(z, T, *, eps=None, a=None, E=0.0):
         Rescaled residual z̃ and curvature T = T(0).
     eps, a : float, array or DataArray
         Exactly one: ε in (0, 1] (λ = −ε) or a with |a| ≥ 1 (λ = −1/a).
-    E : float, array or DataArray, default 0
+    E_tilde : float, array or DataArray, default 0
         The conserved Ẽ.
 
     Returns
@@ -232,13 +239,13 @@ def one_step_map(z, T, *, eps=None, a=None, E=0.0):
     >>> round(z1, 12), round(T1, 12)
     (-0.04315, 1.23983)
     """
-    lam, E = _params(eps, a, E)
+    lam, E = _params(eps, a, E_tilde)
     _check_real("z", z), _check_real("T", T)
     return _apply(lambda z_, T_, l_, E_: _iterate(z_, T_, l_, E_, 1), z, T, lam, E, n_out=2,
                   name=("z", "T"), long_name=("z̃ after one step", "T(0) after one step"))
 
 
-def two_step_map(z, T, *, eps=None, a=None, E=0.0):
+def two_step_map(z, T, *, eps=None, a=None, E_tilde=0.0):
     """Two GD steps (z̃_t, T_t) → (z̃_{t+2}, T_{t+2}) (Eq. 71-72 before expansion).
 
     Parameters and returns as :func:`one_step_map`.
@@ -249,7 +256,7 @@ def two_step_map(z, T, *, eps=None, a=None, E=0.0):
     >>> abs(z2 - 0.01) < 1e-3   # (0, 2) is the EOS fixed point of the two-step map
     True
     """
-    lam, E = _params(eps, a, E)
+    lam, E = _params(eps, a, E_tilde)
     _check_real("z", z), _check_real("T", T)
     return _apply(lambda z_, T_, l_, E_: _iterate(z_, T_, l_, E_, 2), z, T, lam, E, n_out=2,
                   name=("z", "T"), long_name=("z̃ after two steps", "T(0) after two steps"))
@@ -270,7 +277,7 @@ def _fT(z, lam, E):
                                                                   - 2.0 * (1.0 + lam))
 
 
-def nullcline_z(z, *, a=None, eps=None, E=0.0):
+def nullcline_z(z, *, a=None, eps=None, E_tilde=0.0):
     """One-step z̃-nullcline T = f_z(z̃) (Eq. 69): z̃_{t+1} = z̃_t on it.
 
     f_z(z̃) = z̃ (2z̃ + Ẽ) / (2a − (a − 1) z̃), evaluated as λ z̃ (2z̃ + Ẽ) / ((1 + λ) z̃ − 2) with
@@ -283,7 +290,7 @@ def nullcline_z(z, *, a=None, eps=None, E=0.0):
         z̃ values.
     a, eps : float, array or DataArray
         Exactly one: a with |a| ≥ 1, or ε in (0, 1] (a = 1/ε).
-    E : float, array or DataArray, default 0
+    E_tilde : float, array or DataArray, default 0
         Ẽ.
 
     Returns
@@ -296,12 +303,12 @@ def nullcline_z(z, *, a=None, eps=None, E=0.0):
     >>> nullcline_z(0.5, eps=0.5)   # 0.5·1/(4 − 0.5)
     0.14285714285714285
     """
-    lam, E = _params(eps, a, E)
+    lam, E = _params(eps, a, E_tilde)
     _check_real("z", z)
     return _apply(_fz, z, lam, E, name="T", long_name="one-step z̃-nullcline f_z (Eq. 69)")
 
 
-def nullcline_T(z, *, a=None, eps=None, E=0.0):
+def nullcline_T(z, *, a=None, eps=None, E_tilde=0.0):
     """One-step T-nullcline T = f_T(z̃) (Eq. 70, with its leading minus sign): T_{t+1} = T_t on it.
 
     f_T(z̃) = −((a − 1) z̃ − 2a)(2z̃ + Ẽ) / ((a² − a + 1) z̃ − 2a(a − 1)), evaluated in the
@@ -315,7 +322,7 @@ def nullcline_T(z, *, a=None, eps=None, E=0.0):
     >>> round(nullcline_T(0.5, a=2.0), 12)   # −(0.5 − 4)·1 / (1.5 − 4)
     -1.4
     """
-    lam, E = _params(eps, a, E)
+    lam, E = _params(eps, a, E_tilde)
     _check_real("z", z)
     return _apply(_fT, z, lam, E, name="T", long_name="one-step T-nullcline f_T (Eq. 70)")
 
@@ -625,7 +632,7 @@ def _branch(z, lam, E, which):
     return out.reshape(shape)
 
 
-def two_step_polynomial(z, *, eps=None, a=None, E=0.0, variable="z"):
+def two_step_polynomial(z, *, eps=None, a=None, E_tilde=0.0, variable="z"):
     """Coefficients of the two-step nullcline cubic in T at fixed z̃ ≠ 0 (Eq. 71-72, corrected Eq. 17).
 
     For fixed z̃, z̃_{t+2} − z̃_t = z̃ (c0 + c1 T + c2 T² + c3 T³) (``variable="z"``) and
@@ -639,7 +646,7 @@ def two_step_polynomial(z, *, eps=None, a=None, E=0.0, variable="z"):
     ----------
     z : float or array
         z̃ ≠ 0 (z̃ = 0 gives NaN).
-    eps, a, E :
+    eps, a, E_tilde :
         As in :func:`nullcline_z`, scalars or arrays.
     variable : {"z", "T"}
         Which two-step nullcline.
@@ -657,14 +664,14 @@ def two_step_polynomial(z, *, eps=None, a=None, E=0.0, variable="z"):
     """
     if variable not in ("z", "T"):
         raise ValueError(f"variable must be 'z' or 'T'; got {variable!r}")
-    lam, E = _params(eps, a, E)
+    lam, E = _params(eps, a, E_tilde)
     if _is_xr(z, lam, E):
         raise ValueError("two_step_polynomial takes scalars or NumPy arrays, not DataArrays (z)")
     _check_real("z", z)
     return _coeffs(z, lam, E, 0 if variable == "z" else 1)
 
 
-def two_step_nullcline_z(z, *, a=None, eps=None, E=0.0):
+def two_step_nullcline_z(z, *, a=None, eps=None, E_tilde=0.0):
     """Two-step z̃-nullcline T = f_z^{(2)}(z̃) through (z̃, T) = (0, 2) (Eq. 71, corrected Eq. 17).
 
     Solves p_z(z̃, T) + p_z(z̃ + p_z(z̃, T), T + p_T(z̃, T)) = 0 for T at each z̃, i.e. the root of
@@ -682,7 +689,7 @@ def two_step_nullcline_z(z, *, a=None, eps=None, E=0.0):
         z̃ values (any order; 10⁴ points take about 15 ms once compiled).
     a, eps : float, array or DataArray
         Exactly one: a with |a| ≥ 1, or ε in (0, 1].
-    E : float, array or DataArray, default 0
+    E_tilde : float, array or DataArray, default 0
         Ẽ.
 
     Returns
@@ -696,13 +703,13 @@ def two_step_nullcline_z(z, *, a=None, eps=None, E=0.0):
     >>> np.round(f, 6)
     array([2.      , 2.001802])
     """
-    lam, E = _params(eps, a, E)
+    lam, E = _params(eps, a, E_tilde)
     _check_real("z", z)
     return _apply(lambda z_, l_, E_: _branch(z_, l_, E_, 0), z, lam, E, name="T",
                   long_name="two-step z̃-nullcline f_z^(2) through (0, 2)")
 
 
-def two_step_nullcline_T(z, *, a=None, eps=None, E=0.0):
+def two_step_nullcline_T(z, *, a=None, eps=None, E_tilde=0.0):
     """Two-step T-nullcline T = f_T^{(2)}(z̃) through (z̃, T) = (0, 2) (Eq. 72, corrected Eq. 17).
 
     The root of T_{t+2} = T_t (cubic in T at fixed z̃, see :func:`two_step_polynomial`) on the
@@ -717,13 +724,13 @@ def two_step_nullcline_T(z, *, a=None, eps=None, E=0.0):
     >>> bool(np.all(np.abs(f - 2) < 1e-2))
     True
     """
-    lam, E = _params(eps, a, E)
+    lam, E = _params(eps, a, E_tilde)
     _check_real("z", z)
     return _apply(lambda z_, l_, E_: _branch(z_, l_, E_, 1), z, lam, E, name="T",
                   long_name="two-step T-nullcline f_T^(2) through (0, 2)")
 
 
-def eos_coordinate(z, T, *, eps=None, a=None, E=0.0):
+def eos_coordinate(z, T, *, eps=None, a=None, E_tilde=0.0):
     """EOS coordinate y = T − f_z^{(2)}(z̃): distance from the two-step z̃-nullcline (Section 3).
 
     y is measured from the *two-step* nullcline through (0, 2) (:func:`two_step_nullcline_z`),
@@ -733,7 +740,7 @@ def eos_coordinate(z, T, *, eps=None, a=None, E=0.0):
     ----------
     z, T : float, array or DataArray
         z̃ and T(0).
-    eps, a, E :
+    eps, a, E_tilde :
         As in :func:`nullcline_z`.
 
     Returns
@@ -746,7 +753,7 @@ def eos_coordinate(z, T, *, eps=None, a=None, E=0.0):
     >>> round(eos_coordinate(0.0, 1.95, eps=0.1), 12)
     -0.05
     """
-    lam, E = _params(eps, a, E)
+    lam, E = _params(eps, a, E_tilde)
     _check_real("z", z), _check_real("T", T)
     return _apply(lambda z_, T_, l_, E_: T_ - _branch(z_, l_, E_, 0), z, T, lam, E, name="y",
                   long_name="EOS coordinate y = T − f_z^(2)(z̃)")
@@ -891,18 +898,15 @@ def _weights(z, T, lam, E):
 def _allowed(z, T, lam, E):
     u = 2.0 * z + E
     scale = 1e-12 * np.maximum(1.0, np.maximum(np.abs(T), np.abs(u)))
-    ident = lam == 1.0  # Q = I (a = −1): T(−1) = T, so T = 2z̃ + Ẽ ≥ 0
-    w1, w2 = _weights(z, T, np.where(ident, 0.5, lam), E)
-    general = (w1 >= -scale) & (w2 >= -scale)
-    special = (np.abs(T - u) <= scale) & (T >= -scale)
-    return np.where(ident, special, general) & np.isfinite(z) & np.isfinite(T)
+    w1, w2 = _weights(z, T, lam, E)
+    return (w1 >= -scale) & (w2 >= -scale) & np.isfinite(z) & np.isfinite(T)
 
 
-def allowed_region(z, T, *, eps=None, a=None, E=0.0):
+def allowed_region(z, T, *, eps=None, a=None, E_tilde=0.0):
     """Whether (z̃, T) is reachable from a real parameter vector θ (Eq. 67-68).
 
     For a ≥ 1 (in particular ε = 1/a ∈ (0, 1]): T ≥ 2z̃ + Ẽ and T ≥ −(2z̃ + Ẽ)/a;
-    for a ≤ −1: −(2z̃ + Ẽ)/a ≤ T ≤ 2z̃ + Ẽ (for a = −1, Q = I, the line T = 2z̃ + Ẽ ≥ 0).
+    for a < −1: −(2z̃ + Ẽ)/a ≤ T ≤ 2z̃ + Ẽ (a = −1, Q = I, is refused: :func:`second_eigenvalue`).
     The boundary (one component of J zero) is included; the paper writes strict inequalities.
     The test is done on the squared Jacobian components η J_i² ≥ 0 with a relative slack of 1e-12.
 
@@ -910,7 +914,7 @@ def allowed_region(z, T, *, eps=None, a=None, E=0.0):
     ----------
     z, T : float, array or DataArray
         z̃ and T(0).
-    eps, a, E :
+    eps, a, E_tilde :
         As in :func:`nullcline_z`.
 
     Returns
@@ -922,13 +926,13 @@ def allowed_region(z, T, *, eps=None, a=None, E=0.0):
     >>> allowed_region(np.array([0.0, 0.0]), np.array([1.0, -1.0]), eps=0.1)
     array([ True, False])
     """
-    lam, E = _params(eps, a, E)
+    lam, E = _params(eps, a, E_tilde)
     _check_real("z", z), _check_real("T", T)
     return _apply(_allowed, z, T, lam, E, name="allowed", dtype=bool,
                   long_name="state reachable from real θ (Eq. 67-68)")
 
 
-def catapult_sign(z, T, *, E=0.0):
+def catapult_sign(z, T, *, E_tilde=0.0):
     """Sign of T_{t+1} − T_t in the catapult model (eigenvalues {−1, 1}, Eq. 12-13).
 
     ΔT = z̃² (T − 4) − 2 z̃ Ẽ; for Ẽ = 0 the sign is sign(T − 4) whenever z̃ ≠ 0 (0 on z̃ = 0):
@@ -938,7 +942,7 @@ def catapult_sign(z, T, *, E=0.0):
     ----------
     z, T : float, array or DataArray
         z̃ and T(0).
-    E : float, array or DataArray, default 0
+    E_tilde : float, array or DataArray, default 0
         Ẽ.
 
     Returns
@@ -951,12 +955,12 @@ def catapult_sign(z, T, *, E=0.0):
     >>> catapult_sign(np.array([0.1, 0.1, 0.0]), np.array([3.0, 5.0, 5.0]))
     array([-1.,  1.,  0.])
     """
-    _check_real("z", z), _check_real("T", T), _check_E(E)
+    _check_real("z", z), _check_real("T", T), _check_E(E_tilde)
 
     def f(z_, T_, E_):
         return np.sign(z_ * (z_ * (T_ - 4.0) - 2.0 * E_))
 
-    return _apply(f, z, T, E, name="sign", long_name="sign of T_{t+1} − T_t (Eq. 13)")
+    return _apply(f, z, T, E_tilde, name="sign", long_name="sign of T_{t+1} − T_t (Eq. 13)")
 
 
 def _check_eta(eta):
@@ -964,13 +968,12 @@ def _check_eta(eta):
     return check_range("eta", eta, 0.0, None, lo_open=True)
 
 
-def theta_from_state(z, T, *, eps=None, a=None, E=0.0, eta=1.0):
+def theta_from_state(z, T, *, eps=None, a=None, E_tilde=0.0, eta=1.0):
     """A parameter vector θ₀ ∈ R² of the model with Q = diag(1, λ) that has state (z̃, T, Ẽ).
 
     Inverts z = ½(θᵀQθ − E), J = θᵀQ, T = η J Jᵀ, T(−1) = η J Q⁻¹ Jᵀ = 2z̃ + Ẽ (z̃ = ηz, Ẽ = ηE):
     η J₂² = λ(T − 2z̃ − Ẽ)/(λ − 1), η J₁² = T − η J₂², θ = (J₁, J₂/λ) with J_i ≥ 0 (the
-    representative with non-negative components; the others differ by signs). For λ = 1
-    (a = −1, Q = I) the state fixes only |θ|, and θ = (√(T/η), 0).
+    representative with non-negative components; the others differ by signs).
 
     Parameters
     ----------
@@ -978,7 +981,7 @@ def theta_from_state(z, T, *, eps=None, a=None, E=0.0, eta=1.0):
         z̃₀ and T₀ = T₀(0).
     eps, a :
         Exactly one (λ = −ε or −1/a).
-    E : float, array or DataArray, default 0
+    E_tilde : float, array or DataArray, default 0
         Ẽ = η E (rescaled; the raw E of Eq. 4 is Ẽ/η).
     eta : float, array or DataArray, default 1
         Learning rate η > 0.
@@ -1000,10 +1003,10 @@ def theta_from_state(z, T, *, eps=None, a=None, E=0.0, eta=1.0):
     >>> round(z, 12), round(T, 12)
     (0.1, 1.5)
     """
-    lam, E = _params(eps, a, E)
+    lam, E = _params(eps, a, E_tilde)
     _check_eta(eta)
     _check_real("z", z, allow_nan=False), _check_real("T", T, allow_nan=False)
-    ok = allowed_region(z, T, eps=eps, a=a, E=E)
+    ok = allowed_region(z, T, eps=eps, a=a, E_tilde=E)
     if not bool(np.all(np.asarray(ok))):
         raise ValueError("z, T (the initial state z̃₀, T₀) must lie in the allowed region of "
                          "Eq. 67-68 (for a >= 1: T >= 2z+E and T >= -(2z+E)/a; for a <= -1: "
@@ -1011,10 +1014,7 @@ def theta_from_state(z, T, *, eps=None, a=None, E=0.0, eta=1.0):
 
     def f(z_, T_, l_, E_, eta_):
         z_, T_, l_, E_, eta_ = np.broadcast_arrays(z_, T_, l_, E_, eta_)
-        ident = l_ == 1.0
-        w1, w2 = _weights(z_, T_, np.where(ident, 0.5, l_), E_)
-        w1 = np.where(ident, T_, w1)
-        w2 = np.where(ident, 0.0, w2)
+        w1, w2 = _weights(z_, T_, l_, E_)
         J1 = np.sqrt(np.maximum(w1, 0.0) / eta_)
         J2 = np.sqrt(np.maximum(w2, 0.0) / eta_)
         return np.stack([J1, J2 / np.abs(l_)], axis=-1)
@@ -1026,7 +1026,7 @@ def theta_from_state(z, T, *, eps=None, a=None, E=0.0, eta=1.0):
     return f(*(np.asarray(x, float) for x in (z, T, lam, E, eta)))
 
 
-def state_from_theta(theta, *, eps=None, a=None, E=0.0, eta=1.0):
+def state_from_theta(theta, *, eps=None, a=None, E_tilde=0.0, eta=1.0):
     """The state (z̃, T) of parameters θ ∈ R² for Q = diag(1, λ) (Eq. 4, 7).
 
     z̃ = η z = ½ η θᵀQθ − ½ Ẽ and T = T(0) = η J Jᵀ with J = θᵀQ.
@@ -1037,7 +1037,7 @@ def state_from_theta(theta, *, eps=None, a=None, E=0.0, eta=1.0):
         Trailing axis (``param`` dim for DataArrays) of length 2.
     eps, a :
         Exactly one (λ = −ε or −1/a).
-    E : float, array or DataArray, default 0
+    E_tilde : float, array or DataArray, default 0
         Ẽ = η E.
     eta : float, array or DataArray, default 1
         Learning rate η > 0.
@@ -1051,7 +1051,7 @@ def state_from_theta(theta, *, eps=None, a=None, E=0.0, eta=1.0):
     >>> state_from_theta(np.array([1.0, 2.0]), eps=0.5)   # θᵀQθ = 1 − 0.5·4, T = 1 + 0.25·4
     (-0.5, 2.0)
     """
-    lam, E = _params(eps, a, E)
+    lam, E = _params(eps, a, E_tilde)
     _check_eta(eta)
     _check_real("theta", theta)
 
