@@ -41,7 +41,8 @@ def _outcome(entry, call, names):
         box.append(call())
         return box[-1]
 
-    category = fuzzutil.outcome(keep, names, counter_key=KEY)
+    # a flow's diverged_at/converged_at are times, NaN = never (the contract), not a flagged value
+    category = fuzzutil.outcome(keep, names, counter_key=KEY, allow_nan=("diverged_at", "converged_at"))
     LOCAL[(entry, category)] += 1
     status = getattr(box[0], "status", None) if box else None
     if status is not None and not np.isin(np.asarray(status), list(OK_FATES)).all():
@@ -85,7 +86,7 @@ def _apply(kw, over):
 
 def _names(*extra):
     # one-letter parameters are matched as "D must" / "P must" (a bare "D" would match any message)
-    return ["D must", "P must", "sigma_z", "sigma_J", "sigma_J2", "seeds", "eta", "max_steps", "record",
+    return ["D must", "P must", "sigma_z", "sigma_J", "sigma_J2", "seeds", "eta", "steps", "record_every", "stop",
             "record_points", "tol", "diverge_loss", "cycle_tol", "cycle_window", "dtype", "max_memory",
             "compact_fraction", "chunk_size", "scheduler", *extra]
 
@@ -105,13 +106,13 @@ def _check_gd_result(res, B, mask=None):
         # record_mask are NaN by design)
         rows = ok if mask is None else ok & mask
         upto = (res.record_steps[None, :] <= res.steps_taken[:, None]) & rows[:, None]
-        for rec in (res.loss, res.z_norm, res.sharpness):
+        for rec in (res.loss, res.z_norm, res.sharpness):  # z_norm: the kernel's own record
             if rec is not None:
                 assert not (upto & ~np.isfinite(rec)).any()
 
 
 # ----------------------------------------------------------------------------- sweep
-SWEEP_PARAMS = ["D", "P", "sigma_z", "sigma_J2", "seeds", "eta", "max_steps", "record", "tol", "diverge_loss",
+SWEEP_PARAMS = ["D", "P", "sigma_z", "sigma_J2", "seeds", "eta", "steps", "record_every", "stop", "tol", "diverge_loss",
                 "dtype", "compact_fraction", "cycle_tol", "cycle_window", "record_points", "max_memory",
                 "chunk_size", "scheduler", "resume", "blas_threads"]
 
@@ -120,14 +121,17 @@ SWEEP_PARAMS = ["D", "P", "sigma_z", "sigma_J2", "seeds", "eta", "max_steps", "r
 @settings(max_examples=150)
 @given(D=st.integers(1, 4), P=st.integers(1, 6), sigma_z=wide_grid, sigma_J2=wide_grid,
        seeds=st.one_of(st.integers(1, 2), st.sampled_from([[3], [0, 5]])), eta=wide_pos,
-       max_steps=st.integers(1, 50), record=st.sampled_from([None, 1, 7, "all", "final"]),
+       steps=st.integers(0, 50), record_every=st.sampled_from([None, 1, 7]),
+       stop=st.sampled_from(["member", "member", "never", "batch"]),
        tol=st.sampled_from([1e-12, 1e-300, 1e300]), diverge_loss=st.sampled_from([1e8, 1e300, 1e-3]),
        dtype=st.sampled_from(["float64", "float32", np.float32]), compact_fraction=st.floats(0.0, 1.0),
        cycle_tol=st.sampled_from([None, 1e-8, 0.5]), over=overrides(SWEEP_PARAMS))
-def test_fuzz_sweep(D, P, sigma_z, sigma_J2, seeds, eta, max_steps, record, tol, diverge_loss, dtype,
+def test_fuzz_sweep(D, P, sigma_z, sigma_J2, seeds, eta, steps, record_every, stop, tol, diverge_loss, dtype,
                     compact_fraction, cycle_tol, over):
-    kw = _apply(dict(D=D, P=P, sigma_z=sigma_z, sigma_J2=sigma_J2, seeds=seeds, eta=eta, max_steps=max_steps,
-                     record=record, tol=tol, diverge_loss=diverge_loss, dtype=dtype,
+    if stop != "member":
+        cycle_tol = None  # an early stop of a member (refused otherwise; checked in test_qrm.py)
+    kw = _apply(dict(D=D, P=P, sigma_z=sigma_z, sigma_J2=sigma_J2, seeds=seeds, eta=eta, steps=steps,
+                     record_every=record_every, stop=stop, tol=tol, diverge_loss=diverge_loss, dtype=dtype,
                      compact_fraction=compact_fraction, cycle_tol=cycle_tol, cycle_window=5,
                      scheduler="synchronous"), over)
     if kw["scheduler"] is None:
@@ -138,8 +142,8 @@ def test_fuzz_sweep(D, P, sigma_z, sigma_J2, seeds, eta, max_steps, record, tol,
 
 
 # ----------------------------------------------------------------------------- gradient flow
-FLOW_PARAMS = ["D", "P", "sigma_z", "sigma_J", "seeds", "eta", "t_max", "n_times", "rtol", "atol", "method",
-               "max_evals", "max_memory"]
+FLOW_PARAMS = ["D", "P", "sigma_z", "sigma_J", "seeds", "eta", "times", "tol", "diverge_loss", "rtol", "atol",
+               "method", "max_evals", "max_memory"]
 
 
 @pytest.mark.timeout(120)
@@ -152,12 +156,13 @@ FLOW_PARAMS = ["D", "P", "sigma_z", "sigma_J", "seeds", "eta", "t_max", "n_times
        max_evals=st.one_of(st.integers(1, 50), st.integers(1000, 3000)), over=overrides(FLOW_PARAMS))
 def test_fuzz_gradient_flow(D, P, sigma_z, sigma_J, seeds, eta, t_max, n_times, rtol, atol, method, max_evals,
                             over):
-    kw = _apply(dict(D=D, P=P, sigma_z=sigma_z, sigma_J=sigma_J, seeds=seeds, eta=eta, t_max=t_max,
-                     n_times=n_times, rtol=rtol, atol=atol, method=method, max_evals=max_evals), over)
+    kw = _apply(dict(D=D, P=P, sigma_z=sigma_z, sigma_J=sigma_J, seeds=seeds, eta=eta,
+                     times=np.linspace(0.0, t_max, n_times), rtol=rtol, atol=atol, method=method,
+                     max_evals=max_evals), over)
     if isinstance(kw["max_evals"], int) and kw["max_evals"] > 3000 and "max_evals" in over:
         kw["max_evals"] = 10**10  # a too-large budget must be refused, not spent
     _outcome("gradient_flow", lambda: eosdyn.qrm.gradient_flow(**kw),
-             _names("t_max", "n_times", "rtol", "atol", "method", "max_evals", "times"))
+             _names("rtol", "atol", "method", "max_evals", "times"))
 
 
 # ----------------------------------------------------------------------------- kernels

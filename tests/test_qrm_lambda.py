@@ -1,4 +1,4 @@
-"""Exact λ_max(J Jᵀ) kernel of eosdyn.kernels.qrm (certified Lanczos + exact fallback).
+"""Exact λ_max(J Jᵀ) kernel of eosdyn.kernels.lambda_max (certified Lanczos + exact fallback).
 
 Reference: ``numpy.linalg.eigvalsh`` of the float64 Gram matrix. The certified path returns a
 Ritz value θ ≤ λ_max accepted only when the Cholesky factorisation of θ(1 + δ) I − G succeeds
@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from eosdyn.conventions import STATUS_VALUES
-from eosdyn.kernels import qrm as kq
-from eosdyn.kernels.qrm import lambda_max, run_gd
+from eosdyn.kernels import lambda_max as kq
+from eosdyn.kernels.lambda_max import lambda_max
+from eosdyn.kernels.qrm import run_gd
 from eosdyn.models import qrm
 
 CERT = 2e-10  # δ = 1e-10 plus the reference's rounding, with margin

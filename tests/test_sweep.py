@@ -284,10 +284,10 @@ def test_resume_under_a_file_or_a_file_is_refused(tmp_path):
     assert calls == [] and f.read_text() == "x"
 
 
-@pytest.mark.parametrize("scheduler, exc", [("bogus", ValueError), ("sync", ValueError), (3, TypeError),
+@pytest.mark.parametrize("scheduler, exc", [("bogus", ValueError), ("Threads", ValueError), (3, TypeError),
                                             (object(), TypeError)])
 def test_bad_scheduler_names_allowed_values(scheduler, exc):
-    with pytest.raises(exc, match=r"scheduler must be one of 'threads', 'processes', 'synchronous'"):
+    with pytest.raises(exc, match=r"scheduler must be one of 'threads', 'threading', 'processes'"):
         sweep.run(_draws, 2, scheduler=scheduler)
 
 

@@ -92,7 +92,7 @@ def test_simulator_gradient_flow_matches_derivatives():
 
     D, P, eta, t_max, n = 5, 8, 0.7, 0.02, 9
     sz, sj, seeds = np.array([0.8, 2.0]), np.array([0.6, 1.2]), [0, 3]
-    ds = eosdyn.qrm.gradient_flow(D=D, P=P, sigma_z=sz, sigma_J=sj, seeds=seeds, t_max=t_max, n_times=n,
+    ds = eosdyn.qrm.gradient_flow(D=D, P=P, sigma_z=sz, sigma_J=sj, seeds=seeds, times=np.linspace(0.0, t_max, n),
                                   eta=eta, rtol=1e-13, atol=1e-16)
     t = ds["time"].values
     SZ, SJ = np.meshgrid(sz, sj, indexing="ij")
@@ -130,7 +130,8 @@ def test_conditional_moments_match_monte_carlo(D, P, convention):
     z = sigma_z * rng.standard_normal((n, D))
     Q = sample_q(rng, (n, D), P, convention)
     lam, d1, d2 = th.lambda_max_derivatives(np.broadcast_to(J, (n, D, P)), z, Q, eta=eta)
-    lam_c, d1_c, d2_c = th.theorem41_conditional(J, sigma_z=sigma_z, eta=eta, convention=convention)
+    # z is sampled with the raw width sigma_z; the theory takes the rescaled D sigma_z (Eq. 29)
+    lam_c, d1_c, d2_c = th.theorem41_conditional(J, sigma_z=sigma_z * D, eta=eta, convention=convention)
     assert np.allclose(lam, lam_c, rtol=1e-12)
     assert d1_c == 0.0
     se1 = d1.std(ddof=1) / np.sqrt(n)
@@ -151,7 +152,8 @@ def test_exact_ratio_matches_joint_monte_carlo():
     lam, d1, d2 = th.lambda_max_derivatives(J, z, Q, eta=eta)
     r_mc = d2.mean() / lam.mean()
     se_mc = np.std(d2 - r_mc * lam, ddof=1) / np.sqrt(n) / lam.mean()
-    r_ex, se_ex = th.theorem41_ratio(D=D, P=P, sigma_z=sigma_z, sigma_J=sigma_J, eta=eta, exact=True,
+    r_ex, se_ex = th.theorem41_ratio(D=D, P=P, sigma_z=sigma_z * D, sigma_J=sigma_J * (D * P) ** 0.25, eta=eta,
+                                     exact=True,
                                      n_samples=100000, seed=1, return_stderr=True)
     assert se_mc < 0.03 * r_mc  # heavy tail: 1/(l_1 - l_2) has a log-divergent variance
     assert abs(r_mc - r_ex) < 4 * np.hypot(se_mc, se_ex)
@@ -178,13 +180,14 @@ def test_theorem41_asymptotic_within_10_percent(D, P):
     rng = np.random.default_rng([D, P])
     sigma_z, eta, n = 0.02, 0.5, 120
     J = rng.standard_normal((n, D, P)) * 0.3
-    lam, _, d2 = th.theorem41_conditional(J, sigma_z=sigma_z, eta=eta)
+    sz = sigma_z * D  # rescaled width (Eq. 29)
+    lam, _, d2 = th.theorem41_conditional(J, sigma_z=sz, eta=eta)
     r_mc = d2.mean() / lam.mean()
     se = np.std(d2 - r_mc * lam, ddof=1) / np.sqrt(n) / lam.mean()
     assert se < 0.03 * r_mc
-    assert r_mc == pytest.approx(th.theorem41_ratio(D=D, P=P, sigma_z=sigma_z, eta=eta), rel=0.10)
-    half = th.theorem41_conditional(J, sigma_z=sigma_z, eta=eta, convention="half")[2].mean() / lam.mean()
-    assert half == pytest.approx(th.theorem41_ratio(D=D, P=P, sigma_z=sigma_z, eta=eta, convention="half"),
+    assert r_mc == pytest.approx(th.theorem41_ratio(D=D, P=P, sigma_z=sz, eta=eta), rel=0.10)
+    half = th.theorem41_conditional(J, sigma_z=sz, eta=eta, convention="half")[2].mean() / lam.mean()
+    assert half == pytest.approx(th.theorem41_ratio(D=D, P=P, sigma_z=sz, eta=eta, convention="half"),
                                  rel=0.10)
 
 
@@ -212,11 +215,11 @@ def test_theorem41_raw_monte_carlo_at_100():
         lam[i], d1[i], d2[i] = ll[0], dd1[0], dd2.mean()
     r = d2.mean() / lam.mean()
     se = np.std(d2 - r * lam, ddof=1) / np.sqrt(n) / lam.mean()
-    exact, se_ex = th.theorem41_ratio(D=D, P=P, sigma_z=sigma_z, exact=True, n_samples=400, seed=9,
+    exact, se_ex = th.theorem41_ratio(D=D, P=P, sigma_z=sigma_z * D, exact=True, n_samples=400, seed=9,
                                       return_stderr=True)
     assert se < 0.04 * r
     assert abs(r - exact) < 4 * np.hypot(se, se_ex)
-    assert r == pytest.approx(th.theorem41_ratio(D=D, P=P, sigma_z=sigma_z), rel=0.10)
+    assert r == pytest.approx(th.theorem41_ratio(D=D, P=P, sigma_z=sigma_z * D), rel=0.10)
     assert abs(d1.mean()) < 4 * d1.std(ddof=1) / np.sqrt(n)
 
 
@@ -259,20 +262,20 @@ def test_r_nl_matches_monte_carlo(D, P, convention, n):
     rng = np.random.default_rng([D, P, len(convention)])
     sigma_z, sigma_J, eta = 0.3, 1.3, 0.7
     r_mc, se, _ = _r_nl_monte_carlo(rng, D, P, sigma_z, sigma_J, eta, convention, n=n)
-    r_th = th.r_nl(D=D, P=P, sigma_z=sigma_z, eta=eta, convention=convention)
+    r_th = th.r_nl(D=D, P=P, sigma_z=sigma_z * D, eta=eta, convention=convention)  # rescaled width
     assert se < 0.006 * r_mc  # so that the 2% check below is a real test (~3.5 standard errors)
     assert r_th == pytest.approx(r_mc, rel=0.02)
     assert abs(r_th - r_mc) < 4 * se
 
 
 def test_r_nl_paper_form_is_the_equal_size_limit_only():
-    s, eta = 0.01, 0.5
+    s, eta = 0.01, 0.5  # raw width; the theory takes the rescaled D s
     big = 10 ** 7
-    assert th.r_nl(D=big, P=big, sigma_z=s, eta=eta) == pytest.approx(0.5 * eta * s * big, rel=1e-6)
-    # general large-size limit eta sigma_z D sqrt(P / (2 (D + P)))
-    assert th.r_nl(D=big, P=4 * big, sigma_z=s) == pytest.approx(s * big * np.sqrt(4 / 10), rel=1e-6)
+    assert th.r_nl(D=big, P=big, sigma_z=s * big, eta=eta) == pytest.approx(0.5 * eta * s * big, rel=1e-6)
+    # general large-size limit eta sigma_z_raw D sqrt(P / (2 (D + P)))
+    assert th.r_nl(D=big, P=4 * big, sigma_z=s * big) == pytest.approx(s * big * np.sqrt(4 / 10), rel=1e-6)
     # at the paper's D=60, P=120 the printed form is off by ~18 %
-    assert th.r_nl(D=60, P=120, sigma_z=s) / (0.5 * s * 60) == pytest.approx(1.18, abs=0.01)
+    assert th.r_nl(D=60, P=120, sigma_z=s * 60) / (0.5 * s * 60) == pytest.approx(1.18, abs=0.01)
 
 
 def test_convention_factors():
@@ -284,38 +287,47 @@ def test_convention_factors():
     e_half = th.theorem41_ratio(D=10, P=12, sigma_z=0.2, exact=True, n_samples=30, seed=2, convention="half")
     assert e_half / e_sym == pytest.approx(0.5, rel=1e-14)
     # closed forms (docs): 2 c D P eta^2 sigma_z^2
-    assert th.theorem41_ratio(D=100, P=30, sigma_z=0.1, eta=2.0) == pytest.approx(2 * 100 * 30 * 4 * 0.01)
+    # (raw sigma_z = 0.1, i.e. the rescaled 100 * 0.1)
+    assert th.theorem41_ratio(D=100, P=30, sigma_z=10.0, eta=2.0) == pytest.approx(2 * 100 * 30 * 4 * 0.01)
 
 
 # ----------------------------------------------------------------- units, xarray, validation
 def test_rescale_roundtrip_and_rescaled_inputs():
     D, P = 60, 120
-    sz, sj = th.rescale_sigmas(D=D, P=P, sigma_z=0.01, sigma_J=0.2)
+    sz, sj = th.rescale_sigmas(D=D, P=P, sigma_z_raw=0.01, sigma_J_raw=0.2)
     assert sz == pytest.approx(0.6) and sj == pytest.approx(0.2 * 7200 ** 0.25)
-    back = th.unrescale_sigmas(D=D, P=P, sigma_z_tilde=sz, sigma_J_tilde=sj)
+    back = th.unrescale_sigmas(D=D, P=P, sigma_z=sz, sigma_J=sj)
     assert back == pytest.approx((0.01, 0.2))
-    assert th.rescale_sigmas(D=D, P=P, sigma_J=0.2)[0] is None
-    assert th.r_nl(D=D, P=P, sigma_z_tilde=0.6) == pytest.approx(th.r_nl(D=D, P=P, sigma_z=0.01), rel=1e-14)
-    assert th.theorem41_ratio(D=D, P=P, sigma_z_tilde=0.6, sigma_J_tilde=1.0) == pytest.approx(
-        th.theorem41_ratio(D=D, P=P, sigma_z=0.01), rel=1e-14)
+    assert th.rescale_sigmas(D=D, P=P, sigma_J_raw=0.2)[0] is None
+    # the example: r_nl(D=60, P=120, sigma_z=ds.sigma_z) on a sweep dataset is right (no factor D)
+    ds = eosdyn.qrm.sweep(D=D, P=P, sigma_z=[0.3, 0.6], sigma_J=1.0, eta=0.5, seeds=1, steps=0)
+    _, _, z0 = eosdyn.qrm.initial_state(0, D=D, P=P, sigma_z=[0.6], sigma_J=[1.0])
+    _, zhat, _ = eosdyn.qrm.instance(0, D=D, P=P)
+    np.testing.assert_allclose(z0[0], 0.01 * zhat, rtol=1e-15)  # raw width sigma_z / D
+    by_hand = 0.5 * (ds.sigma_z.values / D) * np.sqrt(D * (D + 2.0) * (P + 2.0) / (2.0 * (P + D + 1.0)))
+    np.testing.assert_allclose(th.r_nl(ds).values, by_hand, rtol=1e-14)
+    np.testing.assert_allclose(th.r_nl(D=60, P=120, sigma_z=ds.sigma_z, eta=0.5).values, by_hand, rtol=1e-14)
+    np.testing.assert_allclose(th.theorem41_ratio(ds).values, 2 * D * P * 0.25 * (ds.sigma_z.values / D) ** 2,
+                               rtol=1e-14)
+    assert th.r_nl(ds, eta=1.0).values == pytest.approx(2 * by_hand, rel=1e-14)  # keywords override
 
 
 def test_dataarray_in_dataarray_out():
     sz = xr.DataArray([0.6, 1.2, 2.4], dims="sigma_z", coords={"sigma_z": [0.6, 1.2, 2.4]})
     D = xr.DataArray([30, 60], dims="D", coords={"D": [30, 60]})
-    r = th.r_nl(D=D, P=120, sigma_z_tilde=sz)
+    r = th.r_nl(D=D, P=120, sigma_z=sz)
     assert isinstance(r, xr.DataArray)
     assert set(r.dims) == {"D", "sigma_z"} and r.name == "r_nl" and "long_name" in r.attrs
-    expected = th.r_nl(D=np.array([30, 60])[:, None], P=120, sigma_z=np.array([0.6, 1.2, 2.4])[None] /
-                       np.array([30, 60])[:, None])
+    Dv = np.array([30, 60])[:, None]
+    expected = (np.array([0.6, 1.2, 2.4])[None] / Dv) * np.sqrt(Dv * (Dv + 2.0) * 122.0 / (2.0 * (121.0 + Dv)))
     np.testing.assert_allclose(r.transpose("D", "sigma_z").values, expected, rtol=1e-14)
-    t = th.theorem41_ratio(D=D, P=120, sigma_z_tilde=sz)
+    t = th.theorem41_ratio(D=D, P=120, sigma_z=sz)
     assert isinstance(t, xr.DataArray) and set(t.dims) == {"D", "sigma_z"}
     np.testing.assert_allclose(t.sel(D=60).values, 2 * 60 * 120 * (sz.values / 60) ** 2, rtol=1e-14)
-    te = th.theorem41_ratio(D=20, P=30, sigma_z=sz / 20, exact=True, n_samples=20)
+    te = th.theorem41_ratio(D=20, P=30, sigma_z=sz, exact=True, n_samples=20)
     assert isinstance(te, xr.DataArray) and te.dims == ("sigma_z",)
     np.testing.assert_allclose(te.values / te.values[0], (sz.values / 0.6) ** 2, rtol=1e-12)
-    st, sj = th.rescale_sigmas(D=D, P=120, sigma_z=sz / 60, sigma_J=sz)
+    st, sj = th.rescale_sigmas(D=D, P=120, sigma_z_raw=sz / 60, sigma_J_raw=sz)
     assert isinstance(st, xr.DataArray) and isinstance(sj, xr.DataArray)
     assert eosdyn.theory.r_nl is th.r_nl and eosdyn.theory.theorem41_ratio is th.theorem41_ratio
 
@@ -327,11 +339,9 @@ def test_dataarray_in_dataarray_out():
     (dict(D=np.array([3, 0]), P=5, sigma_z=0.1), "D"),
     (dict(D=5, P=np.array([3.5]), sigma_z=0.1), "P"),
     (dict(D=5, P=5, sigma_z=-0.1), "sigma_z"),
-    (dict(D=5, P=5, sigma_z_tilde=-0.1), "sigma_z_tilde"),
     (dict(D=5, P=5, sigma_z=0.1, eta=0.0), "eta"),
     (dict(D=5, P=5, sigma_z=0.1, eta=-1.0), "eta"),
     (dict(D=5, P=5, sigma_z=0.1, convention="other"), "convention"),
-    (dict(D=5, P=5, sigma_z=0.1, sigma_z_tilde=0.5), "sigma_z"),
     (dict(D=5, P=5), "sigma_z"),
 ])
 def test_bad_input_names_parameter(kwargs, name):
@@ -344,7 +354,6 @@ def test_bad_input_names_parameter(kwargs, name):
 @pytest.mark.parametrize("kwargs,name", [
     (dict(sigma_J=-1.0), "sigma_J"),
     (dict(sigma_J=0.0), "sigma_J"),
-    (dict(sigma_J_tilde=-1.0), "sigma_J_tilde"),
     (dict(exact=True, n_samples=1), "n_samples"),
     (dict(exact=True, seed=-3), "seed"),
     (dict(exact="yes"), "exact"),
@@ -372,11 +381,13 @@ def test_bad_input_helpers():
     with pytest.raises(ValueError, match="J must"):
         th.theorem41_conditional(np.ones(3), sigma_z=1)
     with pytest.raises(ValueError, match="D"):
-        th.rescale_sigmas(D=0, P=3, sigma_z=1.0)
-    with pytest.raises(ValueError, match="sigma_J"):
-        th.rescale_sigmas(D=2, P=3, sigma_J=-1.0)
-    with pytest.raises(ValueError, match="sigma_z_tilde"):
-        th.unrescale_sigmas(D=2, P=3, sigma_z_tilde=-1.0)
+        th.rescale_sigmas(D=0, P=3, sigma_z_raw=1.0)
+    with pytest.raises(ValueError, match="sigma_J_raw"):
+        th.rescale_sigmas(D=2, P=3, sigma_J_raw=-1.0)
+    with pytest.raises(ValueError, match="sigma_z"):
+        th.unrescale_sigmas(D=2, P=3, sigma_z=-1.0)
+    with pytest.raises(TypeError, match="dataset"):
+        th.r_nl([1.0])
 
 
 def test_docstring_examples():

@@ -493,7 +493,8 @@ def _flow_chunk(seeds: np.ndarray, *, D, P, grid, times, tol, diverge_loss, opti
         with np.errstate(invalid="ignore"):
             below = reached & (L < tol)
         cat = np.where(below.any(axis=1), times[np.argmax(below, axis=1)], np.nan)
-        st = np.where((st != STATUS_VALUES["diverged"]) & np.isfinite(cat), STATUS_VALUES["converged"], st)
+        # fates by precedence: diverged, failed (NaN after t_stop), converged, max_steps
+        st = np.where((st == STATUS_VALUES["max_steps"]) & np.isfinite(cat), STATUS_VALUES["converged"], st)
         valid = np.isfinite(L) & np.isfinite(S_)
         lastv = k - 1 - np.argmax(valid[:, ::-1], axis=1)
         has = valid.any(axis=1)
@@ -555,9 +556,9 @@ def gradient_flow(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds,
     -------
     xarray.Dataset
         Dims: the grid dims, ``seed``, ``time``; ``sharpness`` (η λ_max) and ``loss`` on
-        ``time`` (NaN after a member stopped); per member ``status`` (CF flags: ``converged``,
-        ``diverged``, ``failed``: step size too small or the ``max_evals`` budget spent, else
-        ``max_steps``), ``diverged_at``/``converged_at`` (times, NaN: never), ``t_stop`` (the
+        ``time`` (NaN after a member stopped); per member ``status`` (CF flags, by precedence:
+        ``diverged``; ``failed``: step size too small or the ``max_evals`` budget spent;
+        ``converged``: a sampled loss below ``tol``; else ``max_steps``), ``diverged_at``/``converged_at`` (times, NaN: never), ``t_stop`` (the
         time reached), ``final_sharpness``/``final_loss`` (at the last finite sample).
 
     Raises
