@@ -19,8 +19,8 @@ from eosdyn.kernels.maps import two_param_step
 from eosdyn.theory import toy as th
 
 PARAMS = [
-    dict(eps=0.1), dict(eps=0.5), dict(eps=1.0), dict(eps=0.02, E=-0.2),
-    dict(a=3.0, E=0.3), dict(a=-2.0), dict(a=-1.5, E=0.4), dict(a=1.0, E=0.1),
+    dict(eps=0.1), dict(eps=0.5), dict(eps=1.0), dict(eps=0.02, E_tilde=-0.2),
+    dict(a=3.0, E_tilde=0.3), dict(a=-2.0), dict(a=-1.5, E_tilde=0.4), dict(a=1.0, E_tilde=0.1),
 ]
 
 
@@ -33,7 +33,7 @@ def _steps(z, T, kw, n):
     shape = np.shape(z)
     z, T = np.array(z, float).ravel(), np.array(T, float).ravel()  # one (1-D) kernel signature
     lam = np.full(z.shape, _lam(kw))
-    E = np.full(z.shape, kw.get("E", 0.0))
+    E = np.full(z.shape, kw.get("E_tilde", 0.0))
     for _ in range(n):
         z, T = two_param_step(z, T, lam, E)
     return z.reshape(shape), T.reshape(shape)
@@ -61,7 +61,7 @@ def test_one_step_nullclines_are_fixed_by_one_step(kw):
 def test_one_step_nullclines_equal_eq69_70_as_printed(kw):
     # Eq. 69-70 literally, in terms of a = −1/λ (a = 1/ε), with the minus sign of Eq. 70.
     a = kw["a"] if "a" in kw else 1.0 / kw["eps"]
-    E = kw.get("E", 0.0)
+    E = kw.get("E_tilde", 0.0)
     z = np.linspace(-1.5, 1.5, 301)
     with np.errstate(divide="ignore", invalid="ignore"):
         fz = z * (2 * z + E) / (2 * a - (a - 1) * z)
@@ -82,7 +82,7 @@ def test_two_step_nullclines_are_fixed_by_two_steps(kw):
         idx_fin = np.flatnonzero(fin)
         assert np.all(np.diff(idx_fin) == 1)
         ok = fin & (np.abs(f) <= 10) & (z != 0)
-        if idx == 1 and kw.get("eps") == 1.0 and kw.get("E", 0.0) == 0.0:
+        if idx == 1 and kw.get("eps") == 1.0 and kw.get("E_tilde", 0.0) == 0.0:
             # catapult with Ẽ = 0: T_{t+2} − T_t = z̃²(T − 4)(1 + (1 − T)²) + O(z̃⁴): no branch at T = 2
             assert fin.sum() == 1
             continue
@@ -120,15 +120,15 @@ def test_two_step_nullclines_are_order_eps_apart():
 def test_branch_does_not_depend_on_the_requested_points():
     rng = np.random.default_rng(3)
     z = rng.uniform(-2, 2, 500)
-    bulk = th.two_step_nullcline_z(z, eps=0.2, E=0.1)
-    single = np.array([th.two_step_nullcline_z(v, eps=0.2, E=0.1) for v in z[:40]])
+    bulk = th.two_step_nullcline_z(z, eps=0.2, E_tilde=0.1)
+    single = np.array([th.two_step_nullcline_z(v, eps=0.2, E_tilde=0.1) for v in z[:40]])
     np.testing.assert_allclose(bulk[:40], single, rtol=1e-12, equal_nan=True)
     perm = rng.permutation(z.size)
-    np.testing.assert_allclose(th.two_step_nullcline_z(z[perm], eps=0.2, E=0.1), bulk[perm],
+    np.testing.assert_allclose(th.two_step_nullcline_z(z[perm], eps=0.2, E_tilde=0.1), bulk[perm],
                                rtol=1e-12, equal_nan=True)
 
 
-@pytest.mark.parametrize("kw", [dict(eps=0.1), dict(eps=0.5), dict(a=3.0, E=0.3), dict(a=-2.0)], ids=_ids)
+@pytest.mark.parametrize("kw", [dict(eps=0.1), dict(eps=0.5), dict(a=3.0, E_tilde=0.3), dict(a=-2.0)], ids=_ids)
 @pytest.mark.parametrize("variable", ["z", "T"])
 def test_branch_ends_at_a_fold_or_an_asymptote(kw, variable):
     func = th.two_step_nullcline_z if variable == "z" else th.two_step_nullcline_T
@@ -167,12 +167,12 @@ def test_two_step_polynomial_is_the_two_step_difference(kw):
 def test_two_step_map_is_two_kernel_steps():
     z = np.linspace(-0.5, 0.5, 11)
     T = np.linspace(0.5, 3.0, 11)
-    z2, T2 = th.two_step_map(z, T, a=4.0, E=0.2)
-    rz, rT = _steps(z, T, dict(a=4.0, E=0.2), 2)
+    z2, T2 = th.two_step_map(z, T, a=4.0, E_tilde=0.2)
+    rz, rT = _steps(z, T, dict(a=4.0, E_tilde=0.2), 2)
     np.testing.assert_array_equal(z2, rz)
     np.testing.assert_array_equal(T2, rT)
-    z1, T1 = th.one_step_map(z, T, a=4.0, E=0.2)
-    rz, rT = _steps(z, T, dict(a=4.0, E=0.2), 1)
+    z1, T1 = th.one_step_map(z, T, a=4.0, E_tilde=0.2)
+    rz, rT = _steps(z, T, dict(a=4.0, E_tilde=0.2), 1)
     np.testing.assert_array_equal(z1, rz)
 
 
@@ -233,11 +233,11 @@ def _solve_theta_squared(z, T, lam, E, eta):
     return np.linalg.solve(A, rhs)
 
 
-@pytest.mark.parametrize("kw", [dict(eps=0.1), dict(eps=1.0), dict(a=3.0, E=0.3), dict(a=-2.0, E=-0.4),
-                                dict(a=-1.2, E=1.0)], ids=_ids)
+@pytest.mark.parametrize("kw", [dict(eps=0.1), dict(eps=1.0), dict(a=3.0, E_tilde=0.3), dict(a=-2.0, E_tilde=-0.4),
+                                dict(a=-1.2, E_tilde=1.0)], ids=_ids)
 def test_allowed_region_is_reachability(kw):
     rng = np.random.default_rng(11)
-    lam, E = _lam(kw), kw.get("E", 0.0)
+    lam, E = _lam(kw), kw.get("E_tilde", 0.0)
     eta = 0.7
     # states of random real θ are allowed
     theta = rng.normal(size=(2000, 2)) * 2
@@ -260,15 +260,21 @@ def test_allowed_region_is_reachability(kw):
 
 def test_allowed_region_boundary_and_identity_case():
     # boundary = one Jacobian component zero: reachable (θ₂ = 0 gives T = 2z̃ + Ẽ)
-    z, T = th.state_from_theta(np.array([[1.3, 0.0], [0.0, 0.8]]), eps=0.25, E=0.1)
-    assert th.allowed_region(z, T, eps=0.25, E=0.1).all()
-    # a = −1 (Q = I): only T = 2z̃ + Ẽ ≥ 0 is reachable
-    assert th.allowed_region(0.5, 1.0, a=-1.0) and not th.allowed_region(0.5, 1.1, a=-1.0)
-    theta = th.theta_from_state(0.5, 1.0, a=-1.0)
-    np.testing.assert_allclose(th.state_from_theta(theta, a=-1.0), (0.5, 1.0))
+    z, T = th.state_from_theta(np.array([[1.3, 0.0], [0.0, 0.8]]), eps=0.25, E_tilde=0.1)
+    assert th.allowed_region(z, T, eps=0.25, E_tilde=0.1).all()
+    # a = −1 (Q = I) is refused everywhere: by the theory and by the simulations alike
+    import eosdyn
+
+    for call in (lambda: th.allowed_region(0.5, 1.0, a=-1.0), lambda: th.second_eigenvalue(a=-1.0),
+                 lambda: th.theta_from_state(0.5, 1.0, a=-1.0),
+                 lambda: eosdyn.toy.two_param(a=-1.0, z0=0.5, T0=1.0, steps=1),
+                 lambda: eosdyn.toy.two_param_flow(a=-1.0, z0=0.5, T0=1.0, times=[0.0]),
+                 lambda: th.nullcline_z(0.5, a=-1.0)):
+        with pytest.raises(ValueError, match="a = -1"):
+            call()
 
 
-@pytest.mark.parametrize("kw", [dict(eps=0.1), dict(a=3.0, E=0.3), dict(a=-2.0, E=-0.4)], ids=_ids)
+@pytest.mark.parametrize("kw", [dict(eps=0.1), dict(a=3.0, E_tilde=0.3), dict(a=-2.0, E_tilde=-0.4)], ids=_ids)
 def test_theta_state_round_trips(kw):
     rng = np.random.default_rng(5)
     eta = np.array([0.1, 1.0, 2.5])[:, None]
@@ -277,7 +283,7 @@ def test_theta_state_round_trips(kw):
     back = th.theta_from_state(z, T, eta=eta, **kw)
     np.testing.assert_allclose(back, np.abs(theta), rtol=1e-9, atol=1e-9)
     # and state → θ → state, with the definitions of Eq. 4, 7 written out here
-    lam, E = _lam(kw), kw.get("E", 0.0)
+    lam, E = _lam(kw), kw.get("E_tilde", 0.0)
     th0 = th.theta_from_state(z[1], T[1], eta=1.0, **kw)
     Q = np.diag([1.0, lam])
     J = th0 @ Q
@@ -297,7 +303,7 @@ def test_theta_from_state_rejects_unreachable_states():
 def test_theta_from_state_drives_parameter_space_gd_like_the_map():
     # GD in θ (Eq. 9) from θ₀ = theta_from_state(z̃₀, T₀) follows the (z̃, T) map (independent path)
     eps, E, eta = 0.1, 0.2, 0.5
-    theta = th.theta_from_state(-0.3, 1.7, eps=eps, E=E, eta=eta)
+    theta = th.theta_from_state(-0.3, 1.7, eps=eps, E_tilde=E, eta=eta)
     Q = np.diag([1.0, -eps])
     zs, Ts = [], []
     for _ in range(30):
@@ -324,10 +330,10 @@ def test_catapult_sign_rule_on_a_grid():
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(got[z != 0], np.sign(T - 4)[z != 0])
     # with Ẽ ≠ 0 the rule becomes sign(z̃ (z̃ (T − 4) − 2Ẽ))
-    z1, T1 = _steps(z, T, dict(eps=1.0, E=0.3), 1)
+    z1, T1 = _steps(z, T, dict(eps=1.0, E_tilde=0.3), 1)
     d = T1 - T
     clear = np.abs(d) > 1e-12
-    np.testing.assert_array_equal(th.catapult_sign(z, T, E=0.3)[clear], np.sign(d)[clear])
+    np.testing.assert_array_equal(th.catapult_sign(z, T, E_tilde=0.3)[clear], np.sign(d)[clear])
 
 
 # --------------------------------------------------------------------------- API: xarray, errors
@@ -342,7 +348,7 @@ def test_dataarray_in_dataarray_out():
     assert y.name == "y" and "long_name" in y.attrs
     np.testing.assert_allclose(y.sel(eps=0.1).values, T.values - th.two_step_nullcline_z(z.values, eps=0.1))
     for func in (th.nullcline_z, th.nullcline_T, th.two_step_nullcline_T):
-        out = func(z, eps=eps, E=0.1)
+        out = func(z, eps=eps, E_tilde=0.1)
         assert isinstance(out, xr.DataArray) and set(out.dims) == {"z0", "eps"}
     ok = th.allowed_region(z, T, eps=eps)
     assert ok.dtype == bool and set(ok.dims) == {"z0", "eps"}
@@ -369,9 +375,9 @@ def test_reexported_by_eosdyn_theory():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(eps=0.0), "eps"), (dict(eps=1.5), "eps"), (dict(eps=np.nan), "eps"), (dict(eps=-0.1), "eps"),
-    (dict(a=0.5), r"\|a\| >= 1"), (dict(a=-0.99), r"\|a\| >= 1"), (dict(a=np.inf), "a must be finite"),
+    (dict(a=0.5), "a >= 1 or a < -1"), (dict(a=-0.99), "a >= 1 or a < -1"), (dict(a=-1.0), "a = -1"), (dict(a=np.inf), "a must be finite"),
     (dict(), "exactly one"), (dict(eps=0.1, a=10.0), "exactly one"),
-    (dict(eps=0.1, E=np.nan), "E must be finite"), (dict(eps=np.array([0.1, 2.0])), r"eps .*\(0, 1\]"),
+    (dict(eps=0.1, E_tilde=np.nan), "E_tilde must be finite"), (dict(eps=np.array([0.1, 2.0])), r"eps .*\(0, 1\]"),
 ])
 def test_bad_parameters_raise_value_error(kwargs, match):
     for func in (th.nullcline_z, th.nullcline_T, th.two_step_nullcline_z, th.two_step_nullcline_T):
@@ -412,13 +418,13 @@ finite = st.floats(-1e3, 1e3, allow_nan=False)
        T=finite)
 def test_property_only_value_errors(eps, a, E, z, T):
     z = np.array(z)
-    for call in (lambda: th.nullcline_z(z, eps=eps, a=a, E=E),
-                 lambda: th.nullcline_T(z, eps=eps, a=a, E=E),
-                 lambda: th.two_step_nullcline_z(z, eps=eps, a=a, E=E),
-                 lambda: th.two_step_nullcline_T(z, eps=eps, a=a, E=E),
-                 lambda: th.eos_coordinate(z, T, eps=eps, a=a, E=E),
-                 lambda: th.allowed_region(z, T, eps=eps, a=a, E=E),
-                 lambda: th.theta_from_state(z, T, eps=eps, a=a, E=E)):
+    for call in (lambda: th.nullcline_z(z, eps=eps, a=a, E_tilde=E),
+                 lambda: th.nullcline_T(z, eps=eps, a=a, E_tilde=E),
+                 lambda: th.two_step_nullcline_z(z, eps=eps, a=a, E_tilde=E),
+                 lambda: th.two_step_nullcline_T(z, eps=eps, a=a, E_tilde=E),
+                 lambda: th.eos_coordinate(z, T, eps=eps, a=a, E_tilde=E),
+                 lambda: th.allowed_region(z, T, eps=eps, a=a, E_tilde=E),
+                 lambda: th.theta_from_state(z, T, eps=eps, a=a, E_tilde=E)):
         try:
             out = call()
         except ValueError:
@@ -428,14 +434,14 @@ def test_property_only_value_errors(eps, a, E, z, T):
 
 @given(eps=st.floats(0.001, 1.0), E=st.floats(-1, 1), z=st.floats(-0.05, 0.05))
 def test_property_two_step_nullcline_near_zero_exists_and_is_fixed(eps, E, z):
-    f = th.two_step_nullcline_z(z, eps=eps, E=E)
+    f = th.two_step_nullcline_z(z, eps=eps, E_tilde=E)
     assert np.isfinite(f) and abs(f - 2) < 0.5
-    z2, _ = _steps(np.array([z]), np.array([f]), dict(eps=eps, E=E), 2)
+    z2, _ = _steps(np.array([z]), np.array([f]), dict(eps=eps, E_tilde=E), 2)
     assert abs(z2[0] - z) <= 1e-12
 
 
 def test_vectorised_cubic_roots_match_companion_eigenvalues():
-    from eosdyn.theory.toy import _cubic_roots
+    from eosdyn.theory.continuation import cubic_roots as _cubic_roots
 
     rng = np.random.default_rng(9)
     c = rng.normal(size=(3000, 4))
@@ -449,7 +455,7 @@ def test_vectorised_cubic_roots_match_companion_eigenvalues():
         assert np.all(dist <= tol), (i, ref, roots[i])
 
 
-@pytest.mark.parametrize("kw", [dict(eps=0.1), dict(a=-2.0), dict(a=3.0, E=0.3)], ids=_ids)
+@pytest.mark.parametrize("kw", [dict(eps=0.1), dict(a=-2.0), dict(a=3.0, E_tilde=0.3)], ids=_ids)
 def test_eos_coordinate_is_pointwise_far_from_the_edge(kw):
     # Far from the EOS (large |z̃|) the value at a point must not depend on the other points
     # requested with it (it once depended on the largest |z̃| in the request).
