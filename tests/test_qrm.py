@@ -627,3 +627,118 @@ def test_float32_loss_beyond_its_range_diverges_at_step_0_even_with_huge_diverge
     z0 = np.full((1, D), 3e19, np.float32)  # ½‖z‖² = 9e38 > float32 max
     res = run_gd(Q, J0, z0, 0.1, 5, 1, diverge_loss=1e300)
     assert res.status[0] == STATUS_VALUES["diverged"] and res.diverged_at[0] == 0
+
+
+# ----------------------------------------------------------------------------- the shared GD vocabulary
+VOC = dict(D=4, P=8, sigma_z=[0.1, 0.3, 6.0], sigma_J2=[0.05, 0.2], seeds=2)
+
+
+def test_stop_never_runs_converged_members_on_against_reference_gd():
+    """stop="never": a converged member keeps iterating to ``steps`` (independent einsum GD as truth)."""
+    steps = 400
+    member = eosdyn.qrm.sweep(**VOC, steps=steps)
+    never = eosdyn.qrm.sweep(**VOC, steps=steps, stop="never")
+    eosdyn.check_dataset(never)
+    conv = member.status == STATUS_VALUES["converged"]
+    assert int(conv.sum()) >= 4 and bool((member.status == STATUS_VALUES["diverged"]).any())
+    xr.testing.assert_equal(never.status, member.status)
+    xr.testing.assert_equal(never.converged_at, member.converged_at.where(conv, -1))
+    xr.testing.assert_equal(never.diverged_at, member.diverged_at)
+    assert bool((never.steps_taken.where(conv) == steps).where(conv, True).all())
+    assert never.attrs["stop"] == "never" and list(never.step.values) == [0, steps]
+    # truth: the loss of the reference GD after `steps` steps, and its first step below tol
+    for seed in (0, 1):
+        Q, J0, z0 = qrm.initial_state(seed, D=4, P=8, sigma_z=[0.1], sigma_J=[math.sqrt(0.05)])
+        zs, _ = ref_gd(Q, J0[0], z0[0], 1.0, steps)
+        loss = 0.5 * np.sum(zs ** 2, axis=1)
+        m = never.sel(sigma_z=0.1, seed=seed).isel(sigma_J=0)
+        assert int(m.converged_at) == int(np.argmax(loss < 1e-12))
+        np.testing.assert_allclose(float(m.final_loss), loss[-1], rtol=1e-6, atol=1e-300)
+        np.testing.assert_allclose(float(m.loss.isel(step=-1)), loss[-1], rtol=1e-6, atol=1e-300)
+
+
+def test_stop_batch_runs_everyone_to_the_last_fate():
+    kw = dict(D=4, P=8, sigma_z=[0.1, 0.3, 6.0], sigma_J2=[0.05, 0.2], seeds=2, steps=5000)
+    member = eosdyn.qrm.sweep(**kw)
+    assert not bool((member.status == STATUS_VALUES["max_steps"]).any())  # every member has a fate
+    last = int(member.steps_taken.max())
+    batch = eosdyn.qrm.sweep(**kw, stop="batch")
+    eosdyn.check_dataset(batch)
+    div = member.status == STATUS_VALUES["diverged"]
+    assert bool((batch.steps_taken.where(~div) == last).where(~div, True).all())
+    xr.testing.assert_equal(batch.status, member.status)
+    xr.testing.assert_equal(batch.converged_at.where(~div, -1), member.converged_at.where(~div, -1))
+    assert list(batch.step.values) == [0, last]
+    rec = eosdyn.qrm.sweep(**kw, stop="batch", record_every=1000)
+    assert rec.step.values.tolist() == list(range(0, 5001, 1000))
+    assert bool(rec.sharpness.sel(step=slice(last + 1, None)).isnull().all())
+
+
+def test_eta_is_a_grid_dim_like_sigma_z():
+    """eta=[a, b] equals one sweep per eta value, bit for bit."""
+    both = eosdyn.qrm.sweep(**VOC, eta=[0.5, 1.2], steps=200, record_every=50)
+    assert both.final_sharpness.dims == ("sigma_z", "sigma_J", "eta", "seed")
+    assert both.sharpness.dims == ("sigma_z", "sigma_J", "eta", "seed", "step")
+    for eta in (0.5, 1.2):
+        one = eosdyn.qrm.sweep(**VOC, eta=eta, steps=200, record_every=50)
+        for v in ("final_sharpness", "final_loss", "steps_taken", "status", "sharpness", "loss"):
+            np.testing.assert_array_equal(both[v].sel(eta=eta).values, one[v].values)
+    # a DataArray pairs eta with sigma_z on its own dim
+    pair = xr.DataArray([0.5, 1.2], dims="run")
+    ds = eosdyn.qrm.sweep(D=4, P=8, sigma_z=xr.DataArray([0.1, 0.3], dims="run"), sigma_J=0.4, eta=pair,
+                          seeds=1, steps=50)
+    assert ds.final_sharpness.dims == ("run", "seed")
+    eosdyn.check_dataset(ds)
+    xr.testing.assert_identical(eosdyn.conventions.regenerate(ds).drop_attrs(), ds.drop_attrs())
+
+
+def test_record_every_none_is_initial_and_last_step():
+    full = eosdyn.qrm.sweep(**VOC, steps=300, record_every=1)
+    ends = eosdyn.qrm.sweep(**VOC, steps=300)
+    n = int(ends.steps_taken.max())
+    assert ends.step.values.tolist() == [0, n]
+    xr.testing.assert_equal(ends.sharpness.isel(step=0), full.sharpness.isel(step=0))
+    xr.testing.assert_equal(ends.loss.isel(step=0), full.loss.isel(step=0))
+    ran = ends.steps_taken == n
+    xr.testing.assert_equal(ends.sharpness.isel(step=1).where(ran), full.sharpness.sel(step=n).where(ran))
+    assert bool(ends.loss.isel(step=1).where(~ran).isnull().all())
+    for v in ("final_sharpness", "final_loss", "steps_taken", "status", "converged_at", "diverged_at"):
+        xr.testing.assert_equal(ends[v], full[v])
+    assert set(ends.attrs) >= {"tol", "diverge_loss", "stop", "eosdyn_roles"}
+    assert eosdyn.conventions.read_config(ends)["function"] == "eosdyn.qrm.sweep"
+
+
+def test_cycle_tol_needs_stop_member():
+    with pytest.raises(ValueError, match="cycle_tol"):
+        eosdyn.qrm.sweep(**VOC, steps=10, cycle_tol=1e-8, stop="never")
+
+
+def test_flow_and_monte_carlo_bitwise_across_chunk_sizes_and_schedulers(tmp_path):
+    from eosdyn import recipes
+
+    kw = dict(D=3, P=4, sigma_z=[0.5, 2.0], sigma_J=0.5, seeds=4, times=[0.0, 0.5, 1.0])
+    a = eosdyn.qrm.gradient_flow(**kw, chunk_size=4, scheduler="synchronous")
+    b = eosdyn.qrm.gradient_flow(**kw, chunk_size=1, scheduler="threads", resume=tmp_path / "flow")
+    c = eosdyn.qrm.gradient_flow(**kw, chunk_size=3, resume=tmp_path / "flow")  # another chunking: recomputed
+    xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+    xr.testing.assert_identical(a.drop_attrs(), c.drop_attrs())
+    again = eosdyn.qrm.gradient_flow(**kw, chunk_size=1, resume=tmp_path / "flow")  # resumed
+    xr.testing.assert_identical(a.drop_attrs(), again.drop_attrs())
+    mc = dict(sizes=[[4, 6], [6, 3]], sigma_z=[0.5, 1.0], seeds=6)
+    for f in (recipes.rnl_monte_carlo, recipes.theorem41_monte_carlo):
+        one, many = f(**mc, chunk_size=6), f(**mc, chunk_size=1, scheduler="threads")
+        xr.testing.assert_identical(one.drop_attrs(), many.drop_attrs())
+        sub = f(**{**mc, "seeds": [0, 1, 2, 3, 4, 5]})
+        xr.testing.assert_identical(one.drop_attrs(), sub.drop_attrs())
+
+
+def test_flow_converged_at_is_the_first_sample_below_tol():
+    times = np.linspace(0.0, 40.0, 41)
+    ds = eosdyn.qrm.gradient_flow(D=3, P=6, sigma_z=[0.2, 0.4], sigma_J=1.0, seeds=2, times=times, tol=1e-6)
+    eosdyn.check_dataset(ds)
+    below = ds.loss < 1e-6
+    assert bool(below.any("time").all())
+    first = ds.time.where(below).min("time")
+    np.testing.assert_array_equal(ds.converged_at.values, first.transpose(*ds.converged_at.dims).values)
+    assert bool((eosdyn.conventions.decode_status(ds.status) == "converged").all())
+    assert bool(ds.diverged_at.isnull().all()) and bool((ds.t_stop == 40.0).all())
