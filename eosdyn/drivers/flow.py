@@ -6,7 +6,8 @@ Fates of a flow member: ``diverged`` when the integrator's norm guard fires (max
 :data:`DIVERGE_NORM` or non-finite, located inside the step) or a sample has ``loss >
 diverge_loss`` or a non-finite variable (``diverged_at``: that time); ``converged`` when a sample
 has ``loss < tol`` (``converged_at``: the first such time); ``failed`` when the integrator gave
-up (step size collapsed or ``max_evals`` spent); otherwise ``max_steps`` (it reached
+up (step size collapsed or ``max_evals`` spent; also after an earlier convergence); otherwise
+``max_steps`` (it reached
 ``times[-1]``). ``diverged_at``/``converged_at`` are float64 times (NaN: never), ``t_stop`` the
 time reached; samples after a stop are NaN and ``final_*`` are the values at the last valid sample.
 
@@ -89,8 +90,10 @@ def run(spec: Flow, parameters: Mapping[str, Any], model: Mapping[str, Any], *, 
         conv = valid & (loss < tol)
     conv_at = np.where(conv.any(axis=1), tv[np.argmax(conv, axis=1)], np.nan)
     diverged = ~np.isnan(div_at)
+    # a failed solve stays flagged even after an earlier convergence (its samples end early)
     status = np.where(diverged, STATUS_VALUES["diverged"],
-                      np.where(~np.isnan(conv_at), STATUS_VALUES["converged"], status)).astype(np.int8)
+                      np.where(~np.isnan(conv_at) & (status != STATUS_VALUES["failed"]), STATUS_VALUES["converged"],
+                               status)).astype(np.int8)
     # NaN after a stop (and at a divergent sample); finals at the last valid sample
     last = np.where(valid.any(axis=1), valid.shape[1] - 1 - np.argmax(valid[:, ::-1], axis=1), -1)
     traj, finals = {}, {}
