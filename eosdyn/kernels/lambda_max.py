@@ -358,16 +358,9 @@ def _lambda_max_batch(J, rows, out, U, warm, use_lanczos, delta, stats):
     A = np.empty((n, n))
     L = np.empty((n, n))
     V = np.empty((mmax, n))
-    d = np.empty(n)
-    e = np.empty(n)
-    e2 = np.empty(n)
-    v = np.empty(n)
-    p = np.empty(n)
-    al = np.empty(n)
-    be = np.empty(n)
-    s = np.empty(n)
-    c = np.empty(n)
-    y = np.empty(n)
+    W = np.empty((10, n))  # work vectors of the tridiagonal reduction and of Lanczos (contiguous rows)
+    d, e, e2, v, p = W[0], W[1], W[2], W[3], W[4]
+    al, be, s, c, y = W[5], W[6], W[7], W[8], W[9]
     x = np.empty(_NSECT)
     q = np.empty(_NSECT)
     cnt = np.empty(_NSECT, np.int64)
@@ -385,12 +378,8 @@ def _lambda_max_batch(J, rows, out, U, warm, use_lanczos, delta, stats):
                     xmax = xa
                 elif not (xa <= xmax):  # NaN
                     finite = False
-        if not finite or not (xmax < np.inf):
-            out[r] = np.nan
-            warm[b] = False
-            continue
-        if xmax == 0.0:
-            out[r] = 0.0
+        if not finite or not (0.0 < xmax < np.inf):  # non-finite entries: NaN; J = 0: 0
+            out[r] = 0.0 if (finite and xmax == 0.0) else np.nan
             warm[b] = False
             continue
         ex = math.frexp(xmax)[1]
@@ -420,12 +409,8 @@ def _lambda_max_batch(J, rows, out, U, warm, use_lanczos, delta, stats):
                 finite = False
             elif aii > smax:
                 smax = aii
-        if not finite:
-            out[r] = np.nan
-            warm[b] = False
-            continue
-        if smax == 0.0:
-            out[r] = 0.0
+        if not finite or smax == 0.0:  # an overflowed Gram entry: NaN; an all-zero Gram matrix: 0
+            out[r] = np.nan if not finite else 0.0
             warm[b] = False
             continue
         inv = 1.0 / smax
