@@ -129,17 +129,9 @@ def _one_datapoint_update(theta, g, ztilde):
 @nb.njit(cache=True, fastmath=False)
 def _one_datapoint_rhs(theta, Q, E, eta, out):
     """Gradient flow with rate η (Eq. 5): dθ/dt = −η z Q θ. Writes ``out``."""
-    P = theta.shape[0]
-    quad = 0.0
-    for i in range(P):
-        s = 0.0
-        for j in range(P):
-            s += Q[i, j] * theta[j]
-        out[i] = s
-        quad += theta[i] * s
-    c = -eta * 0.5 * (quad - E)
-    for i in range(P):
-        out[i] *= c
+    z, _ = _one_datapoint_observe(theta, Q, E, eta, out)
+    for i in range(theta.shape[0]):
+        out[i] *= -z
 
 
 # --------------------------------------------------------------------------- batch kernels
