@@ -95,8 +95,8 @@ def run(kernel: Callable[[int, int, bool], KernelOut], derive: Callable[[dict], 
     else:
         rec = o.rec
     traj = derive(rec)
-    after = step[None, :] > limit[:, None]
-    if after.any():
+    if step.size and np.any(limit < step[-1]):
+        after = step[None, :] > limit[:, None]
         for arr in traj.values():
             arr[after] = np.nan
     return Run(step=step, trajectories=traj, finals=derive(final), fates=fates)

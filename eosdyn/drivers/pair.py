@@ -83,8 +83,9 @@ def run(spec: PairMap, parameters: Mapping[str, Any], model: Mapping[str, Any], 
 
     def derive(f):
         out = spec.derive(f["x"], f["y"], inp)
-        with np.errstate(over="ignore", invalid="ignore"):
-            out["loss"] = 0.5 * f["x"] * f["x"]
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            loss = np.multiply(f["x"], 0.5)       # (0.5 x) x: the kernel's arithmetic, one temporary
+            out["loss"] = np.multiply(loss, f["x"], out=loss)
         return out
 
     res = _protocol.run(kernel, derive, steps=steps, every=every, stop=stop)

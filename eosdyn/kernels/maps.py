@@ -22,22 +22,29 @@ The scalar step functions :func:`two_param_step`, :func:`two_param_rhs` and
 :func:`linear_step` are numba ``njit`` functions of scalars that also work on NumPy arrays
 (array expressions, broadcast like NumPy), so theory code and tests can call them directly.
 
+Two batch kernels serve every map, one per state kind (:mod:`eosdyn.drivers` calls them):
+:func:`pair_batch` for maps on a scalar pair (x, y) (``kind`` :data:`TWO_PARAM`, :data:`LINEAR`:
+a one-component map leaves y at 0) and :func:`vector_batch` for maps on a vector state
+(``kind`` :data:`HIERARCHY`, :data:`ONE_DATAPOINT`). A new scalar map is a step function here
+and one line in the dispatch of its kind (``_pair_step``), so the kernels stay cached.
+
 Every kernel that indexes arrays is private (``_name``): it trusts its caller's shapes and
 would read or write out of bounds otherwise. The public names (:func:`hierarchy_step`,
-:func:`hierarchy_rhs`, :func:`one_datapoint_observe`, :func:`two_param_batch`, ...) are thin
+:func:`hierarchy_rhs`, :func:`one_datapoint_observe`, :func:`pair_batch`, ...) are thin
 Python wrappers that check shapes, dtypes, contiguity and writeability and raise
 ``ValueError`` naming the argument before calling the kernel.
 
-Batch kernels (``*_batch``) iterate many independent trajectories in parallel
-(``prange``) on plain contiguous arrays and write into preallocated outputs;
-they share one protocol:
+The batch kernels iterate many independent trajectories in parallel (``prange``) on plain
+contiguous arrays and write into preallocated outputs; they share one protocol:
 
 * ``nsteps`` map steps; ``every`` > 0 records steps 0, every, 2·every, ... into
-  row ``t // every`` of the ``rec_*`` arrays (``every`` = 0: record nothing);
-* ``div_at[i]``: first step at which the state is not finite or
-  ``|z̃| ≥ thr`` or ``|T| ≥ thr`` (−1: never); ``conv_at[i]``: first step with
-  ``|z̃| < tol`` (−1: never). Diverged trajectories keep being iterated (their
-  state becomes inf/NaN); the caller masks them with NaN;
+  row ``t // every`` of the records (``every`` = 0: record nothing);
+* ``div_at[i]``: first step at which the loss exceeds ``diverge_loss``, the state is not
+  finite or abs(T) reaches the guard ``thr`` (−1: never); ``conv_at[i]``: first step with
+  loss < ``tol`` (−1: never). The loss is ½ x² (pair maps), ½ z̃² (hierarchy) or ½ z² of the
+  raw residual (parameter space). Diverged trajectories keep being iterated (their state
+  becomes inf/NaN); the caller masks them with NaN. The state at ``div_at`` and at
+  ``conv_at`` is returned as well (the member's final values when it stops there);
 * ``stop_when_fated``: a block of trajectories stops as soon as every member
   has converged or diverged (used to find the stopping step of a batch).
 """
