@@ -63,9 +63,10 @@ __all__ = [
     "state_from_theta",
 ]
 
-#: Measured ε² coefficient c of lim η λ_max = 2 − ε/2 + c ε² + O(ε³) (Theorem 3.1, Ẽ = 0):
-#: fitted to GD runs from the box z̃₀ ∈ [−0.55, −0.35], T₀ ∈ [1.45, 1.85], ε ∈ {0.1, …, 0.005}
-#: (docs/theory.md, tests/test_theorem31.py). Numerically indistinguishable from −27/32.
+#: ε² coefficient c of lim η λ_max = 2 − ε/2 + c ε² + O(ε³) (Theorem 3.1, Ẽ = 0): the limit does
+#: not depend on the start, and a 40-digit iteration of the map extrapolated to ε → 0 gives
+#: c = −0.84376 (docs/theory.md; checked in tests/test_theorem31.py). Numerically
+#: indistinguishable from −27/32, which is not derived.
 THEOREM31_EPS2_COEFFICIENT = -0.8438
 
 
@@ -557,8 +558,8 @@ def theorem31_sharpness(eps):
 def theorem31_sharpness_fit(eps):
     """Theorem 3.1 with the measured ε² term: 2 − ε/2 + c ε², c = :data:`THEOREM31_EPS2_COEFFICIENT`.
 
-    c was fitted to converged GD trajectories (Ẽ = 0, ε ∈ {0.1, …, 0.005}) started in the box
-    z̃₀ ∈ [−0.55, −0.35], T₀ ∈ [1.45, 1.85] (docs/theory.md). It is *not* the ε² term of 2 + y*
+    c is the extrapolation to ε → 0 of (T_∞ − 2 + ε/2)/ε² from a 40-digit iteration of the map
+    (Ẽ = 0; the limit T_∞ does not depend on the start; docs/theory.md). It is *not* the ε² term of 2 + y*
     (y* = −ε/2 − 3ε²/8 + O(ε³)): the lowest-order Eq. 18-19 fix the limit only to O(ε²).
 
     Parameters
