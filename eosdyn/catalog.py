@@ -153,6 +153,11 @@ def catalog_paths() -> _list[Path]:
     """Every catalog YAML file in lookup order: built-in, ``EOSDYN_CATALOG_PATH``, then :func:`add`.
 
     Later files win when two entries share a name.
+
+    Examples
+    --------
+    >>> any(p.name == "eosdyn.yaml" for p in catalog_paths())
+    True
     """
     paths: _list[Path] = []
     builtin = builtin_catalog_dir()
@@ -219,7 +224,16 @@ def add(path: str | os.PathLike) -> _list[str]:
 
 
 def remove(path: str | os.PathLike) -> None:
-    """Forget a user catalog added with :func:`add`."""
+    """Forget a user catalog added with :func:`add`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.yaml"
+    >>> _ = p.write_text("entries: []\\n")
+    >>> add(p), remove(p)
+    ([], None)
+    """
     rp = Path(path).expanduser().resolve()
     _user_paths[:] = [q for q in _user_paths if q.resolve() != rp]
 
@@ -426,6 +440,14 @@ def load(path: str | os.PathLike) -> dict[str, Entry]:
     ------
     CatalogError
         Naming the file, the entry and the key that is wrong.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.yaml"
+    >>> _ = p.write_text("entries:\\n  - {name: a, description: d, paper: p, recipe: {function: eosdyn.toy.linear}}\\n")
+    >>> sorted(load(p))
+    ['a']
     """
     path = Path(path)
     try:
@@ -461,7 +483,13 @@ def load(path: str | os.PathLike) -> dict[str, Entry]:
 
 
 def entries() -> dict[str, Entry]:
-    """All entries of all catalogs (later catalogs replace earlier entries of the same name)."""
+    """All entries of all catalogs (later catalogs replace earlier entries of the same name).
+
+    Examples
+    --------
+    >>> entries()["figure2_eos"].paper
+    'Figure 2'
+    """
     out: dict[str, Entry] = {}
     for p in catalog_paths():
         out.update(load(p))
@@ -469,7 +497,13 @@ def entries() -> dict[str, Entry]:
 
 
 def get(name: str) -> Entry:
-    """The :class:`Entry` called ``name``; ``CatalogError`` listing the valid names otherwise."""
+    """The :class:`Entry` called ``name``; ``CatalogError`` listing the valid names otherwise.
+
+    Examples
+    --------
+    >>> get("figure2_eos").function
+    'eosdyn.toy.two_param'
+    """
     all_entries = entries()
     if name not in all_entries:
         valid = ", ".join(sorted(all_entries)) or "(catalog is empty)"
@@ -595,6 +629,14 @@ def cache_dir() -> Path:
     """Cache folder: ``$EOSDYN_CACHE`` or ``platformdirs.user_cache_dir("eosdyn")``.
 
     Raises :class:`CatalogError` when ``$EOSDYN_CACHE`` names something that is not a folder.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp(); old = os.environ.get("EOSDYN_CACHE"); os.environ["EOSDYN_CACHE"] = d
+    >>> str(cache_dir()) == d
+    True
+    >>> _ = os.environ.pop("EOSDYN_CACHE") if old is None else os.environ.update(EOSDYN_CACHE=old)
     """
     env = os.environ.get("EOSDYN_CACHE")
     if env:
@@ -631,7 +673,13 @@ def cache_key(function: str, parameters: Mapping[str, Any]) -> str:
 
 
 def cache_path(name: str, *, variant: str | None = None, **overrides: Any) -> Path:
-    """Where :func:`open` caches ``name`` with these variant/overrides (the file may not exist yet)."""
+    """Where :func:`open` caches ``name`` with these variant/overrides (the file may not exist yet).
+
+    Examples
+    --------
+    >>> cache_path("figure2_eos", variant="quick").name.startswith("figure2_eos-")
+    True
+    """
     entry, params = _resolve(name, variant, overrides)
     if entry.kind == "stored":
         return entry.stored_path
@@ -737,7 +785,14 @@ def _sidecar(path: Path) -> Path:
 
 
 def verified_digest(path: str | os.PathLike) -> str | None:
-    """The sha256 of a cache file if it matches its ``.sha256`` sidecar, else ``None``."""
+    """The sha256 of a cache file if it matches its ``.sha256`` sidecar, else ``None``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> verified_digest(pathlib.Path(tempfile.mkdtemp()) / "missing.nc") is None
+    True
+    """
     path = Path(path)
     try:
         expected = _sidecar(path).read_text().split()[0]
@@ -813,6 +868,11 @@ def check_callables(entry: Entry) -> None:
 
     Checks the recipe, the view (``plot``) and the claims, without calling any of them; used
     before long runs (``eosdyn reproduce``) so that a refused name stops the run at once.
+
+    Examples
+    --------
+    >>> check_callables(get("figure2_eos")) is None
+    True
     """
     named = ([("recipe", entry.function)] if entry.function else []) + \
         ([("view", entry.plot)] if entry.plot else []) + [("claim", c) for c in entry.claims]

@@ -8,7 +8,7 @@ short remark) and optionally ``note``. A catalog entry names its claims in its `
 Examples
 --------
 >>> from eosdyn import claims, recipes
->>> rows = claims.claim_rnl(recipes.rnl_monte_carlo(sizes=[[10, 20]], sigma_z=[0.5], n_samples=50))
+>>> rows = claims.claim_rnl(recipes.rnl_monte_carlo(sizes=[[10, 20]], sigma_z=[0.5], seeds=50))
 >>> sorted(rows[0])
 ['claim', 'measured', 'paper', 'theory', 'verdict']
 """
@@ -38,7 +38,7 @@ def claim_rnl(ds: xr.Dataset) -> list[dict]:
     Examples
     --------
     >>> from eosdyn import recipes
-    >>> ds = recipes.rnl_monte_carlo(sizes=[[10, 20]], sigma_z=[0.5], n_samples=50)
+    >>> ds = recipes.rnl_monte_carlo(sizes=[[10, 20]], sigma_z=[0.5], seeds=50)
     >>> claim_rnl(ds)[0]["claim"]
     'r_NL at D=10, P=20, sigma_z~=0.5'
     """
@@ -65,7 +65,7 @@ def claim_theorem41(ds: xr.Dataset) -> list[dict]:
     Examples
     --------
     >>> from eosdyn import recipes
-    >>> ds = recipes.theorem41_monte_carlo(sizes=[[6, 10]], sigma_z=[0.5], n_samples=50)
+    >>> ds = recipes.theorem41_monte_carlo(sizes=[[6, 10]], sigma_z=[0.5], seeds=50)
     >>> [row["claim"] for row in claim_theorem41(ds)]
     ["E[lam''(0)]/E[lam(0)] at D=6, P=10, sigma_z~=0.5", "E[lam'(0)]/E[lam(0)] at D=6, P=10"]
     """

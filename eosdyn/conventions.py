@@ -554,7 +554,8 @@ def check_dataset(ds: xr.Dataset) -> xr.Dataset:
     attributes ``Conventions``, ``title``, ``source``, ``model``, ``equations``,
     ``history`` and a valid JSON ``eosdyn_config``; attribute values that survive
     netCDF (no dict, bool or None); an integer, strictly increasing ``step``
-    coordinate; boolean ``diverged``/``converged`` flags; NaN state after
+    coordinate; consistent fates (``status``, ``steps_taken``, ``diverged_at``,
+    ``converged_at``); NaN state after
     divergence (when ``diverged_at`` and a ``step`` trajectory are present); CF
     ``flag_values``/``flag_meanings`` on integer ``status`` variables.
 
@@ -611,9 +612,6 @@ def check_dataset(ds: xr.Dataset) -> xr.Dataset:
             problems.append("coordinate 'step' must be a 1-D integer array")
         elif step.size > 1 and not np.all(np.diff(step) > 0):
             problems.append("coordinate 'step' must be strictly increasing")
-    for flag in ("diverged", "converged"):
-        if flag in ds and ds[flag].dtype != bool:
-            problems.append(f"variable {flag!r} must be boolean, got {ds[flag].dtype}")
     if "status" in ds and ds["status"].dtype.kind in "iu":
         if "flag_values" not in ds["status"].attrs or "flag_meanings" not in ds["status"].attrs:
             problems.append("integer variable 'status' needs CF flag_values and flag_meanings")

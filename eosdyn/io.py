@@ -235,6 +235,15 @@ def to_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, compress: bool = True,
     marks the file: :func:`open_dataset` then applies no CF decoding beyond eosdyn's
     own, so attributes such as ``missing_value``, ``scale_factor`` or time ``units``
     come back as attributes and an int variable stays int.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, eosdyn
+    >>> ds = eosdyn.toy.linear(lam=0.5, theta0=1.0, steps=3)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "linear.nc"
+    >>> eosdyn.to_netcdf(ds, path)
+    >>> eosdyn.open_dataset(path).identical(ds)
+    True
     """
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"to_netcdf expects an xarray.Dataset, got {type(ds).__name__}")
@@ -287,6 +296,14 @@ def open_dataset(path: str | os.PathLike, *, chunks=None) -> xr.Dataset:
     decoding). Any other file gets xarray's CF decoding. In both, a variable marked
     ``eosdyn_dtype = "bool"`` becomes ``bool`` only if it is stored as ``int8``
     holding only 0 and 1; otherwise it is returned as stored, marker included.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, eosdyn
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "linear.nc"
+    >>> eosdyn.to_netcdf(eosdyn.toy.linear(lam=0.5, theta0=1.0, steps=3), path)
+    >>> eosdyn.open_dataset(path).theta.values.tolist()
+    [1.0, 0.5, 0.25, 0.125]
     """
     path = Path(path)
     if not path.exists():

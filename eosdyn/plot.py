@@ -351,7 +351,7 @@ def rnl(ds: xr.Dataset):
     Examples
     --------
     >>> from eosdyn import recipes
-    >>> ds = recipes.rnl_monte_carlo(sizes=[[10, 20]], sigma_z=[0.5, 1.0], n_samples=50)
+    >>> ds = recipes.rnl_monte_carlo(sizes=[[10, 20]], sigma_z=[0.5, 1.0], seeds=50)
     >>> rnl(ds)  # doctest: +ELLIPSIS
     :Layout...
     """
@@ -374,7 +374,7 @@ def theorem41(ds: xr.Dataset):
     Examples
     --------
     >>> from eosdyn import recipes
-    >>> ds = recipes.theorem41_monte_carlo(sizes=[[6, 10]], sigma_z=[0.5, 1.0], n_samples=50)
+    >>> ds = recipes.theorem41_monte_carlo(sizes=[[6, 10]], sigma_z=[0.5, 1.0], seeds=50)
     >>> theorem41(ds)  # doctest: +ELLIPSIS
     :Layout...
     """

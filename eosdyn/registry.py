@@ -102,6 +102,12 @@ def register(kind: str, func: Callable, *, name: str | None = None) -> str:
     -------
     str
         The registered name.
+
+    Examples
+    --------
+    >>> register("view", lambda ds: None, name="mylab.view")
+    'mylab.view'
+    >>> unregister("view", "mylab.view")
     """
     _check_kind(kind)
     if not callable(func):
@@ -118,35 +124,75 @@ def register(kind: str, func: Callable, *, name: str | None = None) -> str:
 
 
 def register_recipe(func: Callable, *, name: str | None = None) -> str:
-    """:func:`register` a recipe: ``func(**parameters) -> xarray.Dataset``."""
+    """:func:`register` a recipe: ``func(**parameters) -> xarray.Dataset``.
+
+    Examples
+    --------
+    >>> register_recipe(lambda **kw: None, name="mylab.recipe")
+    'mylab.recipe'
+    >>> unregister("recipe", "mylab.recipe")
+    """
     return register("recipe", func, name=name)
 
 
 def register_view(func: Callable, *, name: str | None = None) -> str:
-    """:func:`register` a view: ``func(ds) -> holoviews object``."""
+    """:func:`register` a view: ``func(ds) -> holoviews object``.
+
+    Examples
+    --------
+    >>> register_view(lambda ds: None, name="mylab.view2")
+    'mylab.view2'
+    >>> unregister("view", "mylab.view2")
+    """
     return register("view", func, name=name)
 
 
 def register_claim(func: Callable, *, name: str | None = None) -> str:
-    """:func:`register` a claim: ``func(ds) -> list[dict]``."""
+    """:func:`register` a claim: ``func(ds) -> list[dict]``.
+
+    Examples
+    --------
+    >>> register_claim(lambda ds: [], name="mylab.claim")
+    'mylab.claim'
+    >>> unregister("claim", "mylab.claim")
+    """
     return register("claim", func, name=name)
 
 
 def unregister(kind: str, name: str) -> None:
-    """Forget a user registration (eosdyn's own names cannot be removed)."""
+    """Forget a user registration (eosdyn's own names cannot be removed).
+
+    Examples
+    --------
+    >>> _ = register_recipe(print, name="mylab.printer")
+    >>> unregister("recipe", "mylab.printer"); is_registered("recipe", "mylab.printer")
+    False
+    """
     _check_kind(kind)
     with _LOCK:
         _USER[kind].pop(name, None)
 
 
 def names(kind: str) -> list[str]:
-    """Every name of ``kind`` a file may use: eosdyn's own, then the user's, sorted."""
+    """Every name of ``kind`` a file may use: eosdyn's own, then the user's, sorted.
+
+    Examples
+    --------
+    >>> "eosdyn.qrm.sweep" in names("recipe")
+    True
+    """
     _check_kind(kind)
     return sorted(_BUILTIN[kind]) + sorted(_USER[kind])
 
 
 def is_registered(kind: str, name: str) -> bool:
-    """Whether ``name`` is callable as a ``kind`` (nothing is imported to answer)."""
+    """Whether ``name`` is callable as a ``kind`` (nothing is imported to answer).
+
+    Examples
+    --------
+    >>> is_registered("recipe", "eosdyn.toy.linear"), is_registered("recipe", "os.system")
+    (True, False)
+    """
     _check_kind(kind)
     return isinstance(name, str) and (name in _BUILTIN[kind] or name in _USER[kind])
 
@@ -157,6 +203,11 @@ def resolve(kind: str, name: str, *, where: str = "") -> Callable:
     Only eosdyn's own modules are imported, and only for the names in its tables; any other
     name raises :class:`UntrustedFunctionError` (a ``ValueError``) without importing
     anything. ``where`` (e.g. ``"catalog x.yaml, entry 'foo'"``) prefixes the message.
+
+    Examples
+    --------
+    >>> resolve("claim", "eosdyn.claims.claim_rnl").__name__
+    'claim_rnl'
     """
     _check_kind(kind)
     prefix = f"{where}: " if where else ""

@@ -25,7 +25,7 @@ One entry, quick variant, with the cache and the output in a temporary folder:
 ...     try:
 ...         result = reproduce(pathlib.Path(tmp) / "out", quick=True, names=["rnl_monte_carlo"], plots=False)
 ...     finally:
-...         os.environ.pop("EOSDYN_CACHE") if old is None else os.environ.update(EOSDYN_CACHE=old)
+...         _ = os.environ.pop("EOSDYN_CACHE") if old is None else os.environ.update(EOSDYN_CACHE=old)
 ...     result["failures"], result["summary"].name, result["claims"][0]["entry"]
 ([], 'summary.md', 'rnl_monte_carlo')
 """

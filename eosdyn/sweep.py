@@ -146,12 +146,25 @@ def normalize_seeds(seeds) -> np.ndarray:
 
 
 def chunk_seeds(seeds: np.ndarray, chunk_size: int) -> list[np.ndarray]:
-    """Split the seed values into consecutive chunks of ``chunk_size`` (an int >= 1)."""
+    """Split the seed values into consecutive chunks of ``chunk_size`` (an int >= 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [c.tolist() for c in chunk_seeds(np.arange(5), 2)]
+    [[0, 1], [2, 3], [4]]
+    """
     return [seeds[i:i + chunk_size] for i in range(0, seeds.size, chunk_size)]
 
 
 def active_client():
-    """The active :class:`dask.distributed.Client`, or ``None``."""
+    """The active :class:`dask.distributed.Client`, or ``None``.
+
+    Examples
+    --------
+    >>> active_client() is None  # no dask.distributed Client started here
+    True
+    """
     try:
         from distributed import default_client
     except ImportError:  # pragma: no cover
@@ -415,7 +428,13 @@ def execute(func: Callable[[np.ndarray], xr.Dataset], plan: Plan, *,
 
 
 def n_workers(scheduler=None) -> int:
-    """How many chunks may run at once under ``scheduler`` (for memory estimates)."""
+    """How many chunks may run at once under ``scheduler`` (for memory estimates).
+
+    Examples
+    --------
+    >>> n_workers("synchronous")
+    1
+    """
     if scheduler is None:
         client = active_client()
         scheduler = client if client is not None else "threads"
@@ -430,5 +449,11 @@ def n_workers(scheduler=None) -> int:
 
 
 def chunk_count(n_seeds: int, chunk_size: int | None) -> int:
-    """Number of chunks :func:`run` makes."""
+    """Number of chunks :func:`run` makes.
+
+    Examples
+    --------
+    >>> chunk_count(10, 3), chunk_count(10, None)
+    (4, 10)
+    """
     return math.ceil(n_seeds / (1 if chunk_size is None else chunk_size))

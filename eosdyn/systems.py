@@ -142,7 +142,14 @@ class System:
 
 
 def register(system: System) -> System:
-    """Add (or replace) a record; called by the module that defines the producer."""
+    """Add (or replace) a record; called by the module that defines the producer.
+
+    Examples
+    --------
+    >>> rec = get("eosdyn.toy.linear")
+    >>> register(rec) is rec
+    True
+    """
     if not isinstance(system, System):
         raise TypeError(f"system must be a System record; got {type(system).__name__}")
     with _LOCK:
@@ -151,7 +158,13 @@ def register(system: System) -> System:
 
 
 def systems(kind: str | None = None) -> dict[str, System]:
-    """Every registered system (of ``kind``, if given), by public name."""
+    """Every registered system (of ``kind``, if given), by public name.
+
+    Examples
+    --------
+    >>> sorted(systems(kind="flow"))[:2]
+    ['eosdyn.qrm.gradient_flow', 'eosdyn.toy.hierarchy_flow']
+    """
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     for m in _MODULES:
@@ -162,7 +175,13 @@ def systems(kind: str | None = None) -> dict[str, System]:
 
 
 def get(name: str) -> System:
-    """The record of the producer called ``name`` (e.g. ``"eosdyn.qrm.sweep"``)."""
+    """The record of the producer called ``name`` (e.g. ``"eosdyn.qrm.sweep"``).
+
+    Examples
+    --------
+    >>> get("eosdyn.qrm.sweep").random
+    True
+    """
     recs = systems()
     if name not in recs:
         raise ValueError(f"unknown system {name!r}; systems: {', '.join(recs)}")
@@ -170,7 +189,13 @@ def get(name: str) -> System:
 
 
 def run(name: str, **parameters: Any):
-    """Call the producer of system ``name`` with ``parameters``."""
+    """Call the producer of system ``name`` with ``parameters``.
+
+    Examples
+    --------
+    >>> run("eosdyn.toy.linear", lam=0.5, theta0=1.0, steps=2).theta.values.tolist()
+    [1.0, 0.5, 0.25]
+    """
     return get(name).producer(**parameters)
 
 
@@ -201,6 +226,11 @@ def option_table() -> str:
 
     Each cell is the producer's default for that option (``required`` when it has none) or the
     reason it does not take it; the last column lists the trajectory variables it records.
+
+    Examples
+    --------
+    >>> option_table().splitlines()[0].split(" | ")[:3]
+    ['| producer', 'kind', 'steps']
     """
     head = ["producer", "kind", *OPTION_COLUMNS, "trajectory variables"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

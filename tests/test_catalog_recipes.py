@@ -36,7 +36,7 @@ def test_ratio_of_means_stderr_matches_bootstrap(rng):
 
 
 def test_rnl_monte_carlo_vs_closed_form(tmp_path):
-    ds = recipes.rnl_monte_carlo(sizes=[[8, 16], [30, 30]], sigma_z=[0.5, 2.0], n_samples=300, seed=1)
+    ds = recipes.rnl_monte_carlo(sizes=[[8, 16], [30, 30]], sigma_z=[0.5, 2.0], seeds=300)
     roundtrip(ds, tmp_path)
     assert ds["r_nl_mc"].dims == ("size", "sigma_z")
     assert list(ds["D"].values) == [8, 30] and list(ds["P"].values) == [16, 30]
@@ -51,7 +51,7 @@ def test_rnl_monte_carlo_vs_closed_form(tmp_path):
 
 
 def test_theorem41_monte_carlo_vs_exact(tmp_path):
-    ds = recipes.theorem41_monte_carlo(sizes=[[6, 10]], sigma_z=[0.5, 1.0], n_samples=400, seed=3)
+    ds = recipes.theorem41_monte_carlo(sizes=[[6, 10]], sigma_z=[0.5, 1.0], seeds=400)
     roundtrip(ds, tmp_path)
     z = abs(ds["theorem41_mc"] - ds["theorem41_exact"]) / ds["theorem41_mc_stderr"]
     assert float(z.max()) < 4.5, z.values
@@ -135,7 +135,7 @@ def test_claim_figure3(tmp_path):
     (dict(sizes=[10, 20], sigma_z=[1.0]), "sizes must be a list of"),
     (dict(sizes=[[0, 20]], sigma_z=[1.0]), "sizes D must be an integer in"),
     (dict(sizes=[[10, 20]], sigma_z=[-1.0]), "sigma_z must be finite and in"),
-    (dict(sizes=[[10, 20]], sigma_z=[1.0], n_samples=1), "n_samples must be an integer in"),
+    (dict(sizes=[[10, 20]], sigma_z=[1.0], seeds=1), "seeds"),
     (dict(sizes=[[10, 20]], sigma_z=[1.0], eta=0.0), "eta must be"),
 ])
 def test_bad_input(func, kw, match):

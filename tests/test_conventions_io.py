@@ -16,8 +16,9 @@ def _demo():
         {
             "z": (("eps", "step"), np.array([[0.1, np.nan, np.nan], [0.2, 0.3, -np.inf]])),
             "T": (("eps", "step"), np.array([[1.0, np.nan, np.nan], [1.5, 1.6, 1.7]], np.float32)),
-            "diverged": ("eps", np.array([True, False])),
             "diverged_at": ("eps", np.array([0, -1])),
+            "converged_at": ("eps", np.array([-1, -1])),
+            "steps_taken": ("eps", np.array([0, 2])),
             "status": ("eps", encode_status(np.array(["diverged", "max_steps"]))),
         },
         coords={"eps": [0.1, 0.2], "step": np.arange(3)},
@@ -41,7 +42,9 @@ def test_label_and_check():
     (lambda ds: ds.attrs.__setitem__("eosdyn_config", "{not json"), "JSON"),
     (lambda ds: ds.attrs.__setitem__("flag", True), "netCDF"),
     (lambda ds: ds["z"].attrs.pop("long_name"), "long_name"),
-    (lambda ds: ds.__setitem__("diverged", ds.diverged.astype(int)), "boolean"),
+    (lambda ds: ds.__setitem__("steps_taken", ds.steps_taken * 0 - 1), "steps_taken"),
+    (lambda ds: ds.__setitem__("status", ds.status * 0 + 3), "diverged"),
+    (lambda ds: ds["status"].attrs.pop("flag_values"), "flag_values"),
 ])
 def test_check_dataset_rejects(mutate, message):
     ds = _demo()
@@ -86,7 +89,7 @@ def test_netcdf_roundtrip_exact(tmp_path):
 
     with netCDF4.Dataset(path) as nc:
         assert nc.Conventions == "CF-1.10"
-        assert nc["diverged"].dtype == np.int8
+        assert nc["flag"].dtype == np.int8
         json.loads(nc.eosdyn_config)
 
 

@@ -151,7 +151,7 @@ BAD = {
     "seeds": st.one_of(st.integers(-3, 0), st.sampled_from([10**12, True, 2.5, "3", None, [2**63], [2**64 + 1],
                                                             [float("nan")], [[1, 2]], [], [1, 1], [-1]])),
     "chunk_size": st.sampled_from([0, -1, 1.5, "2", True]),
-    "scheduler": st.sampled_from(["bogus", "sync", 3, "processes "]),
+    "scheduler": st.sampled_from(["bogus", "synch", 3, "processes "]),
     "resume": st.sampled_from(["file", "under_file", 3, "", "/proc/eosdyn"]),
     "fingerprint": st.sampled_from([5, b"a"]),
     "blas_threads": st.sampled_from([0, -2, "1"]),

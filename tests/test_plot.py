@@ -38,9 +38,9 @@ def test_qrm_views(tmp_path):
     pd = recipes.qrm_phase_diagrams(sizes=[[6, 12], [8, 4]], sigma_z=[0.1, 0.3, 1.0], sigma_J2=[0.1, 0.3],
                                     seeds=2, steps=200)
     assert is_png(plot.save_png(plot.phase_diagrams(pd), tmp_path / "f4.png"))
-    rn = recipes.rnl_monte_carlo(sizes=[[6, 8]], sigma_z=[0.5, 1.0], n_samples=10)
+    rn = recipes.rnl_monte_carlo(sizes=[[6, 8]], sigma_z=[0.5, 1.0], seeds=10)
     assert is_png(plot.save_png(plot.rnl(rn), tmp_path / "rnl.png"))
-    t4 = recipes.theorem41_monte_carlo(sizes=[[6, 8]], sigma_z=[0.5, 1.0], n_samples=10)
+    t4 = recipes.theorem41_monte_carlo(sizes=[[6, 8]], sigma_z=[0.5, 1.0], seeds=10)
     assert is_png(plot.save_png(plot.theorem41(t4), tmp_path / "t41.png"))
 
 

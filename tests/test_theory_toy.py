@@ -1,7 +1,7 @@
 """Tests of eosdyn.theory.toy against independent truth.
 
 Truths used: the map itself (eosdyn.kernels.maps.two_param_step, iterated here directly), the
-literal Eq. 67-70 in the a-parametrisation of EQUATIONS.md, Taylor series of the two-step
+literal Eq. 67-70 in the a-parametrisation of the paper's Appendix, Taylor series of the two-step
 nullcline and of the two-step dynamics derived symbolically (sympy) from Eq. 14-15, a linear
 solve for the squared parameters θ_i², and the catapult map (λ = −1).
 """
