@@ -32,6 +32,8 @@ import xarray as xr
 from . import _files
 
 #: variable attribute marking a boolean variable stored as int8 0/1
+__all__ = ["to_netcdf", "open_dataset"]
+
 _BOOL_ATTR = "eosdyn_dtype"
 #: global attribute marking a file written by :func:`to_netcdf` (decoded minimally on reading)
 _FORMAT_ATTR = "eosdyn_netcdf"

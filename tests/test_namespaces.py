@@ -41,14 +41,7 @@ def test_from_import_in_a_fresh_interpreter(namespace, name):
     assert out["loaded"] and out["module"].startswith("eosdyn."), out
 
 
-#: namespaces whose owners have not yet given them an ``__all__`` (strict: passes once they do,
-#: then the mark must go)
-_NO_ALL_YET = {"eosdyn.conventions", "eosdyn.io"}
-
-
-@pytest.mark.parametrize("namespace", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=f"{n} has no __all__ yet")) if n in _NO_ALL_YET
-    else n for n in NAMESPACES])
+@pytest.mark.parametrize("namespace", NAMESPACES)
 def test_namespace_is_a_real_module_with_a_public_all(namespace):
     out = _fresh(f"""
         import importlib, inspect, json, sys
