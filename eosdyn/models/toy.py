@@ -155,10 +155,10 @@ def two_param(*, eps=None, a=None, E_tilde=0.0, z0, T0, steps, record_every=1, s
         ``"never"``: every member runs ``steps``; ``"member"``: each member stops at its own fate
         (NaN after ``steps_taken``); ``"batch"``: all run until every member has a fate.
     tol : float, default 5e-27
-        A member converges when ``loss`` = ½ z̃² < tol (5e-27: |z̃| < 1e-13; 0: never).
+        A member converges when ``loss`` = ½ z̃² < tol (5e-27: abs(z̃) < 1e-13; 0: never).
     diverge_loss : float, optional
         A member diverges when ``loss`` > diverge_loss (default 1e200, float32 1e30), its state
-        is not finite, or |T| ≥ the ``sharpness_guard``.
+        is not finite, or abs(T) ≥ the ``sharpness_guard``.
     dtype : {"float64", "float32"}
         Precision of the state.
 

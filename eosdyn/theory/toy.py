@@ -2,7 +2,7 @@
 
 Every function works on the rescaled coordinates of Eq. 7 (z̃ = η z, T = T(0) = η λ_max) of the
 P = 2 model whose Hessian Q has eigenvalues {1, λ}. The second eigenvalue is given either as
-``eps`` (λ = −ε, 0 < ε ≤ 1, the EOS model of Eq. 14-15) or as ``a`` (λ = −1/a, |a| ≥ 1, the
+``eps`` (λ = −ε, 0 < ε ≤ 1, the EOS model of Eq. 14-15) or as ``a`` (λ = −1/a, a ≥ 1 or a < −1, the
 general form of Eq. 65-66); exactly one of them. ``E_tilde`` is the conserved Ẽ = η E = T(−1) − 2z̃
 (default 0).
 
@@ -228,7 +228,7 @@ def one_step_map(z, T, *, eps=None, a=None, E_tilde=0.0):
     z, T : float, array or DataArray
         Rescaled residual z̃ and curvature T = T(0).
     eps, a : float, array or DataArray
-        Exactly one: ε in (0, 1] (λ = −ε) or a with |a| ≥ 1 (λ = −1/a).
+        Exactly one: ε in (0, 1] (λ = −ε) or a with a ≥ 1 or a < −1 (λ = −1/a).
     E_tilde : float, array or DataArray, default 0
         The conserved Ẽ.
 
@@ -292,7 +292,7 @@ def nullcline_z(z, *, a=None, eps=None, E_tilde=0.0):
     z : float, array or DataArray
         z̃ values.
     a, eps : float, array or DataArray
-        Exactly one: a with |a| ≥ 1, or ε in (0, 1] (a = 1/ε).
+        Exactly one: a (a ≥ 1 or a < −1), or ε in (0, 1] (a = 1/ε).
     E_tilde : float, array or DataArray, default 0
         Ẽ.
 
@@ -387,7 +387,7 @@ def two_step_nullcline_z(z, *, a=None, eps=None, E_tilde=0.0):
     z : float, array or DataArray
         z̃ values (any order; 10⁴ points take about 15 ms once compiled).
     a, eps : float, array or DataArray
-        Exactly one: a with |a| ≥ 1, or ε in (0, 1].
+        Exactly one: a (a ≥ 1 or a < −1), or ε in (0, 1].
     E_tilde : float, array or DataArray, default 0
         Ẽ.
 
