@@ -175,6 +175,17 @@ def claim_figure4(ds: xr.Dataset) -> list[dict]:
     return rows
 
 
+def _settled_final(ds: xr.Dataset) -> xr.DataArray:
+    """``final_sharpness`` of the members that did not diverge or fail (NaN for the others)."""
+    from .conventions import STATUS_VALUES
+
+    fs = ds["final_sharpness"]
+    if "status" not in ds:
+        return fs
+    bad = (ds["status"] == STATUS_VALUES["diverged"]) | (ds["status"] == STATUS_VALUES["failed"])
+    return fs.where(~bad)
+
+
 def _status_counts(ds: xr.Dataset) -> str:
     from .conventions import decode_status
 
@@ -273,7 +284,7 @@ def claim_theorem31(ds: xr.Dataset) -> list[dict]:
     rows = []
     for eps in ds["eps"].values:
         sub = ds.sel(eps=eps)
-        ft = sub["final_sharpness"].values.ravel()
+        ft = _settled_final(sub).values.ravel()
         ft = ft[np.isfinite(ft)]
         meas = float(np.median(ft)) if ft.size else float("nan")
         paper = float(theorem31_sharpness(float(eps)))
@@ -307,10 +318,11 @@ def claim_figure7(ds: xr.Dataset) -> list[dict]:
     rows = []
     for e in np.unique(ds["E_tilde"].values):
         sub = ds.where(ds["E_tilde"] == e, drop=True)
-        ft = sub["final_sharpness"].values
-        ft = ft[np.isfinite(ft)]
+        settled = _settled_final(sub).values
+        ok = np.isfinite(settled)
+        ft = settled[ok]
         frac = float(np.mean(np.abs(ft - 2.0) < 0.05)) if ft.size else float("nan")
-        inc = float(np.mean(ft > sub["T0"].values[np.isfinite(sub["final_sharpness"].values)] + 1e-9)) if ft.size else 0.0
+        inc = float(np.mean(ft > np.broadcast_to(sub["T0"].values, settled.shape)[ok] + 1e-9)) if ft.size else 0.0
         rows.append({
             "claim": f"a=1, E~={e:g}: final T near 2 / sharpening",
             "paper": "no EOS clustering near 2; sharpening only for E~ != 0",
@@ -338,7 +350,7 @@ def claim_figure9(ds: xr.Dataset) -> list[dict]:
     from .theory import theorem31_sharpness
 
     eps = float(ds["eps"].values.ravel()[0])
-    ft = ds["final_sharpness"].values
+    ft = _settled_final(ds).values
     ft = ft[np.isfinite(ft)]
     target = float(theorem31_sharpness(eps))
     near = float(np.mean(np.abs(ft - target) < 0.02))

@@ -233,3 +233,15 @@ def test_toy_claims_against_theory():
 def test_phase_portrait_bad_input(kw, match):
     with pytest.raises(ValueError, match=match):
         recipes.phase_portrait(**kw)
+
+
+def test_claims_leave_out_diverged_members_whose_last_value_is_finite():
+    """A diverged member's final_sharpness is its (huge, finite) value at diverged_at: never 'sharpened'."""
+    from eosdyn.conventions import encode_status, set_variable_attrs
+
+    status = encode_status(np.array(["converged", "converged", "diverged"]))
+    ds = xr.Dataset({"final_sharpness": ("init", [0.5, 1.0, 1e120]), "status": ("init", status)},
+                    coords={"E_tilde": ("init", [0.0, 0.0, 0.0]), "T0": ("init", [0.6, 1.2, 1.8])})
+    set_variable_attrs(ds["status"], "status")
+    row = claims.claim_figure7(ds)[0]
+    assert row["verdict"] == "agrees" and "0.0% sharpened" in row["measured"]
