@@ -114,7 +114,7 @@ def _two_param_inputs(*, eps=None, a=None, E_tilde=0.0, z0, T0) -> pair.PairInpu
 
 
 def _zT(x, y, inp):
-    return {"z": x, "T": y, "sharpness": y.copy()}
+    return {"z": x, "T": y, "sharpness": y}  # the same array: sharpness is T (no copy)
 
 
 _TWO_PARAM = pair.PairMap(_gd_record(
@@ -316,7 +316,7 @@ def _hierarchy_inputs(*, q, z0, w0=None, T0=None, E_tilde=None) -> vector.Vector
 
 def _hierarchy_vars(f):
     return {"z": (f["z"], ()), "T": (f["T"], ()), "w": (f["y"][..., 1:], ("mode",)),
-            "sharpness": (f["T"].copy(), ()), "loss": (f["loss"], ())}
+            "sharpness": (f["T"], ()), "loss": (f["loss"], ())}
 
 
 _HIERARCHY = vector.VectorMap(_gd_record(
@@ -412,7 +412,7 @@ def _datapoint_inputs(*, Q, theta0, E=0.0, eta) -> vector.VectorInputs:
 
 def _datapoint_vars(f):
     return {"theta": (f["y"], ("param",)), "z": (f["z"], ()), "T": (f["T"], ()),
-            "sharpness": (f["T"].copy(), ()), "loss": (f["loss"], ())}
+            "sharpness": (f["T"], ()), "loss": (f["loss"], ())}
 
 
 _DATAPOINT_ATTRS = {
