@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import _files
+from .. import _files
 
 __all__ = [
     "save_png",
@@ -225,13 +225,13 @@ FATES = ("status", "steps_taken", "diverged_at", "converged_at")
 
 
 def _role(ds: xr.Dataset, name: str, *, required: bool = True):
-    from .analysis._common import role_var
+    from ..analysis._common import role_var
 
     return role_var(ds, name, required=required, what=f"this view (role {name!r})")
 
 
 def _edge(ds) -> float:
-    from .analysis._common import dataset_edge
+    from ..analysis._common import dataset_edge
 
     e = dataset_edge(ds)
     return e if isinstance(e, float) else float(np.asarray(e).ravel()[0])
@@ -255,7 +255,7 @@ def auto(ds: xr.Dataset, *, max_panels: int = 6):
     >>> auto(ds)  # doctest: +ELLIPSIS
     :Layout...
     """
-    from .conventions import ROLES, roles_of
+    from ..conventions import ROLES, roles_of
 
     hv = _hv()
     roles = roles_of(ds)
@@ -328,7 +328,7 @@ def phase_diagrams(ds: xr.Dataset):
     :Layout...
     """
     hv = _hv()
-    from .analysis import final_sharpness_stats
+    from ..analysis import final_sharpness_stats
 
     sizes = ds["size"].values if "size" in ds.dims else [None]
     panels = []
@@ -399,7 +399,7 @@ def theorem41(ds: xr.Dataset):
 def _map_kw(ds) -> dict:
     """Keywords of the :mod:`eosdyn.theory.toy` functions for one member of a P = 2 map dataset
     (its ``eps`` or ``a``, and Ẽ from ``E_tilde``), as floats."""
-    from .analysis.coords import map_parameters
+    from ..analysis.coords import map_parameters
 
     return {k: float(np.asarray(v).ravel()[0]) for k, v in map_parameters(ds, what="this view")["theory"].items()}
 
@@ -409,7 +409,7 @@ def _param_text(kw: dict) -> str:
 
 
 def _nullcline_curves(hv, kw, zs, *, two_step=False):
-    from .theory import toy as theory
+    from ..theory import toy as theory
 
     if two_step:
         fz = np.asarray(theory.two_step_nullcline_z(zs, **kw), float)
@@ -424,7 +424,7 @@ def _nullcline_curves(hv, kw, zs, *, two_step=False):
 
 
 def _forbidden(hv, kw, zr, Tr, n=120):
-    from .theory import toy as theory
+    from ..theory import toy as theory
 
     zs, Ts = np.linspace(*zr, n), np.linspace(*Tr, n)
     Z, T = np.meshgrid(zs, Ts)
@@ -448,7 +448,7 @@ def loss_landscape(ds: xr.Dataset, *, n: int = 160):
     :Layout...
     """
     hv = _hv()
-    from .analysis import even
+    from ..analysis import even
 
     Q = ds["Q"].values
     E = float(np.asarray(ds["E"]).ravel()[0])
@@ -496,7 +496,7 @@ def eos_trajectories(ds: xr.Dataset):
     :Layout...
     """
     hv = _hv()
-    from .analysis import eos_coordinate, even
+    from ..analysis import eos_coordinate, even
 
     kw = _map_kw(ds)
     zvar, Tvar = _role(ds, "residual"), _role(ds, "curvature")
@@ -514,7 +514,7 @@ def eos_trajectories(ds: xr.Dataset):
         title="even iterates, two-step nullclines", fig_size=150, show_legend=True)
     y = eos_coordinate(ds, method="two_step_nullcline")
     y.name = "y"
-    from .theory import theorem31_y_star
+    from ..theory import theorem31_y_star
 
     ystar = float(theorem31_y_star(kw["eps"])) if "eps" in kw else None
     right = trajectories(even(y), "y", hline=ystar, title="EOS coordinate y (even steps); dashed: y*")
@@ -536,7 +536,7 @@ def final_sharpness_vs_eps(ds: xr.Dataset):
     :Layout...
     """
     hv = _hv()
-    from .theory import theorem31_sharpness, theorem31_sharpness_fit
+    from ..theory import theorem31_sharpness, theorem31_sharpness_fit
 
     eps = ds["eps"].values
     ft = ds["final_sharpness"]
@@ -555,7 +555,7 @@ def final_sharpness_vs_eps(ds: xr.Dataset):
 def _map_members(ds: xr.Dataset):
     """Group the members of a P = 2 map dataset by the values of its map parameters: yields
     ``(theory keywords as floats, the dataset where they hold)``."""
-    from .analysis.coords import map_parameters
+    from ..analysis.coords import map_parameters
 
     kw = map_parameters(ds, what="this view")["theory"]
     keys = list(kw)
@@ -622,7 +622,7 @@ def final_T_distribution(ds: xr.Dataset):
     :Layout...
     """
     hv = _hv()
-    from .theory import theorem31_sharpness
+    from ..theory import theorem31_sharpness
 
     kw = _map_kw(ds)
     zr = (float(ds["z0"].min()), float(ds["z0"].max()))
@@ -656,7 +656,7 @@ def network_trajectory(ds: xr.Dataset):
     :Layout...
     """
     hv = _hv()
-    from .analysis import even
+    from ..analysis import even
 
     sv = _role(ds, "sharpness")
     sharp = trajectories(ds, sv.name, hline=_edge(ds), title="sharpness eta lambda_i (mode 0 = largest)")
