@@ -31,7 +31,9 @@ Sharpness variants at θ (``eta`` times):
 
 * ``sharpness``                 η λ_max(J Jᵀ)              (NTK; = η λ_max(JᵀJ))
 * ``hessian_sharpness``         η λ_max(JᵀJ + Σ_a f_a Q_a)
-* ``preconditioned_sharpness``  η λ_max(P⁻¹ H), P = diag(√s + ε) (rmsprop) or diag(√ŝ + ε) (adam)
+* ``preconditioned_sharpness``  η λ_max(P⁻¹ H), P = diag(√s + ε) (rmsprop) or diag(√ŝ + ε) (adam),
+                                the preconditioner of the next update (moments updated with the
+                                gradient at θ; Cohen et al. 2022's P_t includes g_t)
 * ``batch_sharpness``           η E_B[g_Bᵀ H_B g_B / ‖g_B‖²] (mean over the batches given)
 """
 
@@ -43,7 +45,7 @@ import math
 import numpy as np
 
 OPTIMIZERS = ("gd", "momentum", "nesterov", "rmsprop", "adam")
-DEFAULT_HYPER = {"momentum": 0.0, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+DEFAULT_HYPER = {"momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
 
 
 # ----------------------------------------------------------------------------- the model
@@ -168,6 +170,19 @@ class State:
             return np.sqrt(shat) + h["epsilon"]
         return np.ones_like(self.theta)
 
+    def next_precond(self, g: np.ndarray) -> np.ndarray:
+        """Diagonal of the preconditioner of the NEXT update, whose gradient is ``g`` (the
+        moments updated with ``g``; adam's bias correction with t + 1): the P of
+        ``preconditioned_sharpness`` at a recorded step (Cohen et al. 2022: P_t includes g_t).
+        Ones for gd/momentum/nesterov."""
+        h = self.hyper
+        if self.optimizer not in ("rmsprop", "adam"):
+            return np.ones_like(self.theta)
+        s = h["beta2"] * self.s + (1.0 - h["beta2"]) * g * g
+        if self.optimizer == "adam":
+            s = s / (1.0 - h["beta2"] ** (self.t + 1))
+        return np.sqrt(s) + h["epsilon"]
+
     def step(self, g: np.ndarray, eta: float) -> None:
         """One update with gradient ``g``."""
         h, o = self.hyper, self.optimizer
@@ -199,8 +214,9 @@ def run(optimizer: str, y, G, Q, *, eta: float, steps: int, batches=None, scale=
 
     ``batches``: None (full batch) or a sequence of ``steps`` index arrays (the batch of step
     t + 1 is ``batches[t]``). ``record``: names among ``loss``, ``sharpness``,
-    ``hessian_sharpness``, ``preconditioned_sharpness`` (with the preconditioner of the state
-    at that step), ``theta``, ``z`` (the residuals f), ``J``. Recording stops (NaN afterwards)
+    ``hessian_sharpness``, ``preconditioned_sharpness`` (with the preconditioner of the next
+    update, :meth:`State.next_precond`, from the gradient of the next step's batch, the full
+    gradient at the last step), ``theta``, ``z`` (the residuals f), ``J``. Recording stops (NaN afterwards)
     once the loss exceeds ``diverge_loss`` or is not finite; ``out["diverged_at"]`` is that
     step (−1: never).
     """
@@ -225,7 +241,9 @@ def run(optimizer: str, y, G, Q, *, eta: float, steps: int, batches=None, scale=
             elif k == "hessian_sharpness":
                 out[k][t] = hessian_sharpness(st.theta, y, G, Q, eta)
             elif k == "preconditioned_sharpness":
-                out[k][t] = preconditioned_sharpness(st.theta, y, G, Q, eta, st.precond())
+                nb = None if batches is None or t == steps else batches[t]
+                g_next = gradient(st.theta, y, G, Q, nb, scale)
+                out[k][t] = preconditioned_sharpness(st.theta, y, G, Q, eta, st.next_precond(g_next))
             elif k == "theta":
                 out[k][t] = st.theta
             elif k == "z":
