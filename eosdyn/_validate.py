@@ -355,3 +355,78 @@ def check_gd_options(*, steps, record_every, stop, tol, diverge_loss, dtype, max
     if not tol < diverge_loss:
         raise ValueError(f"tol must be below diverge_loss; got tol={tol!r}, diverge_loss={diverge_loss!r}")
     return steps, every, stop, tol, diverge_loss, dt
+
+
+# --------------------------------------------------------------------------- optimizers
+#: optimizers of the parameter-space GD producers and the defaults of their hyperparameters
+OPTIMIZERS = {
+    "gd": {},
+    "momentum": {"momentum": 0.9},
+    "nesterov": {"momentum": 0.9},
+    "rmsprop": {"beta2": 0.999, "epsilon": 1e-8},
+    "adam": {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+}
+#: allowed range of each hyperparameter: (lo, hi, lo_open, hi_open)
+HYPERPARAMETER_RANGES = {"momentum": (0.0, 1.0, False, True), "beta1": (0.0, 1.0, False, True),
+                         "beta2": (0.0, 1.0, False, True), "epsilon": (0.0, None, True, False)}
+
+
+def check_optimizer(optimizer, *, momentum=None, beta1=None, beta2=None, epsilon=None) -> tuple[str, dict]:
+    """Validate an optimizer name and its hyperparameters; fill in the defaults.
+
+    Returns ``(optimizer, hyper)`` with ``hyper`` holding exactly the hyperparameters the
+    optimizer uses (:data:`OPTIMIZERS`): the values as given (a number or an array; arrays
+    are checked element-wise) or the defaults. ``momentum``, ``beta1``, ``beta2`` must lie in
+    [0, 1), ``epsilon`` in (0, inf); a hyperparameter the optimizer does not use is refused.
+
+    Examples
+    --------
+    >>> check_optimizer("adam", beta1=0.5)
+    ('adam', {'beta1': 0.5, 'beta2': 0.999, 'epsilon': 1e-08})
+    >>> check_optimizer("momentum", momentum=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: momentum must be finite and in [0, 1); got 1.0
+    >>> check_optimizer("sgd")
+    Traceback (most recent call last):
+    ...
+    ValueError: optimizer must be one of 'gd', 'momentum', 'nesterov', 'rmsprop', 'adam'; got 'sgd'
+    """
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(repr(o) for o in OPTIMIZERS)}; got {optimizer!r}")
+    given = {"momentum": momentum, "beta1": beta1, "beta2": beta2, "epsilon": epsilon}
+    uses = OPTIMIZERS[optimizer]
+    hyper = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name not in uses:
+            takes = ", ".join(uses) if uses else "no hyperparameters"
+            raise ValueError(f"{name} is not a hyperparameter of optimizer {optimizer!r} (it takes {takes})")
+        if isinstance(value, (bool, np.bool_, str, bytes)):
+            raise TypeError(f"{name} must be a real number or an array of real numbers; got {value!r}")
+        lo, hi, lo_open, hi_open = HYPERPARAMETER_RANGES[name]
+        check_range(name, value, lo, hi, lo_open=lo_open, hi_open=hi_open)
+        hyper[name] = value
+    return optimizer, {k: hyper.get(k, v) for k, v in uses.items()}
+
+
+def check_batch_size(batch_size, D: int):
+    """``batch_size`` must be None (full batch) or an integer in [1, D]; returns it (None: full batch).
+
+    Examples
+    --------
+    >>> check_batch_size(None, 5), check_batch_size(2, 5)
+    (None, 2)
+    >>> check_batch_size(6, 5)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size must be None (full batch) or an integer in [1, 5] (1 to D); got 6
+    """
+    if batch_size is None:
+        return None
+    try:
+        return check_int("batch_size", batch_size, 1, D)
+    except ValueError:
+        raise ValueError(f"batch_size must be None (full batch) or an integer in [1, {D}] (1 to D); "
+                         f"got {batch_size!r}") from None
