@@ -209,7 +209,8 @@ class State:
 
 
 def run(optimizer: str, y, G, Q, *, eta: float, steps: int, batches=None, scale="mean",
-        record=("loss", "sharpness"), diverge_loss: float = 1e8, theta0=None, **hyper) -> dict:
+        record=("loss", "sharpness"), diverge_loss: float = 1e8, theta0=None, s0=None, t0: int = 0,
+        **hyper) -> dict:
     """Run one member for ``steps`` steps and record per step t = 0..steps.
 
     ``batches``: None (full batch) or a sequence of ``steps`` index arrays (the batch of step
@@ -218,13 +219,17 @@ def run(optimizer: str, y, G, Q, *, eta: float, steps: int, batches=None, scale=
     update, :meth:`State.next_precond`, from the gradient of the next step's batch, the full
     gradient at the last step), ``theta``, ``z`` (the residuals f), ``J``. Recording stops (NaN afterwards)
     once the loss exceeds ``diverge_loss`` or is not finite; ``out["diverged_at"]`` is that
-    step (−1: never).
+    step (−1: never). ``s0``, ``t0``: a preloaded second moment and step count (a run that
+    continues a frozen preconditioner: with β₂ → 1, ``s`` stays at ``s0``).
     """
     y, G, Q = (np.asarray(a, dtype=np.float64) for a in (y, G, Q))
     D, P = G.shape
     st = State(P, optimizer, **hyper)
     if theta0 is not None:
         st.theta = np.array(theta0, dtype=np.float64)
+    if s0 is not None:
+        st.s = np.array(s0, dtype=np.float64) * np.ones(P)
+    st.t = int(t0)
     shapes = {"theta": (P,), "z": (D,), "J": (D, P)}
     out = {k: np.full((steps + 1,) + shapes.get(k, ()), np.nan) for k in record}
     out["diverged_at"] = -1
@@ -260,14 +265,15 @@ def run(optimizer: str, y, G, Q, *, eta: float, steps: int, batches=None, scale=
     return out
 
 
-def quadratic_run(optimizer: str, curvatures, *, eta: float, steps: int, theta0=None, **hyper):
-    """The optimizer on the pure quadratic L(θ) = ½ Σ_i λ_i θ_i² (Q = 0, G = diag(√λ), y = G θ₀
-    shifted so the minimum is θ = 0): returns the loss per step (NaN after divergence)."""
+def quadratic_run(optimizer: str, curvatures, *, eta: float, steps: int, theta0=None, s0=None, t0: int = 0,
+                  **hyper):
+    """The optimizer on the pure quadratic L(θ) = ½ Σ_i λ_i x_i² (Q = 0, G = diag(√λ),
+    x = θ + θ₀ starts at θ₀): returns the loss per step (NaN after divergence)."""
     lam = np.asarray(curvatures, dtype=np.float64)
     P = lam.size
     G = np.diag(np.sqrt(lam))
     th0 = np.ones(P) if theta0 is None else np.asarray(theta0, float)
-    # f(θ) = G (θ + θ₀) has its minimum at θ = −θ₀; start at θ = 0
     y = G @ th0
     Q = np.zeros((P, P, P))
-    return run(optimizer, y, G, Q, eta=eta, steps=steps, record=("loss",), diverge_loss=1e30, **hyper)["loss"]
+    return run(optimizer, y, G, Q, eta=eta, steps=steps, record=("loss",), diverge_loss=1e30, s0=s0, t0=t0,
+               **hyper)["loss"]
