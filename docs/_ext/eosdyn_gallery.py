@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,20 +197,27 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def render(p: Page, folder: Path) -> None:
-    """Run the page's snippet inside ``folder`` (it writes ``<entry>.png`` there)."""
+def render(p: Page, folder: Path) -> list[str]:
+    """Run the page's snippet inside ``folder`` (it writes ``<entry>.png`` there).
+
+    Returns the Python warnings the snippet raised (as text), so that the build can log them
+    without printing library chatter over its own output.
+    """
     png = folder / f"{p.name}.png"
     png.unlink(missing_ok=True)  # a failed run must not leave an old figure behind
-    with contextlib.chdir(folder):
+    with contextlib.chdir(folder), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         exec(compile(p.code, f"<gallery snippet {p.name}>", "exec"), {"__name__": "__gallery__"})  # noqa: S102
     if not png.is_file() or not png.read_bytes().startswith(b"\x89PNG"):
         raise RuntimeError(f"the snippet wrote no PNG {png.name}")
+    return sorted({f"{w.category.__name__}: {w.message}" for w in caught})
 
 
-def generate(folder: Path, *, variant: str = "quick", draw: bool = True, warn=print) -> list[Page]:
+def generate(folder: Path, *, variant: str = "quick", draw: bool = True, warn=print, info=None) -> list[Page]:
     """Write the gallery into ``folder`` (pages, index, figures); remove stale generated files.
 
-    Returns the pages; every failure is reported through ``warn(message)``.
+    Returns the pages; every failure is reported through ``warn(message)``, the Python warnings
+    of a snippet that succeeded through ``info(message)`` (when given).
     """
     folder.mkdir(parents=True, exist_ok=True)
     pages = [page(e, variant, draw=draw) for e in builtin_entries()]
@@ -223,9 +231,12 @@ def generate(folder: Path, *, variant: str = "quick", draw: bool = True, warn=pr
     for p in pages:
         if draw:
             try:
-                render(p, folder)
+                caught = render(p, folder)
             except Exception as err:  # reported as a Sphinx warning: fails the -W build
                 warn(f"gallery: entry {p.name!r}: running its snippet failed: {type(err).__name__}: {err}")
+            else:
+                for text in caught if info is not None else ():
+                    info(f"gallery: entry {p.name!r}: {text}")
         _write_if_changed(folder / f"{p.name}.md", p.markdown)
     return pages
 
@@ -236,7 +247,7 @@ def _builder_inited(app) -> None:
     logger = logging.getLogger(__name__)
     t0 = time.perf_counter()
     pages = generate(Path(app.srcdir) / GALLERY, variant=app.config.eosdyn_gallery_variant,
-                     draw=app.config.eosdyn_gallery_render, warn=logger.warning)
+                     draw=app.config.eosdyn_gallery_render, warn=logger.warning, info=logger.info)
     logger.info(f"eosdyn gallery: {len(pages)} pages in {time.perf_counter() - t0:.1f} s")
 
 
