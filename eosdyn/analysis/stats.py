@@ -88,7 +88,9 @@ def _final_values(x: XArray, var, step_dim, mode_dim):
         status = x["status"] if "status" in x else None
         if var is None:
             sharp = role_var(x, "sharpness", required=False)
-            var = "final_sharpness" if "final_sharpness" in x else None if sharp is None else sharp.name
+            own = None if sharp is None else f"final_{sharp.name}"  # e.g. final_preconditioned_sharpness
+            var = (own if own in x.data_vars else "final_sharpness" if "final_sharpness" in x
+                   else None if sharp is None else sharp.name)
         if var is None:
             raise ValueError(f"final_sharpness_stats needs a variable 'final_sharpness' or the variable with "
                              f"role 'sharpness' (or pass var=); got variables {list(x.data_vars)}")

@@ -43,9 +43,10 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
-from .._validate import _fmt_interval, check_int, check_stop
+from .._validate import (HYPERPARAMETER_RANGES, _fmt_interval, check_batch_size, check_int, check_optimizer,
+                         check_stop)
 from ..conventions import STATUS_VALUES
-from .lambda_max import _lambda_max_rows, lambda_max
+from .lambda_max import _lambda_max_rows, hessian_lambda_max, lambda_max
 
 RUNNING = 0  # internal state of a row still iterating (never in a dataset)
 CONVERGED = STATUS_VALUES["converged"]
@@ -261,6 +262,260 @@ def _fused_step(J, M, z, g, zm1, loss, status, stop_at, cyc_count, eta, t_new,
     return n_fin
 
 
+
+#: optimizer codes of the numba kernels (the names of :data:`eosdyn._validate.OPTIMIZERS`)
+OPTIMIZER_CODES = {"gd": 0, "momentum": 1, "nesterov": 2, "rmsprop": 3, "adam": 4}
+#: the sharpness variants :func:`run_gd` can record besides ``sharpness``
+SHARPNESS_VARIANTS = ("hessian_sharpness", "preconditioned_sharpness", "batch_sharpness")
+
+
+@nb.njit(cache=True, nogil=True)
+def _init_gw(J, z, g, loss, w):
+    """g = Jᵀ (w ∘ z) (the batch gradient, w = D/b on the batch, 0 elsewhere) and loss = ½|z|²."""
+    B, D, P = J.shape
+    for b in range(B):
+        for j in range(P):
+            g[b, j] = 0.0
+        s = 0.0
+        for a in range(D):
+            za = z[b, a]
+            s += za * za
+            zw = za * w[a]
+            for j in range(P):
+                g[b, j] += J[b, a, j] * zw
+        loss[b] = 0.5 * s
+
+
+@nb.njit(cache=True, nogil=True)
+def _direction_row(kind, b, g, d, s1, s2, eta, mom, b1, b2, eps, c1, c2):
+    """The update Δθ of row ``b`` from its gradient ``g[b]``; advances the optimizer state.
+
+    ``s1``: velocity (momentum, nesterov) or first moment (adam); ``s2``: second moment
+    (rmsprop, adam); ``c1``, ``c2``: adam's bias corrections 1 − β₁ᵘ, 1 − β₂ᵘ of this update u.
+    """
+    P = g.shape[1]
+    if kind == 0:
+        for j in range(P):
+            d[b, j] = -eta * g[b, j]
+    elif kind == 1:
+        for j in range(P):
+            v = mom * s1[b, j] + g[b, j]
+            s1[b, j] = v
+            d[b, j] = -eta * v
+    elif kind == 2:
+        for j in range(P):
+            gj = g[b, j]
+            v = mom * s1[b, j] + gj
+            s1[b, j] = v
+            d[b, j] = -eta * (gj + mom * v)
+    elif kind == 3:
+        for j in range(P):
+            gj = g[b, j]
+            v = b2 * s2[b, j] + (1.0 - b2) * (gj * gj)
+            s2[b, j] = v
+            d[b, j] = -eta * gj / (math.sqrt(v) + eps)
+    else:
+        for j in range(P):
+            gj = g[b, j]
+            m = b1 * s1[b, j] + (1.0 - b1) * gj
+            v = b2 * s2[b, j] + (1.0 - b2) * (gj * gj)
+            s1[b, j] = m
+            s2[b, j] = v
+            d[b, j] = -eta * (m / c1) / (math.sqrt(v / c2) + eps)
+
+
+@nb.njit(cache=True, nogil=True)
+def _directions(kind, status, g, d, s1, s2, eta, mom, b1, b2, eps, c1, c2):
+    """:func:`_direction_row` for every row that has not diverged (d = 0 for the others)."""
+    for b in range(g.shape[0]):
+        if status[b] == 2:
+            for j in range(g.shape[1]):
+                d[b, j] = 0.0
+        else:
+            _direction_row(kind, b, g, d, s1, s2, eta, mom, b1, b2, eps, c1, c2)
+
+
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _fused_step_opt(J, M, z, d, g, zm1, loss, status, stop_at, cyc_count, t_new, tol, div_loss, cycle_tol,
+                    cycle_window, gnew, conv_at, keep, w, kind, eta, mom, b1, b2, eps, s1, s2, c1, c2):
+    """One step θ ← θ + Δθ of every running row given ``M = Q(Δθ, ·)`` (Δθ = ``d``):
+
+        z ← z + J Δθ + ½ Q(Δθ, Δθ),   J ← J + Q(Δθ, ·),
+
+    then the next (batch) gradient ``g = Jᵀ(w ∘ z)``, the fate of the row (as in
+    :func:`_fused_step`) and, for every row that did not diverge, the next update ``d``
+    (advancing the optimizer state). Returns the number of rows that finished at this step.
+    """
+    B, D, P = J.shape
+    n_fin = 0
+    for b in range(B):
+        if status[b] != 0:
+            for j in range(P):
+                g[b, j] = 0.0
+                d[b, j] = 0.0
+            continue
+        for j in range(P):
+            gnew[j] = 0.0
+        s = 0.0
+        d2 = 0.0
+        for a in range(D):
+            jd = 0.0
+            qdd = 0.0
+            for j in range(P):
+                dj = d[b, j]
+                jd += J[b, a, j] * dj
+                qdd += M[b, a, j] * dj
+            za_old = z[b, a]
+            za = za_old + jd + 0.5 * qdd
+            z[b, a] = za
+            s += za * za
+            if cycle_window > 0:
+                dz = za - zm1[b, a]
+                d2 += dz * dz
+                zm1[b, a] = za_old
+            zw = za * w[a]
+            for j in range(P):
+                jn = J[b, a, j] + M[b, a, j]
+                J[b, a, j] = jn
+                gnew[j] += jn * zw
+        for j in range(P):
+            g[b, j] = gnew[j]
+        lb = 0.5 * s
+        loss[b] = lb
+        if not (lb <= div_loss):  # NaN, inf or above the threshold
+            for j in range(P):
+                g[b, j] = 0.0
+                d[b, j] = 0.0
+            status[b] = 2
+            stop_at[b] = t_new
+            n_fin += 1
+            continue
+        if lb < tol:
+            if keep:
+                if conv_at[b] < 0:
+                    conv_at[b] = t_new
+            else:
+                status[b] = 1
+                stop_at[b] = t_new
+                n_fin += 1
+        elif cycle_window > 0:
+            if d2 <= cycle_tol * cycle_tol * s and t_new >= 2:
+                cyc_count[b] += 1
+                if cyc_count[b] >= cycle_window:
+                    status[b] = 4
+                    stop_at[b] = t_new
+                    n_fin += 1
+            else:
+                cyc_count[b] = 0
+        _direction_row(kind, b, g, d, s1, s2, eta, mom, b1, b2, eps, c1, c2)
+    return n_fin
+
+
+class _Optimizer:
+    """The optimizer of one :func:`run_gd` call: code, hyperparameters, minibatch stream."""
+
+    def __init__(self, name, hyper, D, batch_size, batch_seed, batch_samples, dtype):
+        self.name = name
+        self.kind = OPTIMIZER_CODES[name]
+        self.mom = float(hyper.get("momentum", 0.0))
+        self.b1 = float(hyper.get("beta1", 0.0))
+        self.b2 = float(hyper.get("beta2", 0.0))
+        self.eps = float(hyper.get("epsilon", 1.0))
+        self.D = D
+        self.batch = None if batch_size is None or batch_size == D else int(batch_size)
+        self.samples = batch_samples
+        self.seed = batch_seed
+        self.rng = None if self.batch is None else np.random.default_rng(self._child(0))
+        self.w = np.ones(D, dtype)
+
+    def _child(self, *key):
+        return np.random.SeedSequence(self.seed.entropy, spawn_key=tuple(self.seed.spawn_key) + key)
+
+    def next_weights(self) -> np.ndarray:
+        """The weights w (D/b on the next batch, 0 elsewhere; all 1 for full batch)."""
+        if self.batch is not None:
+            idx = np.sort(self.rng.permutation(self.D)[: self.batch])
+            self.w[:] = 0.0
+            self.w[idx] = self.D / self.batch
+        return self.w
+
+    def corrections(self, u: int) -> tuple[float, float]:
+        """Adam's bias corrections 1 − β₁ᵘ, 1 − β₂ᵘ of update ``u`` (1, 1 for the others)."""
+        if self.kind != 4:
+            return 1.0, 1.0
+        return 1.0 - self.b1 ** u, 1.0 - self.b2 ** u
+
+    def preconditioner(self, s2: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Diagonal preconditioner √s + ε (rmsprop) or √v̂ + ε (adam, v̂ = v / (1 − β₂ᵘ)) per row."""
+        s = np.asarray(s2, np.float64)
+        if self.kind == 4:
+            s = s / (1.0 - self.b2 ** np.asarray(u, np.float64))[:, None]
+        return np.sqrt(s) + self.eps
+
+    def batches(self, step: int) -> tuple[np.ndarray, float]:
+        """The Monte Carlo batches of :func:`batch_sharpness` at ``step`` and the scale D/b."""
+        if self.batch is None:
+            return np.arange(self.D)[None, :], 1.0
+        rng = np.random.default_rng(self._child(1, int(step)))
+        return (np.sort(np.stack([rng.permutation(self.D)[: self.batch] for _ in range(self.samples)]), axis=1),
+                self.D / self.batch)
+
+
+def minibatches(batch_seed, D: int, batch_size: int, n: int) -> np.ndarray:
+    """The first ``n`` minibatches :func:`run_gd` draws from ``batch_seed`` (row k: update k + 1).
+
+    Each is ``sorted(rng.permutation(D)[:batch_size])`` with ``rng`` the stream
+    ``SeedSequence(batch_seed.entropy, spawn_key=batch_seed.spawn_key + (0,))``; the QRM sweeps
+    use ``batch_seed = SeedSequence(seed, spawn_key=(3,))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = minibatches(np.random.SeedSequence(0, spawn_key=(3,)), D=6, batch_size=2, n=3)
+    >>> b.shape, bool(np.all(np.diff(b, axis=1) > 0))
+    ((3, 2), True)
+    """
+    if not isinstance(batch_seed, np.random.SeedSequence):
+        batch_seed = np.random.SeedSequence(check_int("batch_seed", batch_seed, 0))
+    D = check_int("D", D, 1)
+    batch_size = check_int("batch_size", batch_size, 1, D)
+    n = check_int("n", n, 0)
+    rng = np.random.default_rng(np.random.SeedSequence(batch_seed.entropy,
+                                                       spawn_key=tuple(batch_seed.spawn_key) + (0,)))
+    return np.array([np.sort(rng.permutation(D)[:batch_size]) for _ in range(n)], dtype=np.int64).reshape(n, batch_size)
+
+
+def batch_sharpness(A: np.ndarray, J: np.ndarray, z: np.ndarray, batches: np.ndarray, scale: float) -> np.ndarray:
+    """Mean over ``batches`` of gᵀ H g / ‖g‖² with g = s J_Bᵀ z_B, H = s (J_BᵀJ_B + Σ_{a∈B} z_a Q_a).
+
+    ``A`` is :func:`q_operator` of ``Q``, ``s`` = ``scale`` (D/b); one batch of all D outputs
+    with scale 1 gives the full-batch quantity gᵀHg/‖g‖², g = Jᵀz, H the Hessian. Multiply by
+    η for the batch sharpness.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Q = np.zeros((2, 2, 2)); J = np.array([[[1.0, 0.0], [0.0, 2.0]]]); z = np.array([[1.0, 1.0]])
+    >>> batch_sharpness(q_operator(Q), J, z, np.array([[0, 1]]), 1.0).tolist()  # g = (1, 2)
+    [3.4]
+    """
+    n, D, P = J.shape
+    Jd = np.asarray(J, np.float64)
+    zd = np.asarray(z, np.float64)
+    Ad = np.asarray(A, np.float64)
+    acc = np.zeros(n)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for idx in batches:
+            Jb = Jd[:, idx, :]
+            zb = zd[:, idx]
+            g = scale * np.einsum("nap,na->np", Jb, zb)
+            Jg = np.einsum("nap,np->na", Jb, g)
+            M = (g @ Ad).reshape(n, D, P)[:, idx, :]
+            qgg = np.einsum("nap,np->na", M, g)
+            acc += scale * (np.sum(Jg * Jg, axis=1) + np.sum(zb * qgg, axis=1)) / np.sum(g * g, axis=1)
+    return acc / len(batches)
+
+
 @dataclass
 class GDResult:
     """Outcome of :func:`run_gd` (all arrays indexed by the input batch order).
@@ -289,6 +544,10 @@ class GDResult:
         ``record_mask``, and steps after a trajectory stopped, are NaN).
     z : (B, R, D) float or None
         Recorded residual vectors when ``record_z=True``.
+    variants : dict of (B, R) float
+        The recorded ``sharpness_variants`` (name → array, like ``sharpness``).
+    final_variants : dict of (B,) float
+        Their values at each member's final state (NaN if diverged).
     """
 
     status: np.ndarray
@@ -304,13 +563,39 @@ class GDResult:
     z_norm: np.ndarray | None = None
     sharpness: np.ndarray | None = None
     z: np.ndarray | None = None
+    variants: dict = field(default_factory=dict)
+    final_variants: dict = field(default_factory=dict)
 
 
 def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss=1e8,
            record_mask=None, record_sharpness=True, record_z=False, return_J=False,
            cycle_tol=None, cycle_window=200, compact_fraction=0.125, max_memory="2GB",
-           stop="member") -> GDResult:
-    """Gradient descent (Eq. 25-26) for a batch of ``(J, z)`` sharing one ``Q``.
+           stop="member", optimizer="gd", momentum=None, beta1=None, beta2=None, epsilon=None,
+           batch_size=None, batch_seed=None, sharpness_variants=(), batch_samples=32) -> GDResult:
+    """Gradient descent (Eq. 25-26) and its variants for a batch of ``(J, z)`` sharing one ``Q``.
+
+    With ``optimizer="gd"`` and full batches every step is the fused GD update of the module
+    docstring. Any other optimizer, or ``batch_size`` < D, computes an update Δθ from the
+    (batch) gradient and the optimizer's state (kept per member, in θ-space) and moves
+    ``(z, J)`` exactly along it, still with one GEMM ``Q(Δθ, ·)`` per step:
+
+        z ← z + J Δθ + ½ Q(Δθ, Δθ),     J ← J + Q(Δθ, ·).
+
+    Optimizers (states start at 0; ``u`` = 1, 2, … counts updates; g is the gradient at the
+    current point):
+
+    * ``"gd"``: Δθ = −η g;
+    * ``"momentum"`` (heavy ball): v ← β v + g, Δθ = −η v  (β = ``momentum``);
+    * ``"nesterov"`` (PyTorch form): v ← β v + g, Δθ = −η (g + β v);
+    * ``"rmsprop"``: s ← β₂ s + (1 − β₂) g², Δθ = −η g / (√s + ε) (element-wise);
+    * ``"adam"``: m ← β₁ m + (1 − β₁) g, v ← β₂ v + (1 − β₂) g², m̂ = m / (1 − β₁ᵘ),
+      v̂ = v / (1 − β₂ᵘ), Δθ = −η m̂ / (√v̂ + ε).
+
+    Minibatches: with ``batch_size = b < D`` each update uses the batch gradient
+    g_B = (D/b) J_Bᵀ z_B (unbiased for g = Jᵀz; the loss stays ½‖z‖², the full loss) of a
+    subset B of b outputs drawn without replacement, independently at every step, from the
+    stream ``SeedSequence(batch_seed.entropy, spawn_key=batch_seed.spawn_key + (0,))``; all
+    members of the call share the batch sequence. ``batch_size = D`` is full batch.
 
     Parameters
     ----------
@@ -358,6 +643,29 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
         keeps iterating to ``max_steps`` (status ``converged``, ``converged_at`` its first step
         below ``tol``; it can still diverge later); ``cycle_tol`` is refused. ``"batch"``: every
         trajectory iterates until all of them have a fate (converged ones included).
+    optimizer : {"gd", "momentum", "nesterov", "rmsprop", "adam"}, default "gd"
+        The update rule (above).
+    momentum, beta1, beta2, epsilon : float, optional
+        Hyperparameters of the optimizer (defaults 0.9, 0.9, 0.999, 1e-8): ``momentum`` for
+        momentum/nesterov, ``beta2``/``epsilon`` for rmsprop, ``beta1``/``beta2``/``epsilon``
+        for adam. β's in [0, 1), ε > 0; one the optimizer does not use is refused.
+    batch_size : int, optional
+        Minibatch size b in [1, D]; default None: full batch.
+    batch_seed : int or numpy.random.SeedSequence, optional
+        Root of the minibatch streams (default ``SeedSequence(0)``).
+    sharpness_variants : sequence of str, default ()
+        Also record (like ``sharpness``, and at the final state) any of
+        ``"hessian_sharpness"``: η λ_max(H), H = JᵀJ + Σ_a z_a Q_a;
+        ``"preconditioned_sharpness"`` (rmsprop/adam): η λ_max(P⁻¹H), P = diag(√s + ε)
+        (rmsprop) or diag(√v̂ + ε) (adam), the preconditioner of the next update (its moments
+        include the gradient of the recorded state; adam's v̂ is corrected with 1 − β₂^(t+1) at
+        step t);
+        ``"batch_sharpness"``: η E_B[g_Bᵀ H_B g_B / ‖g_B‖²], H_B = (D/b)(J_BᵀJ_B + Σ_{a∈B} z_a Q_a),
+        the mean over ``batch_samples`` batches drawn at step t from
+        ``SeedSequence(batch_seed.entropy, spawn_key=batch_seed.spawn_key + (1, t))`` (exactly
+        η gᵀHg/‖g‖² for full batches).
+    batch_samples : int, default 32
+        Monte Carlo batches of ``batch_sharpness`` (1 to 10⁶).
 
     Returns
     -------
@@ -394,6 +702,26 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
     ...
     ValueError: max_steps must be an integer in [0, 9007199254740992]; got 1.5 (float)
     """
+    optimizer, hyper = check_optimizer(optimizer, momentum=momentum, beta1=beta1, beta2=beta2, epsilon=epsilon)
+    for name, v in hyper.items():
+        lo, hi, lo_open, hi_open = HYPERPARAMETER_RANGES[name]
+        hyper[name] = real_scalar(name, v, lo, hi, lo_open=lo_open, hi_open=hi_open)
+    if isinstance(sharpness_variants, str):
+        sharpness_variants = (sharpness_variants,)
+    variants = tuple(sharpness_variants)
+    for name in variants:
+        if name not in SHARPNESS_VARIANTS:
+            raise ValueError(f"sharpness_variants must name some of {', '.join(map(repr, SHARPNESS_VARIANTS))}; "
+                             f"got {name!r}")
+    if "preconditioned_sharpness" in variants and optimizer not in ("rmsprop", "adam"):
+        raise ValueError(f"preconditioned_sharpness needs optimizer 'rmsprop' or 'adam'; got {optimizer!r}")
+    batch_samples = check_int("batch_samples", batch_samples, 1, 10**6)
+    if batch_seed is None:
+        batch_seed = np.random.SeedSequence(0)
+    elif not isinstance(batch_seed, np.random.SeedSequence):
+        batch_seed = np.random.SeedSequence(check_int("batch_seed", batch_seed, 0))
+    if np.ndim(Q) == 3:
+        batch_size = check_batch_size(batch_size, np.shape(Q)[0])
     (Q, J, z, eta, max_steps, record_every, tol, diverge_loss, rmask, use_cycle, cyc_tol, cyc_win,
      thresh_frac, record_sharpness, record_z, return_J) = _check_gd_args(
         Q, J0, z0, eta, max_steps, record_every, tol, diverge_loss, record_mask, record_sharpness,
@@ -407,6 +735,8 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
     D, P = Q.shape[:2]
     B = J.shape[0]
     A = q_operator(Q)
+    opt = _Optimizer(optimizer, hyper, D, batch_size, batch_seed, batch_samples, dtype)
+    general = opt.kind != 0 or opt.batch is not None  # the update-direction path
 
     # outputs (input order)
     status_out = np.zeros(B, np.int8)
@@ -426,12 +756,17 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
     rec_zn = np.full((B, R), np.nan, dtype) if R else None
     rec_sh = np.full((B, R), np.nan, dtype) if (R and record_sharpness) else None
     rec_z = np.full((B, R, D), np.nan, dtype) if (R and record_z) else None
+    rec_var = {k: np.full((B, R), np.nan, dtype) for k in variants} if R else {}
+    fvar = {k: np.full(B, np.nan, dtype) for k in variants}
 
     # working set
     idx = np.arange(B)
     g = np.empty((B, P), dtype)
     loss = np.empty(B, dtype)
-    _init_g(J, z, g, loss)
+    if general:
+        _init_gw(J, z, g, loss, opt.next_weights())
+    else:
+        _init_g(J, z, g, loss)
     status = np.zeros(B, np.int8)
     stop_at = np.full(B, -1, np.int64)
     conv_at = np.full(B, -1, np.int64)
@@ -449,6 +784,25 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
             status[~bad & (loss < tol)] = CONVERGED
     stop_at[status != RUNNING] = 0
     n_done = int(np.count_nonzero(status))
+    if general:  # the first update and the optimizer state (velocity / moments, θ-space) per member
+        d = np.empty((B, P), dtype)
+        s1 = np.zeros((B, P) if opt.kind in (1, 2, 4) else (B, 1), dtype)
+        s2 = np.zeros((B, P) if opt.kind in (3, 4) else (B, 1), dtype)
+        c1, c2 = opt.corrections(1)
+        _directions(opt.kind, status, g, d, s1, s2, eta, opt.mom, opt.b1, opt.b2, opt.eps, c1, c2)
+
+    def variant_values(name, pos, at):  # η × the variant of the working rows ``pos`` at steps ``at``
+        if name == "hessian_sharpness":
+            v = hessian_lambda_max(Q, J[pos], z[pos])
+        elif name == "preconditioned_sharpness":
+            v = hessian_lambda_max(Q, J[pos], z[pos], precond=opt.preconditioner(s2[pos], at + 1))
+        else:
+            v = np.empty(pos.size)
+            for st in np.unique(at):
+                m = at == st
+                v[m] = batch_sharpness(A, J[pos[m]], z[pos[m]], *opt.batches(int(st)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return eta * v
     # λ_max warm starts (the previous recorded step's Ritz vector of each member)
     U = np.zeros((B, min(D, P))) if rec_sh is not None else None
     warm = np.zeros(B, np.bool_) if rec_sh is not None else None
@@ -476,15 +830,21 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
                             stop_at[pos] = t
                     if rec_z is not None:
                         rec_z[rows, r] = z[sel]
+                    for name in variants:
+                        pos = np.flatnonzero(sel)
+                        rec_var[name][rows, r] = variant_values(name, pos, np.full(pos.size, t))
                 r += 1
             last = t == max_steps or (batch and bool(((conv_at >= 0) | (status != RUNNING)).all()))
             if n_done and (last or n_done >= max(1.0, thresh_frac * idx.size) or n_done == idx.size):
                 fin = status != RUNNING
                 _finish(fin, idx, status, stop_at, conv_at, J, z, loss, eta, status_out, steps_out, div_out,
                         conv_out, floss, fsharp, fz, fJ)
+                _finish_variants(fin, idx, stop_at, status_out, fvar, variant_values)
                 kept = ~fin
                 idx, J, z, g, loss, status, stop_at, conv_at, cyc = (
                     a[kept] for a in (idx, J, z, g, loss, status, stop_at, conv_at, cyc))
+                if general:
+                    d, s1, s2 = d[kept], s1[kept], s2[kept]
                 if use_cycle:
                     zm1 = zm1[kept]
                 if U is not None:
@@ -492,19 +852,29 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
                 n_done = 0
             if idx.size == 0 or last:
                 break
-            M = np.matmul(g, A, out=Mbuf[: idx.size]).reshape(idx.size, D, P)
-            n_done += _fused_step(J, M, z, g, zm1, loss, status, stop_at, cyc, eta, t + 1,
-                                  tol, diverge_loss, cyc_tol, cyc_win, gnew, conv_at, keep)
+            if general:
+                w = opt.next_weights()
+                c1, c2 = opt.corrections(t + 2)
+                M = np.matmul(d, A, out=Mbuf[: idx.size]).reshape(idx.size, D, P)
+                n_done += _fused_step_opt(J, M, z, d, g, zm1, loss, status, stop_at, cyc, t + 1, tol, diverge_loss,
+                                          cyc_tol, cyc_win, gnew, conv_at, keep, w, opt.kind, eta, opt.mom,
+                                          opt.b1, opt.b2, opt.eps, s1, s2, c1, c2)
+            else:
+                M = np.matmul(g, A, out=Mbuf[: idx.size]).reshape(idx.size, D, P)
+                n_done += _fused_step(J, M, z, g, zm1, loss, status, stop_at, cyc, eta, t + 1,
+                                      tol, diverge_loss, cyc_tol, cyc_win, gnew, conv_at, keep)
             t += 1
     if idx.size:  # still running at max_steps (or, with stop="batch", when every row had a fate)
         status[:] = MAX_STEPS
         stop_at[:] = t
         _finish(np.ones(idx.size, bool), idx, status, stop_at, conv_at, J, z, loss, eta, status_out,
                 steps_out, div_out, conv_out, floss, fsharp, fz, fJ)
+        _finish_variants(np.ones(idx.size, bool), idx, stop_at, status_out, fvar, variant_values)
     return GDResult(status=status_out, steps_taken=steps_out, diverged_at=div_out, converged_at=conv_out,
                     final_loss=floss,
                     final_sharpness=fsharp, final_z=fz, final_J=fJ, record_steps=rsteps,
-                    loss=rec_loss, z_norm=rec_zn, sharpness=rec_sh, z=rec_z)
+                    loss=rec_loss, z_norm=rec_zn, sharpness=rec_sh, z=rec_z, variants=rec_var,
+                    final_variants=fvar)
 
 
 def _check_gd_args(Q, J0, z0, eta, max_steps, record_every, tol, diverge_loss, record_mask,
@@ -589,6 +959,17 @@ def _finish(fin, idx, status, stop_at, conv_at, J, z, loss, eta, status_out, ste
             ok[np.flatnonzero(ok)[~fine]] = False
             status_out[rows[~ok]] = DIVERGED
     div_out[rows[~ok]] = stop[~ok]
+
+
+def _finish_variants(fin, idx, stop_at, status_out, fvar, values):
+    """The final sharpness variants of the finished rows ``fin`` that did not diverge."""
+    if not fvar:
+        return
+    pos = np.flatnonzero(fin)
+    pos = pos[status_out[idx[pos]] != DIVERGED]
+    if pos.size:
+        for name, out in fvar.items():
+            out[idx[pos]] = values(name, pos, stop_at[pos])
 
 
 def _z_norm(loss: np.ndarray) -> np.ndarray:

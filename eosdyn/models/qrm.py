@@ -35,13 +35,15 @@ import numpy as np
 import xarray as xr
 
 from .. import sweep as _sweep
-from .._validate import check_dtype, check_gd_options, check_int, check_range, check_times, make_grid
+from .._validate import (check_batch_size, check_dtype, check_gd_options, check_int, check_optimizer, check_range,
+                         check_times, make_grid)
 from ..conventions import STATUS_VALUES, config_json, fate_variables, label, set_roles
 from ..kernels.integrate import check_flow_options, solve_batch
 from ..kernels.lambda_max import lambda_max
-from ..kernels.qrm import (MAX_STEPS_LIMIT, check_budget, check_representable, initial_values, parse_memory,
-                           q_operator, real_scalar, run_gd)
+from ..kernels.qrm import (MAX_STEPS_LIMIT, SHARPNESS_VARIANTS, check_budget, check_representable, initial_values,
+                           parse_memory, q_operator, real_scalar, run_gd)
 from ..systems import Param, System, register
+from ..theory.optim import optimizer_edge
 from ..theory.qrm import _raw_widths
 
 __all__ = ["sweep", "gradient_flow", "instance", "initial_state", "estimate_memory"]
@@ -54,6 +56,17 @@ Q_CONVENTION = ("Q = (G + G^T)/sqrt(2) (transpose of the last two indices), G i.
                 "off-diagonal variance 1, diagonal variance 2")
 STREAMS = "numpy.random.SeedSequence(seed).spawn(3) -> (Q, zhat, Jhat), PCG64, drawn in float64"
 SHARPNESS = "eta * lambda_max(J J^T); edge at 2"
+#: the update rules (attribute ``optimizer_convention`` of non-GD datasets)
+OPTIMIZER_CONVENTIONS = {
+    "gd": "theta <- theta - eta g",
+    "momentum": "v <- momentum v + g; theta <- theta - eta v (heavy ball)",
+    "nesterov": "v <- momentum v + g; theta <- theta - eta (g + momentum v) (PyTorch form)",
+    "rmsprop": "s <- beta2 s + (1 - beta2) g^2; theta <- theta - eta g / (sqrt(s) + epsilon)",
+    "adam": "m <- beta1 m + (1 - beta1) g; v <- beta2 v + (1 - beta2) g^2; mhat = m / (1 - beta1^t), "
+            "vhat = v / (1 - beta2^t); theta <- theta - eta mhat / (sqrt(vhat) + epsilon)",
+}
+BATCH_STREAMS = ("minibatch of each step: numpy.random.SeedSequence(seed, spawn_key=(3, 0)) -> "
+                 "sorted(permutation(D)[:batch_size]); g_B = (D / batch_size) J_B^T z_B")
 
 #: defaults of the shared GD options (docs' option table)
 DEFAULTS = {"record_every": None, "stop": "member", "tol": 1e-12, "diverge_loss": 1e8, "dtype": "float64"}
@@ -152,7 +165,7 @@ def _grid_param(name: str, value, *, positive: bool = False):
     return float(arr) if arr.ndim == 0 else arr
 
 
-def _grid(D, P, sigma_z, sigma_J, sigma_J2, eta):
+def _grid(D, P, sigma_z, sigma_J, sigma_J2, eta, hyper=None):
     """Validated sizes, the labelled grid of (sigma_z, sigma_J, eta) and the parameters as given.
 
     ``sigma_J2`` becomes ``sigma_J = sqrt(sigma_J2)`` with ``sigma_J2`` as a further coordinate
@@ -175,7 +188,10 @@ def _grid(D, P, sigma_z, sigma_J, sigma_J2, eta):
         else:
             sj = xr.DataArray(math.sqrt(sj2), coords={"sigma_J2": sj2})
     given["eta"] = _grid_param("eta", eta, positive=True)
-    grid = make_grid(sigma_z=given["sigma_z"], sigma_J=sj, eta=given["eta"])
+    for name, v in (hyper or {}).items():  # optimizer hyperparameters (ranges checked by check_optimizer)
+        given[name] = _grid_param(name, v)
+    grid = make_grid(sigma_z=given["sigma_z"], sigma_J=sj, **{k: v for k, v in given.items()
+                                                               if k not in ("sigma_z", "sigma_J", "sigma_J2")})
     return D, P, grid, given
 
 
@@ -225,40 +241,69 @@ def _eta_groups(eta_flat: np.ndarray) -> list[tuple[float, np.ndarray | None]]:
     return [(float(v), np.flatnonzero(eta_flat == v)) for v in eta_flat[np.sort(first)]]
 
 
+def _step_groups(columns: np.ndarray) -> list[tuple[tuple, np.ndarray | None]]:
+    """Grid points sharing one learning rate and optimizer hyperparameters (the rows of
+    ``columns``, points × (1 + hyperparameters)) run as one batch; ``None`` indices = every point."""
+    values, first, inverse = np.unique(columns, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    if values.shape[0] == 1:
+        return [(tuple(float(x) for x in values[0]), None)]
+    order = np.argsort(first, kind="stable")
+    return [(tuple(float(x) for x in values[k]), np.flatnonzero(inverse == k)) for k in order]
+
+
 def _seed_dims(grid) -> tuple[str, ...]:
     return grid.dims + ("seed",)
 
 
 # ----------------------------------------------------------------------------- GD sweep
 def _sweep_chunk(seeds: np.ndarray, *, D, P, grid, steps, every, stop, rmask, tol, diverge_loss,
-                 cycle_tol, cycle_window, dtype, compact_fraction, max_memory) -> xr.Dataset:
-    """All grid points of each seed in ``seeds``; one batch (one shared Q) per seed and eta."""
+                 cycle_tol, cycle_window, dtype, compact_fraction, max_memory, optimizer="gd", hyper_names=(),
+                 batch_size=None, variants=()) -> xr.Dataset:
+    """All grid points of each seed in ``seeds``; one batch (one shared Q) per seed, eta and
+    optimizer hyperparameters."""
     sz, sj, eta_flat = grid.flat("sigma_z"), grid.flat("sigma_J"), grid.flat("eta")
-    groups = _eta_groups(eta_flat)
+    if hyper_names:
+        groups = _step_groups(np.stack([eta_flat] + [grid.flat(h) for h in hyper_names], axis=1))
+    else:
+        groups = [((eta,), sub) for eta, sub in _eta_groups(eta_flat)]
     n, S = grid.size, len(seeds)
     R = steps // every + 1 if every else 2
     per = {k: np.full((S, n), np.nan, dtype) for k in ("final_sharpness", "final_loss")}
+    per.update({f"final_{k}": np.full((S, n), np.nan, dtype) for k in variants})
     per.update({k: np.empty((S, n), np.int64) for k in ("steps_taken", "diverged_at", "converged_at")})
     per["status"] = np.empty((S, n), np.int8)
-    traj = {k: np.full((S, n, R), np.nan, dtype) for k in ("sharpness", "loss")}
+    traj = {k: np.full((S, n, R), np.nan, dtype) for k in ("sharpness", "loss") + tuple(variants)}
     for i, s in enumerate(seeds):
         Q, J0, z0 = initial_state(int(s), D=D, P=P, sigma_z=sz, sigma_J=sj, dtype=dtype)
-        for eta, sub in groups:
+        for (eta, *hv), sub in groups:
             Jg, zg = (J0, z0) if sub is None else (J0[sub], z0[sub])
             at = slice(None) if sub is None else sub
-            res = run_gd(Q, Jg, zg, eta, steps, every, tol=tol, diverge_loss=diverge_loss,
+            extra = {}
+            if optimizer != "gd" or batch_size is not None or variants:
+                extra = dict(optimizer=optimizer, **dict(zip(hyper_names, hv)), batch_size=batch_size,
+                             batch_seed=np.random.SeedSequence(int(s), spawn_key=(3,)), sharpness_variants=variants)
+            # record_every=None with variants: record step 0 only (the last step comes from the finals)
+            rec = every if (every or not variants) else steps + 1
+            res = run_gd(Q, Jg, zg, eta, steps, rec, tol=tol, diverge_loss=diverge_loss,
                          record_mask=rmask[at], cycle_tol=cycle_tol, cycle_window=cycle_window,
-                         compact_fraction=compact_fraction, max_memory=max_memory, stop=stop)
+                         compact_fraction=compact_fraction, max_memory=max_memory, stop=stop, **extra)
             for k in ("final_sharpness", "final_loss", "steps_taken", "diverged_at", "converged_at", "status"):
                 per[k][i, at] = getattr(res, k)
+            for k in variants:
+                per[f"final_{k}"][i, at] = res.final_variants[k]
             if every:
                 traj["sharpness"][i, at] = res.sharpness
                 traj["loss"][i, at] = res.loss
+                for k in variants:
+                    traj[k][i, at] = res.variants[k]
             else:  # step 0 here; the last step once every chunk is done (_final_steps)
                 loss0, sharp0 = initial_values(Jg, zg, eta)
                 keep = rmask[at]
                 traj["loss"][i, at, 0] = np.where(keep, loss0, np.nan)
                 traj["sharpness"][i, at, 0] = np.where(keep, sharp0, np.nan)
+                for k in variants:
+                    traj[k][i, at, 0] = res.variants[k][:, 0]
     dims = _seed_dims(grid)
 
     def member(a):  # (seed, point, ...) -> grid shape + (seed, ...)
@@ -277,7 +322,7 @@ def _final_steps(ds: xr.Dataset) -> xr.Dataset:
     n = int(ds["steps_taken"].max())
     ran = (ds["steps_taken"] == n) & ds["recorded"]
     out = ds.drop_vars("recorded")
-    for k in ("sharpness", "loss"):
+    for k in ("sharpness", "loss") + tuple(v for v in SHARPNESS_VARIANTS if v in ds):
         last = ds[f"final_{k}"].where(ran)
         out[k] = xr.concat([ds[k].isel(record=0), last], dim="record").transpose(*ds[k].dims)
     steps = np.array([0, n], np.int64)
@@ -290,8 +335,10 @@ def _final_steps(ds: xr.Dataset) -> xr.Dataset:
 def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, record_every=None,
           record_points=None, stop="member", tol=1e-12, diverge_loss=1e8, dtype="float64",
           cycle_tol=None, cycle_window=200, compact_fraction=0.125, max_memory="2GB", chunk_size=None,
-          resume=None, scheduler=None, blas_threads=1) -> xr.Dataset:
-    """GD on random quadratic regression models over a (σ̃_z, σ̃_J, η) grid × seeds.
+          resume=None, scheduler=None, blas_threads=1, optimizer="gd", momentum=None, beta1=None, beta2=None,
+          epsilon=None, batch_size=None, sharpness_variants=None) -> xr.Dataset:
+    """GD (or momentum, Nesterov, RMSProp, Adam, minibatch SGD) on random quadratic regression
+    models over a (σ̃_z, σ̃_J, η, hyperparameters) grid × seeds.
 
     Parameters
     ----------
@@ -342,15 +389,44 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, 
         Execution through :func:`eosdyn.sweep.run` (seeds per dask task, default 1; a folder
         to resume from; the dask scheduler; BLAS threads per chunk). Results do not depend on
         them.
+    optimizer : {"gd", "momentum", "nesterov", "rmsprop", "adam"}, default "gd"
+        The update rule, with the conventions of :func:`eosdyn.kernels.qrm.run_gd` (heavy ball
+        v ← βv + g, θ ← θ − ηv; Nesterov in the PyTorch form θ ← θ − η(g + βv); RMSProp
+        s ← β₂s + (1 − β₂)g², θ ← θ − ηg/(√s + ε); Adam with bias-corrected m̂, v̂,
+        θ ← θ − ηm̂/(√v̂ + ε)). The kernel moves (z, J) exactly along each update.
+    momentum, beta1, beta2, epsilon : float, 1-D array or xarray.DataArray, optional
+        The optimizer's hyperparameters (defaults 0.9, 0.9, 0.999, 1e-8; β's in [0, 1),
+        ε > 0), grid parameters like ``eta`` (a 1-D array becomes a dim). ``momentum`` belongs
+        to momentum/nesterov, ``beta2``/``epsilon`` to rmsprop, ``beta1``/``beta2``/``epsilon``
+        to adam; one the optimizer does not use is refused.
+    batch_size : int, optional
+        Minibatch SGD over the D outputs (1 ≤ b ≤ D): each update uses the batch gradient
+        g_B = (D/b) J_Bᵀ z_B of b outputs drawn without replacement at every step from the
+        stream ``SeedSequence(seed, spawn_key=(3,))`` of the member's seed (the same batches
+        for every grid point of a seed); ``loss``, ``tol`` and ``diverge_loss`` stay on the
+        full loss ½‖z‖². Default None: full batch (``batch_size = D`` is the same).
+    sharpness_variants : sequence of str, optional
+        Further sharpness measures recorded like ``sharpness`` (with ``final_`` values):
+        ``"hessian_sharpness"`` η λ_max(H), H = JᵀJ + Σ_a z_a Q_a; ``"preconditioned_sharpness"``
+        η λ_max(P⁻¹H) with the optimizer's current preconditioner (rmsprop/adam);
+        ``"batch_sharpness"`` η E_B[g_Bᵀ H_B g_B / ‖g_B‖²] (32 Monte Carlo batches per step;
+        exact η gᵀHg/‖g‖² at full batch). The optimizer's own sharpness is always recorded:
+        ``preconditioned_sharpness`` for rmsprop/adam, ``batch_sharpness`` for minibatch
+        gd/momentum/nesterov. Each costs an eigen-decomposition of a P × P matrix per member
+        and recorded step.
 
     Returns
     -------
     xarray.Dataset
-        Dims: the array-valued grid parameters (``sigma_z``, ``sigma_J``, ``eta``, in this
-        order), ``seed``, ``step``; scalar coords ``D``, ``P`` (and each scalar grid
-        parameter); ``sharpness``, ``loss`` on ``step``; per member ``status`` (CF flags),
-        ``steps_taken``, ``diverged_at``, ``converged_at`` (−1: never), ``final_sharpness``,
-        ``final_loss``; attrs ``tol``, ``diverge_loss``, ``stop`` and the role map.
+        Dims: the array-valued grid parameters (``sigma_z``, ``sigma_J``, ``eta``, then the
+        optimizer's hyperparameters, in this order), ``seed``, ``step``; scalar coords ``D``,
+        ``P`` (and each scalar grid parameter); the coordinate ``edge`` (the optimizer's edge of
+        stability, :func:`eosdyn.theory.optim.optimizer_edge`: 2 for GD; on the hyperparameters'
+        dims); ``sharpness``, ``loss`` (and the variants) on ``step``; per member ``status`` (CF
+        flags), ``steps_taken``, ``diverged_at``, ``converged_at`` (−1: never),
+        ``final_sharpness``, ``final_loss`` (and ``final_`` of each variant); attrs ``tol``,
+        ``diverge_loss``, ``stop``, ``optimizer``, ``batch_size`` (0: full batch) and the role
+        map, whose ``sharpness`` is the optimizer's own sharpness (the one ``edge`` applies to).
 
     Examples
     --------
@@ -362,8 +438,27 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, 
     ...                       record_every=10)
     >>> ds.sharpness.dims, ds.step.values.tolist()
     (('eta', 'seed', 'step'), [0, 10, 20, 30, 40, 50])
+
+    Heavy-ball momentum over a grid of β; the edge 2(1 + β) is a coordinate:
+
+    >>> ds = eosdyn.qrm.sweep(D=4, P=6, sigma_z=0.3, sigma_J=0.6, eta=0.5, seeds=2, steps=50,
+    ...                       optimizer="momentum", momentum=[0.0, 0.5])
+    >>> ds.final_sharpness.dims, ds.edge.values.tolist()
+    (('momentum', 'seed'), [2.0, 3.0])
+
+    Adam records its preconditioned sharpness (the ``sharpness`` role, against Adam's edge):
+
+    >>> ds = eosdyn.qrm.sweep(D=4, P=6, sigma_z=0.3, sigma_J=0.6, eta=0.01, seeds=1, steps=20,
+    ...                       optimizer="adam", beta1=0.9)
+    >>> ds.attrs["eosdyn_roles"].split("; ")[0], round(float(ds.edge), 9)
+    ('sharpness: preconditioned_sharpness', 38.0)
     """
-    D, P, grid, given = _grid(D, P, sigma_z, sigma_J, sigma_J2, eta)
+    optimizer, hyper = check_optimizer(optimizer, momentum=momentum, beta1=beta1, beta2=beta2, epsilon=epsilon)
+    batch_size = check_batch_size(batch_size, check_int("D", D, 1))
+    if batch_size == D:
+        batch_size = None  # the full batch
+    variants = _variants(optimizer, batch_size, sharpness_variants)
+    D, P, grid, given = _grid(D, P, sigma_z, sigma_J, sigma_J2, eta, hyper)
     steps, every, stop, tol, diverge_loss, dt = check_gd_options(
         steps=steps, record_every=record_every, stop=stop, tol=tol, diverge_loss=diverge_loss, dtype=dtype,
         max_steps=MAX_STEPS_LIMIT)
@@ -389,11 +484,14 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, 
     params = dict(D=D, P=P, **given, seeds=plan.seeds, steps=steps, record_every=every or None,
                   record_points=record_points, stop=stop, tol=tol, diverge_loss=diverge_loss, dtype=dt.name,
                   cycle_tol=cycle_tol, cycle_window=cycle_window, compact_fraction=compact_fraction)
+    if optimizer != "gd" or batch_size is not None or variants:  # GD runs keep today's configuration
+        params.update(optimizer=optimizer, batch_size=batch_size, sharpness_variants=list(variants))
     cfg = {"function": "eosdyn.qrm.sweep", "parameters": params}
     fingerprint = _fingerprint(cfg)
     chunk = functools.partial(_sweep_chunk, D=D, P=P, grid=grid, every=every, rmask=rmask, tol=tol,
                               diverge_loss=diverge_loss, cycle_tol=cycle_tol, cycle_window=cycle_window,
-                              dtype=dt, compact_fraction=compact_fraction, max_memory=budget)
+                              dtype=dt, compact_fraction=compact_fraction, max_memory=budget, optimizer=optimizer,
+                              hyper_names=tuple(hyper), batch_size=batch_size, variants=variants)
     if stop == "batch":  # pass 1: each member's fate; pass 2: everyone runs to the last fate
         fates = _sweep.execute(functools.partial(chunk, steps=steps, stop="member"), plan,
                                resume=None if resume is None else Path(resume) / "fates",
@@ -415,15 +513,66 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, 
                            ds["converged_at"].values)
     for k, v in fates.items():
         ds[k] = (ds[k].dims, v)
-    ds = ds[["sharpness", "loss", "status", "steps_taken", "diverged_at", "converged_at",
-             "final_sharpness", "final_loss"]]
-    set_roles(ds, sharpness="sharpness", loss="loss")
-    return label(ds, model="qrm", title=f"Random quadratic regression model, GD sweep (D={D}, P={P})",
-                 equations=EQUATIONS, config=cfg,
-                 attrs={"sigma_convention": SIGMA_CONVENTION, "Q_convention": Q_CONVENTION,
-                        "random_streams": STREAMS, "sharpness_definition": SHARPNESS,
-                        "tol": float(tol), "diverge_loss": float(diverge_loss), "stop": stop,
-                        "cycle_tol": "none" if cycle_tol is None else float(cycle_tol), "dtype": dt.name})
+    ds = ds[["sharpness", "loss", *variants, "status", "steps_taken", "diverged_at", "converged_at",
+             "final_sharpness", "final_loss", *(f"final_{v}" for v in variants)]]
+    ds = ds.assign_coords(edge=_edge_coord(optimizer, hyper, grid))
+    set_roles(ds, sharpness=own_sharpness(optimizer, batch_size), loss="loss")
+    attrs = {"sigma_convention": SIGMA_CONVENTION, "Q_convention": Q_CONVENTION,
+             "random_streams": STREAMS, "sharpness_definition": SHARPNESS,
+             "tol": float(tol), "diverge_loss": float(diverge_loss), "stop": stop,
+             "cycle_tol": "none" if cycle_tol is None else float(cycle_tol), "dtype": dt.name}
+    if optimizer != "gd" or batch_size is not None:
+        attrs.update(optimizer=optimizer, batch_size=int(batch_size or 0), optimizer_convention=OPTIMIZER_CONVENTIONS[optimizer])
+        if batch_size is not None:
+            attrs["batch_streams"] = BATCH_STREAMS
+    name = "GD" if optimizer == "gd" else optimizer
+    return label(ds, model="qrm", title=f"Random quadratic regression model, {name} sweep (D={D}, P={P}"
+                 + (f", batch size {batch_size})" if batch_size else ")"),
+                 equations=EQUATIONS, config=cfg, attrs=attrs)
+
+
+def own_sharpness(optimizer: str, batch_size) -> str:
+    """The sharpness an optimizer's edge applies to (the ``sharpness`` role of its datasets).
+
+    ``preconditioned_sharpness`` for rmsprop/adam, ``batch_sharpness`` for minibatch
+    gd/momentum/nesterov, ``sharpness`` otherwise.
+
+    Examples
+    --------
+    >>> own_sharpness("adam", None), own_sharpness("gd", 4), own_sharpness("momentum", None)
+    ('preconditioned_sharpness', 'batch_sharpness', 'sharpness')
+    """
+    if optimizer in ("rmsprop", "adam"):
+        return "preconditioned_sharpness"
+    return "sharpness" if batch_size is None else "batch_sharpness"
+
+
+def _variants(optimizer, batch_size, requested) -> tuple[str, ...]:
+    """The sharpness variants to record: the optimizer's own and the requested ones (checked)."""
+    if requested is None:
+        requested = ()
+    elif isinstance(requested, str):
+        requested = (requested,)
+    else:
+        requested = tuple(requested)
+    for v in requested:
+        if v not in SHARPNESS_VARIANTS:
+            raise ValueError(f"sharpness_variants must name some of {', '.join(map(repr, SHARPNESS_VARIANTS))}; "
+                             f"got {v!r}")
+    if "preconditioned_sharpness" in requested and optimizer not in ("rmsprop", "adam"):
+        raise ValueError(f"preconditioned_sharpness needs optimizer 'rmsprop' or 'adam'; got {optimizer!r}")
+    own = own_sharpness(optimizer, batch_size)
+    want = set(requested) | ({own} if own != "sharpness" else set())
+    return tuple(v for v in SHARPNESS_VARIANTS if v in want)
+
+
+def _edge_coord(optimizer: str, hyper: dict, grid):
+    """The ``edge`` coordinate: the optimizer's edge on the dims of the hyperparameters it uses."""
+    args = {k: (grid.arrays[k] if grid.arrays[k].ndim else float(grid.arrays[k])) for k in hyper}
+    e = optimizer_edge(optimizer, **args)
+    if isinstance(e, xr.DataArray):
+        return e.variable
+    return ((), np.float64(e))
 
 
 def _fingerprint(cfg) -> str:
