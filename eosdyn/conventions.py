@@ -152,6 +152,22 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "E_tilde": ("Ẽ = η E = T(−1) − 2 z̃ (conserved)", "1"),
     "final_w": ("weights w_i at the member's last step (steps_taken)", "1"),
     # --- QRM (labels the QRM engineer adds go here)
+    # central flow and self-stabilization (eosdyn.models.central, eosdyn.analysis.flows)
+    "sharpening_force": ("progressive-sharpening force α = −∇L·∇S, S = λ_max of the loss Hessian", "1"),
+    "stabilization_strength": ("self-stabilization strength β = ‖∇S‖²", "1"),
+    "predicted_oscillation": ("predicted squared oscillation amplitude along the top Hessian eigenvector, 2α/β", "1"),
+    "predicted_loss": ("predicted time-averaged loss L + ½⟨Σ, H⟩ of the central flow", "1"),
+    "oscillation_variance": ("trace of the central flow's oscillation covariance Σ", "1"),
+    "edge_count": ("rank of Σ: Hessian eigenvalues held at the edge η λ = 2 (-1: not sampled)", "1"),
+    "sdcp_residual": ("residual of the central flow's complementarity problem, relative", "1"),
+    "method": ("trajectory: gd, gradient_flow or central_flow", "1"),
+    "window": ("length of the averaging window (GD steps)", "1"),
+    "time_averaged_loss": ("GD loss averaged over a centred window of steps", "1"),
+    "loss_relative_error": ("time-averaged GD loss / predicted_loss − 1", "1"),
+    "distance_central_flow": ("parameter-space distance ‖θ_GD − θ_CF‖ between GD and the central flow", "1"),
+    "distance_gradient_flow": ("parameter-space distance ‖θ_GD − θ_GF‖ between GD and gradient flow", "1"),
+    "separation_step": ("first GD step at which ‖θ_GD − θ_GF‖ exceeds the threshold (-1: never)", "1"),
+    "measured_oscillation": ("measured squared oscillation amplitude along the top Hessian eigenvector", "1"),
     # --- Taylor model and network (labels the Taylor engineer adds go here)
     "network_step": ("step of the network trajectory, t0 + step (the Taylor model's step 0 is t0)", "1"),
     "final_z_tilde": ("residual z̃_i = v_iᵀ z in the NTK eigenbasis at the member's last step (steps_taken)", "1"),

@@ -16,5 +16,7 @@ from __future__ import annotations
 
 from .models import qrm as _impl
 from .models.qrm import *  # noqa: F401,F403
+from .models import central as _central
+from .models.central import *  # noqa: F401,F403
 
-__all__ = list(_impl.__all__)
+__all__ = list(_impl.__all__) + list(_central.__all__)

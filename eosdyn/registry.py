@@ -59,6 +59,9 @@ def _table() -> dict[str, dict[str, tuple[str, str]]]:
     for f in ("sweep", "gradient_flow"):
         recipe[f"eosdyn.qrm.{f}"] = ("eosdyn.models.qrm", f)
         recipe[f"eosdyn.models.qrm.{f}"] = ("eosdyn.models.qrm", f)
+    for f in ("central_flow", "self_stabilization", "flow_comparison"):
+        recipe[f"eosdyn.qrm.{f}"] = ("eosdyn.models.central", f)
+        recipe[f"eosdyn.models.central.{f}"] = ("eosdyn.models.central", f)
     recipe["eosdyn.taylor.simulate"] = ("eosdyn.models.taylor", "simulate")
     recipe["eosdyn.models.taylor.simulate"] = ("eosdyn.models.taylor", "simulate")
     for f in _RECIPES:

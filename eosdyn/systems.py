@@ -40,7 +40,7 @@ __all__ = ["Param", "System", "KINDS", "OPTION_COLUMNS", "register", "systems", 
 KINDS = ("pair_map", "vector_map", "parameter_gd", "flow")
 
 #: modules that define eosdyn's systems (imported by :func:`systems`)
-_MODULES = ("eosdyn.models.toy", "eosdyn.models.qrm", "eosdyn.models.taylor")
+_MODULES = ("eosdyn.models.toy", "eosdyn.models.qrm", "eosdyn.models.taylor", "eosdyn.models.central")
 
 _REGISTRY: dict[str, System] = {}
 _LOCK = threading.Lock()
