@@ -229,3 +229,38 @@ def test_bad_options_of_the_kernel():
         run_gd(Q, J0, z0, 0.1, 5, optimizer="adam", epsilon="1e-8")
     with pytest.raises(ValueError, match="batch_samples"):
         run_gd(Q, J0, z0, 0.1, 5, batch_size=1, batch_samples=0)
+
+
+def _projections():
+    rng = np.random.default_rng(4)
+    k = 4
+    G = rng.standard_normal((k, k, k))
+    Qt = 0.5 * (G + G.transpose(0, 2, 1))
+    return xr.Dataset({"ntk_eigenvalue": (("t0", "mode"), [[3.0e3, 2.0e3, 1.0e3, 5.0e2]]),
+                       "z_tilde": (("t0", "mode"), [rng.standard_normal(k)]),
+                       "Q_tilde": (("t0", "mode", "mode_j", "mode_l"), 30.0 * Qt[None])},
+                      coords={"t0": [100], "eta": 0.05, "n_examples": 100})
+
+
+@pytest.mark.parametrize("opt,hyper", [("momentum", {"momentum": 0.6}), ("nesterov", {"momentum": 0.3}),
+                                       ("adam", {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6})])
+def test_taylor_model_optimizers_match_reference(opt, hyper):
+    from eosdyn.models.taylor import reduced_model
+
+    proj = _projections()
+    Q, J0, z0, eta, _ = reduced_model(proj)
+    ds = eosdyn.taylor.simulate(proj, steps=100, optimizer=opt, **hyper, sharpness_variants=["hessian_sharpness"])
+    r = ref.run(opt, z0, J0, Q, eta=eta, steps=100, record=("loss", "sharpness", "hessian_sharpness"), **hyper)
+    # the loss falls to 1e-22 (k = P: interpolation): compared against its scale; the sharpness per step
+    assert _normrel(ds.loss.values, r["loss"]) < 1e-12
+    for k in ("sharpness", "hessian_sharpness"):
+        assert _rel(ds[k].values, r[k]) < 1e-12, k
+    assert float(ds.edge) == pytest.approx(optimizer_edge(opt, **{h: v for h, v in hyper.items()
+                                                                   if h in ("momentum", "beta1")}), rel=1e-15)
+    gd = eosdyn.taylor.simulate(proj, steps=100)
+    assert float(gd.edge) == 2.0 and "optimizer" not in gd.attrs
+    mb = eosdyn.taylor.simulate(proj, steps=50, batch_size=2, seed=3)
+    assert mb.attrs["eosdyn_roles"].split("; ")[1] == "sharpness: batch_sharpness"
+    again = eosdyn.taylor.simulate(proj, steps=50, batch_size=2, seed=3)
+    for v in mb.data_vars:
+        assert mb[v].equals(again[v]), v

@@ -785,10 +785,14 @@ register(System(
     example={"D": 4, "P": 6, "sigma_z": [0.3, 1.5], "sigma_J2": 0.3, "seeds": 2, "steps": 40,
              "record_every": 1},
     function="eosdyn.models.qrm.sweep", random=True,
-    options=("steps", "record_every", "stop", "tol", "diverge_loss", "dtype", "seeds"),
-    defaults=DEFAULTS,
+    options=("steps", "record_every", "stop", "tol", "diverge_loss", "dtype", "seeds", "optimizer", "batch_size",
+             "sharpness_variants"),
+    defaults={**DEFAULTS, "optimizer": "gd", "batch_size": None, "sharpness_variants": None},
     notes="The state (z, J) is not recorded (D + D P numbers per member and step); the dataset "
-          "records sharpness and loss. cycle_tol (opt-in early stop) needs stop='member'.",
+          "records sharpness and loss. cycle_tol (opt-in early stop) needs stop='member'. "
+          "optimizer= (gd, momentum, nesterov, rmsprop, adam; hyperparameters momentum, beta1, beta2, "
+          "epsilon are grid parameters) and batch_size= (minibatch SGD); the coordinate edge is the "
+          "optimizer's edge of stability.",
 ))
 
 register(System(

@@ -37,10 +37,12 @@ import xarray as xr
 
 from .. import conventions
 from .._files import sha256_file
-from .._validate import check_gd_options, check_int
+from .._validate import HYPERPARAMETER_RANGES, check_batch_size, check_gd_options, check_int, check_optimizer
 from ..conventions import STATUS_VALUES
 from ..kernels.qrm import MAX_STEPS_LIMIT, check_representable, real_scalar, run_gd
 from ..systems import Param, System, register
+from ..theory.optim import optimizer_edge
+from .qrm import OPTIMIZER_CONVENTIONS, _variants, own_sharpness
 
 __all__ = ["simulate", "reduced_model", "projections_sha256"]
 
@@ -308,7 +310,9 @@ def _resolve_source(projections, sha, file_sha):
 def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int = 500,
              record_every: int | None = 1, stop: str = "never", tol: float = 0.0, diverge_loss: float = 1e8,
              dtype="float64", max_memory="2GB", projections_sha256: str | None = None,
-             projections_file_sha256: str | None = None) -> xr.Dataset:
+             projections_file_sha256: str | None = None, optimizer: str = "gd", momentum=None, beta1=None,
+             beta2=None, epsilon=None, batch_size: int | None = None, sharpness_variants=None,
+             seed: int = 0) -> xr.Dataset:
     """GD on the k-mode quadratic (second-order Taylor) model of the network around t₀.
 
     Parameters
@@ -349,6 +353,21 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
         rebuilds only from the very same projections.
     projections_file_sha256 : str, optional
         For a file ``projections``: the sha256 its bytes must have (recorded for file sources).
+    optimizer : {"gd", "momentum", "nesterov", "rmsprop", "adam"}, default "gd"
+        The update rule with learning rate η/n (conventions of :func:`eosdyn.qrm.sweep`:
+        heavy ball v ← βv + g, θ ← θ − ηv; Nesterov θ ← θ − η(g + βv); RMSProp
+        θ ← θ − ηg/(√s + ε); Adam θ ← θ − ηm̂/(√v̂ + ε), bias-corrected).
+    momentum, beta1, beta2, epsilon : float, optional
+        The optimizer's hyperparameters (defaults 0.9, 0.9, 0.999, 1e-8; β's in [0, 1), ε > 0).
+    batch_size : int, optional
+        Minibatch SGD over the k modes (1 ≤ b ≤ k): g_B = (k/b) J_Bᵀ z̃_B, batches drawn from
+        ``SeedSequence(seed, spawn_key=(3,))``; default None: full batch.
+    sharpness_variants : sequence of str, optional
+        ``"hessian_sharpness"``, ``"preconditioned_sharpness"`` (rmsprop/adam),
+        ``"batch_sharpness"``, recorded like ``sharpness`` (see :func:`eosdyn.qrm.sweep`); the
+        optimizer's own sharpness is always recorded.
+    seed : int, default 0
+        Root of the minibatch stream (only used with ``batch_size``).
 
     Returns
     -------
@@ -361,7 +380,9 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
         diverge_loss act on it; the network's own loss has a further factor 1/n); the fates
         ``status``, ``steps_taken``, ``diverged_at``, ``converged_at`` (step counts, −1 =
         never) and ``final_sharpness``, ``final_loss``, ``final_z_tilde``. Scalar coordinates
-        ``t0``, ``eta``, ``n_examples``, ``D`` = k, ``P`` = k + feedback. Attributes: the role
+        ``t0``, ``eta``, ``n_examples``, ``D`` = k, ``P`` = k + feedback, ``edge`` (the optimizer's
+        edge of stability, 2 for GD; the ``sharpness`` role names the sharpness it applies to,
+        as in :func:`eosdyn.qrm.sweep`). Attributes: the role
         map, ``tol``, ``diverge_loss``, ``stop``, ``projections_source`` (where the projections
         came from) and ``eosdyn_config`` (function ``eosdyn.taylor.simulate``).
 
@@ -394,7 +415,18 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
     Traceback (most recent call last):
     ...
     ValueError: projections=None: this dataset was simulated from in-memory projections (sha256 ...
+
+    Heavy-ball momentum, with its edge 2(1 + β):
+
+    >>> dm = simulate(proj, steps=3, optimizer="momentum", momentum=0.5)
+    >>> float(dm.edge), bool(dm.loss[0] == ds.loss[0])
+    (3.0, True)
     """
+    optimizer, hyper = check_optimizer(optimizer, momentum=momentum, beta1=beta1, beta2=beta2, epsilon=epsilon)
+    for name, v in hyper.items():
+        lo, hi, lo_open, hi_open = HYPERPARAMETER_RANGES[name]
+        hyper[name] = real_scalar(name, v, lo, hi, lo_open=lo_open, hi_open=hi_open)
+    seed = check_int("seed", seed, 0)
     steps, every, stop, tol, diverge_loss, dt = check_gd_options(
         steps=steps, record_every=record_every, stop=stop, tol=tol, diverge_loss=diverge_loss, dtype=dtype,
         max_steps=MAX_STEPS_LIMIT)
@@ -410,11 +442,19 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
         check_representable(name, arr, dt)
     k = z0.size
     p_dim = J0.shape[1]
+    batch_size = check_batch_size(batch_size, k)
+    if batch_size == k:
+        batch_size = None  # the full batch
+    variants = _variants(optimizer, batch_size, sharpness_variants)
     args = (Q.astype(dt), J0[None].astype(dt), z0[None].astype(dt), eta_eff)
+    extra = {}
+    if optimizer != "gd" or batch_size is not None or variants:
+        extra = dict(optimizer=optimizer, **hyper, batch_size=batch_size, sharpness_variants=variants,
+                     batch_seed=np.random.SeedSequence(seed, spawn_key=(3,)))
 
     def run(n_steps, rec, tol_):
         return run_gd(*args, n_steps, rec, tol=tol_, diverge_loss=diverge_loss, record_sharpness=True,
-                      record_z=True, max_memory=max_memory)
+                      record_z=True, max_memory=max_memory, **extra)
 
     # one trajectory: "member" and "batch" stop at its fate; "never" runs on after convergence
     # (a second run without tol continues it: the same arithmetic, so converged_at is exact)
@@ -428,12 +468,15 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
     taken = int(res.steps_taken[0])
     if every:
         rsteps, sharp, loss, z = res.record_steps, res.sharpness[0], res.loss[0], res.z[0]
+        var = {v: res.variants[v][0] for v in variants}
     else:  # step 0 and the last step taken
         first = run(0, 1, tol)
         rsteps = np.array([0, taken] if taken else [0], np.int64)
         sharp = np.concatenate([first.sharpness[0], res.final_sharpness[:1]])[: rsteps.size]
         loss = np.concatenate([first.loss[0], res.final_loss[:1]])[: rsteps.size]
         z = np.concatenate([first.z[0], res.final_z[:1]])[: rsteps.size]
+        var = {v: np.concatenate([first.variants[v][0], res.final_variants[v][:1]])[: rsteps.size]
+               for v in variants}
     fates = conventions.fate_variables(status, taken, res.diverged_at[0], converged_at)
     eta, n = _eta_and_n(ds_in)
     ds = xr.Dataset(
@@ -445,26 +488,35 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
             "final_sharpness": ((), res.final_sharpness[0]),
             "final_loss": ((), res.final_loss[0]),
             "final_z_tilde": ("mode", res.final_z[0]),
+            **{v: ("step", var[v]) for v in variants},
+            **{f"final_{v}": ((), res.final_variants[v][0]) for v in variants},
         },
         coords={"step": rsteps.astype(np.int64), "mode": np.arange(k, dtype=np.int64),
                 "network_step": ("step", (t0 + rsteps).astype(np.int64)), "t0": np.int64(t0),
-                "eta": np.float64(eta), "n_examples": np.int64(n), "D": np.int64(k), "P": np.int64(p_dim)},
+                "eta": np.float64(eta), "n_examples": np.int64(n), "D": np.int64(k), "P": np.int64(p_dim),
+                "edge": np.float64(optimizer_edge(optimizer, **hyper)), **{h: np.float64(v) for h, v in hyper.items()}},
     )
     ds["sharpness"].attrs = {"long_name": "sharpness η λ_max / n of the reduced NTK (edge at 2)", "units": "1"}
     ds["loss"].attrs = {"long_name": "loss of the reduced model ½ Σ_i z̃_i² over the kept modes "
                                      "(the network's loss has a further factor 1/n)", "units": "1"}
     ds["final_loss"].attrs = {"long_name": "reduced-model loss ½ Σ_i z̃_i² at the last step (steps_taken)",
                               "units": "1"}
-    conventions.set_roles(ds, residual="z_tilde", sharpness="sharpness", loss="loss")
+    conventions.set_roles(ds, residual="z_tilde", sharpness=own_sharpness(optimizer, batch_size), loss="loss")
     params = {**source_params, "t0": t0, "modes": k, "feedback": p_dim - k, "steps": steps,
               "record_every": record_every if every else None, "stop": stop, "tol": tol,
               "diverge_loss": diverge_loss, "dtype": dt.name, "max_memory": max_memory}
+    opt_attrs = {}
+    if optimizer != "gd" or batch_size is not None or variants:  # GD runs keep today's configuration
+        params.update(optimizer=optimizer, **hyper, batch_size=batch_size, sharpness_variants=list(variants),
+                      seed=seed)
+        opt_attrs = {"optimizer": optimizer, "batch_size": int(batch_size or 0),
+                     "optimizer_convention": OPTIMIZER_CONVENTIONS[optimizer]}
     return conventions.label(
         ds, model="taylor", title=f"second-order Taylor model of the CIFAR FCN around step {t0}, {k} NTK modes"
         + (f" + {p_dim - k} feedback directions" if p_dim > k else ""),
         equations=EQUATIONS, config={"function": PUBLIC_NAME, "parameters": params},
         attrs={"tol": tol, "diverge_loss": diverge_loss, "stop": stop, "projections_source": source_text,
-               "projections_sha256": source_params["projections_sha256"]},
+               "projections_sha256": source_params["projections_sha256"], **opt_attrs},
     )
 
 
@@ -483,8 +535,9 @@ register(System(
     roles={"residual": "z_tilde", "sharpness": "sharpness", "loss": "loss"},
     example={"projections": CATALOG_NAME, "t0": 4200, "modes": 4, "feedback": 2, "steps": 30},
     function="eosdyn.models.taylor.simulate",
-    options=("steps", "record_every", "stop", "tol", "diverge_loss", "dtype"),
-    defaults=DEFAULTS,
+    options=("steps", "record_every", "stop", "tol", "diverge_loss", "dtype", "optimizer", "batch_size",
+             "sharpness_variants"),
+    defaults={**DEFAULTS, "optimizer": "gd", "batch_size": None, "sharpness_variants": None},
     notes="tol = 0: the reduced model runs for a fixed number of steps (a comparison with the network "
           "trajectory); loss = ½ Σ z̃_i² is the reduced model's own loss. The initial state z_tilde is "
           "projections.z_tilde at t0 (not a scalar parameter).",
