@@ -26,6 +26,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "numpydoc",
     "eosdyn_gallery",
+    "eosdyn_api",
 ]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3

@@ -26,15 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
 
-def _load_ext():
-    spec = importlib.util.spec_from_file_location("eosdyn_gallery", DOCS / "_ext" / "eosdyn_gallery.py")
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, DOCS / "_ext" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["eosdyn_gallery"] = mod  # dataclasses look the module up by name
+    sys.modules[name] = mod  # dataclasses look the module up by name
     spec.loader.exec_module(mod)
     return mod
 
 
-gallery = _load_ext()
+gallery = _load("eosdyn_gallery")
+
+
+api_ext = _load("eosdyn_api")
 
 
 def _toctree_entries(markdown: str) -> list[str]:
@@ -154,11 +157,29 @@ def test_generate_runs_the_snippets_reports_failures_and_prunes(tmp_path, monkey
 
 
 # --------------------------------------------------------------------------- API reference, navigation
+def test_api_extension_lists_every_public_function_and_class():
+    result = doctest.testmod(api_ext, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 1 and result.failed == 0
+    import inspect
+
+    from test_namespaces import NAMESPACES
+
+    for ns in NAMESPACES:
+        mod = importlib.import_module(ns)
+        rst = "\n".join(api_ext.namespace_rst(ns))
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                assert f"\n   {name}\n" in rst and f":: {name}\n" in rst, (ns, name)
+    text = api_ext.expand("intro\n\n.. eosdyn-namespace:: eosdyn.io\n\nend")
+    assert text.startswith("intro\n\n.. automodule:: eosdyn.io") and text.endswith("\n\nend")
+
+
 def test_api_reference_documents_every_public_namespace():
     from test_namespaces import NAMESPACES
 
     api = (DOCS / "api.md").read_text()
-    documented = set(re.findall(r"\.\. automodule:: (eosdyn[\w.]*)", api))
+    documented = set(re.findall(r"\.\. (?:automodule|eosdyn-namespace):: (eosdyn[\w.]*)", api))
     assert set(NAMESPACES) <= documented, sorted(set(NAMESPACES) - documented)
 
 
