@@ -2,10 +2,16 @@
 
 For every catalog entry, :func:`reproduce` opens the dataset (computed on first
 use, then served from the cache), writes it as ``<name>.nc``, renders
-``<name>.png`` with the entry's ``plot`` view (:mod:`eosdyn.plot`), evaluates the
-entry's ``claims`` and writes ``summary.md``: one table of the files and one
-table comparing each measured claim with the paper's statement and eosdyn's
-corrected theory, plus ``intake.yaml`` (an intake catalog of the NetCDF files).
+``<name>.png`` with the entry's ``plot`` view (:mod:`eosdyn.plot`) and
+``<name>.html``, an interactive page that works offline (:func:`eosdyn.plot.explorer`
+of the dataset, or the entry's view drawn by bokeh when the dataset has neither a
+trajectory nor a map to explore), evaluates the entry's ``claims`` and writes
+``summary.md``: one table comparing each measured claim with the paper's statement
+and eosdyn's corrected theory (each row linked to its figure), one table of the
+files, and the figures with their captions, plus ``intake.yaml`` (an intake
+catalog of the NetCDF files). Each figure's caption (:func:`caption`: entry,
+paper reference, variant, parameters) is also stored in the PNG (text chunks
+``Title`` and ``Description``) and in the HTML page (``<meta name="description">``).
 
 A *claim* is a function ``claim(ds) -> list[dict]`` named in the entry's
 ``claims`` list; each row has the keys ``claim``, ``paper`` (what the paper
@@ -46,7 +52,7 @@ from . import _files, catalog
 from ._version import __version__
 from .io import open_dataset
 
-__all__ = ["reproduce", "variant_for", "format_value", "write_intake_catalog"]
+__all__ = ["reproduce", "variant_for", "format_value", "write_intake_catalog", "caption"]
 
 _STATE = ".reproduce_state.json"
 
@@ -83,6 +89,65 @@ def format_value(value: Any) -> str:
     if arr.dtype.kind in "iuf" and arr.ndim == 1 and arr.size <= 8:
         return "[" + ", ".join(f"{v:.4g}" for v in arr.tolist()) + "]"
     return str(value)
+
+
+def caption(entry: catalog.Entry, variant: str | None = None) -> str:
+    """A figure's caption: what was run (paper reference, catalog entry, variant, parameters).
+
+    Parameters
+    ----------
+    entry : eosdyn.catalog.Entry
+    variant : str, optional
+        The variant that was run (``None``: the base recipe).
+
+    Returns
+    -------
+    str
+        One line; long parameter values are shortened.
+
+    Examples
+    --------
+    >>> from eosdyn import catalog
+    >>> text = caption(catalog.get("rnl_monte_carlo"), "quick")
+    >>> text.startswith("Eq. 27 (Section 4): catalog entry rnl_monte_carlo, variant quick; parameters: ")
+    True
+    """
+    head = f"{entry.paper}: catalog entry {entry.name}, variant {variant or 'default'}"
+    if entry.kind == "stored":
+        stored = Path(str(entry.stored_path)).name
+        return f"{head}; stored file {stored} (sha256 {str(entry.sha256)[:12]}...); eosdyn {__version__}"
+    parts = []
+    for key, value in entry.parameters_for(variant).items():
+        text = format_value(value) if not isinstance(value, (list, tuple)) else json.dumps(value)
+        parts.append(f"{key}={text if len(text) <= 60 else text[:57] + '...'}")
+    return f"{head}; parameters: {', '.join(parts)}; recipe {entry.function}; eosdyn {__version__}"
+
+
+def _html_object(entry: catalog.Entry, ds, view):
+    """The interactive page's object: the explorer of the dataset when it has a trajectory or a map
+    to explore, else the entry's view (drawn by bokeh)."""
+    from .plot import interactive
+
+    try:
+        var = interactive._default_var(ds)
+        da = ds[var]
+        free = [d for d in da.dims if d not in interactive._CATEGORICAL and d not in interactive._TIME_DIMS
+                and da.sizes[d] > 1]
+        if interactive._time_dim(da) is not None or len(free) >= 2:
+            return interactive.explorer(ds, var)
+    except ValueError:  # too many frames, nothing to explore: the static view
+        pass
+    return view(ds)
+
+
+def _write_html(entry: catalog.Entry, ds, view, path: Path, text: str) -> None:
+    from .plot import interactive
+
+    kw = dict(title=f"{entry.paper}: {entry.name}", metadata={"description": text, "generator": f"eosdyn {__version__}"})
+    try:
+        interactive.save(_html_object(entry, ds, view), path, **kw)
+    except Exception:  # a view that bokeh cannot draw: the explorer, whose error (if any) is the entry's
+        interactive.save(interactive.explorer(ds), path, **kw)
 
 
 def _sha(path: Path) -> str:
@@ -193,22 +258,33 @@ def reproduce(
                 _copy_atomic(src, nc)
             rec["netcdf"] = nc.name
             png = out / f"{name}.png"
-            key = {"digest": digest, "version": __version__, "plot": entry.plot, "claims": list(entry.claims)}
+            html = out / f"{name}.html"
+            rec["caption"] = caption(entry, variant)
+            key = {"digest": digest, "version": __version__, "plot": entry.plot, "claims": list(entry.claims),
+                   "caption": rec["caption"], "html": 1}
             prev = state.get(name) if isinstance(state.get(name), dict) else {}
             fresh = prev.get("key") != key
             need_png = plots and (fresh or not png.exists())
-            if fresh or need_png or "claims" not in prev or "dims" not in prev:
+            need_html = plots and (fresh or not html.exists())
+            if fresh or need_png or need_html or "claims" not in prev or "dims" not in prev:
                 if ds is None:
                     ds = open_dataset(src)
-            if need_png:
+            if need_png or need_html:
                 from . import plot as _plot
+                from .plot import interactive
 
                 view = catalog.resolve_function(entry.plot, "view", entry=entry) if entry.plot else _plot.auto
+                meta = {"Title": f"{entry.paper} ({name})", "Description": rec["caption"],
+                        "Source": f"eosdyn {__version__}"}
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
-                    _plot.save_png(view(ds), png)
+                    if need_png:
+                        interactive.save(view(ds), png, metadata=meta)
+                    if need_html:
+                        _write_html(entry, ds, view, html, rec["caption"])
             if plots:
                 rec["png"] = png.name
+                rec["html"] = html.name
             if ds is not None:
                 rows = [{"entry": name, **{k: format_value(v) for k, v in row.items()}}
                         for claim in entry.claims
@@ -272,6 +348,11 @@ def write_intake_catalog(outdir: str | os.PathLike, records: list[dict], entries
     return path
 
 
+def _figure_links(rec: dict) -> str:
+    links = [f"[{label}]({rec[k]})" for k, label in (("png", "PNG"), ("html", "HTML")) if rec.get(k)]
+    return " · ".join(links)
+
+
 def _summary(records: list[dict], claims: list[dict], *, quick: bool, seconds: float, note: str = "") -> str:
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -283,15 +364,17 @@ def _summary(records: list[dict], claims: list[dict], *, quick: bool, seconds: f
         *([note, ""] if note else []),
         "## Claims: the paper, eosdyn's corrected theory, and what was measured",
         "",
-        "| entry | claim | paper states | corrected theory (eosdyn) | measured | verdict |",
-        "|---|---|---|---|---|---|",
+        "| entry | claim | paper states | corrected theory (eosdyn) | measured | verdict | figure |",
+        "|---|---|---|---|---|---|---|",
     ]
+    by_name = {r["name"]: r for r in records}
     for row in claims:
         cells = [row["entry"], row.get("claim", ""), row.get("paper", ""), format_value(row.get("theory", "")),
                  format_value(row.get("measured", "")), row.get("verdict", "")]
-        lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " | "
+                     + _figure_links(by_name.get(row["entry"], {})) + " |")
     if not claims:
-        lines.append("| (no claims evaluated) | | | | | |")
+        lines.append("| (no claims evaluated) | | | | | | |")
     notes = [(row["entry"], row.get("claim", ""), row["note"]) for row in claims if row.get("note")]
     if notes:
         lines += ["", "Notes:", ""]
@@ -309,8 +392,14 @@ def _summary(records: list[dict], claims: list[dict], *, quick: bool, seconds: f
                          f"{_md_escape(r['error'])} | | | | {r['seconds']:.1f} |")
         else:
             lines.append(f"| {r['name']} | {_md_escape(r['paper'])} | {r['variant']} | [{r['netcdf']}]({r['netcdf']}) | "
-                         + (f"[{r['png']}]({r['png']})" if r.get("png") else "") +
+                         + _figure_links(r) +
                          f" | {r['dims']} | {'yes' if r['cached'] else 'no'} | {r['seconds']:.1f} |")
+    figures = [r for r in records if not r["error"] and (r.get("png") or r.get("html"))]
+    if figures:
+        lines += ["", "## Figures", ""]
+        for r in figures:
+            lines += [f"- **{_md_escape(r['paper'])}** ({r['name']}): {_figure_links(r)}. "
+                      f"Caption: {_md_escape(r.get('caption', ''))}"]
     failed = [r["name"] for r in records if r["error"]]
     lines += ["", f"{len(records) - len(failed)} of {len(records)} entries reproduced"
               + (f"; failed: {', '.join(failed)}." if failed else "."), ""]

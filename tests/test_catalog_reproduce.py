@@ -67,7 +67,8 @@ def test_reproduce_tiny_catalog(tiny, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert not (out / "lin_broken.nc").exists()
     text = (out / "summary.md").read_text()
-    assert "| lin_a | theta_t, lam=0.5 | (1 - lam)^t theta_0 | 0.0625 | 0.0625 | agrees |" in text
+    assert ("| lin_a | theta_t, lam=0.5 | (1 - lam)^t theta_0 | 0.0625 | 0.0625 | agrees "
+            "| [PNG](lin_a.png) · [HTML](lin_a.html) |") in text
     assert "lin_broken" in text and "FAILED" in text and "lam must be in" in text
     assert "1 of 2 entries reproduced" in text
     import yaml
@@ -86,6 +87,52 @@ def test_reproduce_tiny_catalog(tiny, tmp_path):
     # a full (non-quick) run uses the base recipe: another dataset
     res3 = reproduce(out, quick=False, names=["lin_a"], plots=False)
     assert eosdyn.open_dataset(nc).sizes["step"] == 9 and res3["entries"][0]["variant"] == "default"
+
+
+def test_reproduce_captions_and_links(tiny, tmp_path):
+    """Item 5 of issue 13: each claim links its figure (PNG and HTML); each figure carries its caption
+    (entry, variant, parameters) in the PNG text chunks, the HTML page and summary.md."""
+    import re
+    from html.parser import HTMLParser
+
+    from PIL import Image
+
+    out = tmp_path / "out"
+    res = reproduce(out, quick=True, names=["lin_a"])
+    assert res["failures"] == []
+    want = ("Eq. 16: catalog entry lin_a, variant quick; parameters: lam=[0.5, 1.5], theta0=1, steps=4, "
+            "counter=")
+    text = (out / "summary.md").read_text()
+    # every claim row of lin_a ends with links to both figure files, and they exist
+    rows = [line for line in text.splitlines() if line.startswith("| lin_a | theta_t")]
+    assert len(rows) == 2
+    for row in rows:
+        links = re.findall(r"\[(PNG|HTML)\]\(([^)]+)\)", row)
+        assert links == [("PNG", "lin_a.png"), ("HTML", "lin_a.html")]
+        for _, target in links:
+            assert (out / target).is_file()
+    # the figures section: the caption next to the links
+    fig = [line for line in text.splitlines() if line.startswith("- **Eq. 16** (lin_a)")]
+    assert len(fig) == 1 and want in fig[0] and "[HTML](lin_a.html)" in fig[0]
+    # the PNG's text chunks (read by PIL, an independent PNG reader)
+    meta = Image.open(out / "lin_a.png").text
+    assert meta["Title"] == "Eq. 16 (lin_a)" and meta["Description"].startswith(want)
+    assert "steps=4" in meta["Description"] and "steps=8" not in meta["Description"]
+
+    class Meta(HTMLParser):
+        found: dict = {}
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "meta" and "name" in a:
+                self.found[a["name"]] = a.get("content")
+
+    parser = Meta()
+    parser.feed((out / "lin_a.html").read_text())
+    assert parser.found["description"].startswith(want)
+    # the full (non-quick) run says so in its caption
+    reproduce(out, quick=False, names=["lin_a"])
+    assert "variant default; parameters: lam=[0.5, 1.5], theta0=1, steps=8" in Image.open(out / "lin_a.png").text["Description"]
 
 
 def test_reproduce_cli_exit_codes(tiny, tmp_path):
