@@ -6,7 +6,8 @@
     eosdyn show NAME                     # one entry: recipe, variants, valid overrides, cache state
     eosdyn run NAME [-o out.nc] [--variant quick] [--set key=value ...]
     eosdyn export NAME out.nc [--variant quick] [--set key=value ...]
-    eosdyn reproduce [--quick] [-o DIR]  # the main job: every entry as NetCDF + PNG + summary.md
+    eosdyn reproduce [--quick] [-o DIR]  # the main job: every entry as NetCDF + PNG + HTML + summary.md
+    eosdyn plot NAME [-o FILE.png|FILE.html] [--variant quick] [--set key=value ...]
     eosdyn cache {dir,clear}
     eosdyn nn build --cifar PATH ...     # regenerate the stored real-network files (nn extra)
     eosdyn --version
@@ -72,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="reproduce", help="output folder (default: ./reproduce)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these entries")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+
+    p = sub.add_parser("plot", help="draw one entry: its view as a PNG, or an interactive HTML page")
+    p.add_argument("name")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="FILE.png (the entry's view) or FILE.html (interactive, works offline); "
+                        "default: NAME.png")
+    recipe_args(p)
 
     p = sub.add_parser("cache", help="show or clear the dataset cache")
     p.add_argument("action", choices=["dir", "clear"])
@@ -230,6 +238,47 @@ def _cmd_reproduce(args) -> int:
     return 1 if result["failures"] else 0
 
 
+def _cmd_plot(args) -> int:
+    from . import catalog
+    from .reproduce import caption
+
+    entry = catalog.get(args.name)  # unknown entry -> usage error before any work
+    catalog.check_callables(entry)
+    output = args.output if args.output is not None else f"{args.name}.png"
+    suffix = Path(output).suffix.lower()
+    if suffix not in (".png", ".html"):
+        raise _UsageError(f"-o/--output must end in .png or .html; got {output!r}")
+    _check_output(output)
+    if args.variant is not None:
+        entry.parameters_for(args.variant)  # unknown variant -> usage error listing the valid ones
+    try:
+        from . import plot
+        from .plot import interactive
+    except ImportError as err:
+        print(f"eosdyn: error: {err}", file=sys.stderr)
+        return 1
+    overrides = _parse_sets(args.sets)
+    ds = _open_entry(args)
+    text = caption(entry, args.variant)
+    if overrides:
+        text += "; overrides: " + ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+    view = catalog.resolve_function(entry.plot, "view", entry=entry) if entry.plot else plot.auto
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if suffix == ".html":
+            from .reproduce import _write_html
+
+            _write_html(entry, ds, view, Path(output), text)
+        else:
+            interactive.save(view(ds), output, metadata={"Title": f"{entry.paper} ({entry.name})",
+                                                         "Description": text,
+                                                         "Source": f"eosdyn {__version__}"})
+    _say(args, f"wrote {output}")
+    return 0
+
+
 def _cmd_cache(args) -> int:
     from . import catalog
 
@@ -252,7 +301,7 @@ def _cmd_nn(args) -> int:
 
 
 _COMMANDS = {"list": _cmd_list, "show": _cmd_show, "run": _cmd_run, "export": _cmd_export,
-             "reproduce": _cmd_reproduce, "cache": _cmd_cache, "nn": _cmd_nn}
+             "reproduce": _cmd_reproduce, "plot": _cmd_plot, "cache": _cmd_cache, "nn": _cmd_nn}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,7 +67,8 @@ def test_list_and_show(cat, capsys):
 
 def test_unknown_entry_exit2(cat, capsys, tmp_path):
     for cmd in (["show", "nope"], ["run", "nope"], ["export", "nope", str(tmp_path / "x.nc")],
-                ["reproduce", "-o", str(tmp_path / "r"), "--only", "nope"]):
+                ["reproduce", "-o", str(tmp_path / "r"), "--only", "nope"],
+                ["plot", "nope", "-o", str(tmp_path / "x.png")]):
         assert main(["--quiet", *cmd]) == 2
         err = capsys.readouterr().err
         assert "unknown catalog entry 'nope'" in err and "lin" in err
@@ -122,6 +123,41 @@ def test_stored_missing_and_mismatch_exit2(tmp_path, monkeypatch, capsys):
     assert "fails its checksum" in err and hashlib.sha256(b"not really netcdf").hexdigest() in err
     assert not out.exists()
     catalog.remove(p)
+
+
+def test_plot_command(cat, tmp_path, capsys):
+    """`eosdyn plot NAME -o FILE.png|FILE.html`: one entry's figure, its caption in the file."""
+    pytest.importorskip("holoviews")
+    from PIL import Image
+
+    png = tmp_path / "lin.png"
+    assert main(["--quiet", "plot", "lin", "-o", str(png), "--variant", "quick"]) == 0
+    meta = Image.open(png).text  # an independent PNG reader
+    assert meta["Title"] == "Eq. 16 (lin)"
+    assert "catalog entry lin, variant quick; parameters: lam=[0.5, 1.5], theta0=1, steps=3" in meta["Description"]
+    assert np.asarray(Image.open(png).convert("L"), float).var() > 0  # not blank
+    html = tmp_path / "lin.html"
+    assert main(["--quiet", "plot", "lin", "-o", str(html), "--set", "steps=5"]) == 0
+    page = html.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "eosdyn-widget-lam" in page  # lam is the explorer's slider
+    assert "overrides: steps=5" in page and "cdn.bokeh.org" not in page
+    # default output: NAME.png in the working directory
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["--quiet", "plot", "lin"]) == 0
+    finally:
+        os.chdir(old)
+    assert (tmp_path / "lin.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    # usage errors exit 2, name the problem, write nothing
+    assert main(["--quiet", "plot", "lin", "-o", str(tmp_path / "x.pdf")]) == 2
+    assert "must end in .png or .html" in capsys.readouterr().err
+    assert main(["--quiet", "plot", "lin", "-o", str(tmp_path / "y.png"), "--variant", "full"]) == 2
+    assert "valid variants: quick" in capsys.readouterr().err
+    assert main(["--quiet", "plot", "lin", "-o", str(tmp_path / "z.png"), "--set", "stepz=3"]) == 2
+    assert "unknown override 'stepz'" in capsys.readouterr().err
+    assert not any(p.name in ("x.pdf", "y.png", "z.png") or p.suffix == ".tmp" for p in tmp_path.iterdir())
 
 
 def test_cache_commands(cat, capsys):
