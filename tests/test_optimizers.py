@@ -264,3 +264,32 @@ def test_taylor_model_optimizers_match_reference(opt, hyper):
     again = eosdyn.taylor.simulate(proj, steps=50, batch_size=2, seed=3)
     for v in mb.data_vars:
         assert mb[v].equals(again[v]), v
+
+
+@pytest.mark.parametrize("opt,eta,hyper", [("momentum", 0.2, {"momentum": 0.5}), ("nesterov", 0.2, {"momentum": 0.9}),
+                                           ("rmsprop", 0.01, {"beta2": 0.99, "epsilon": 1e-3}),
+                                           ("adam", 0.01, {"beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6})])
+def test_one_datapoint_optimizers_match_reference(opt, eta, hyper):
+    """The one-datapoint model is the D = 1 QRM around θ₀: y = z(θ₀), G = (Qθ₀)ᵀ, Q."""
+    Q = np.array([[1.0, 0.2], [0.2, -0.3]])
+    th0, E = np.array([1.0, 0.5]), 0.3
+    ds = eosdyn.toy.one_datapoint(Q=Q, theta0=th0, E=E, eta=eta, steps=200, tol=0, optimizer=opt, **hyper)
+    y, G = np.array([0.5 * (th0 @ Q @ th0 - E)]), (Q @ th0)[None]
+    rec = ("theta", "sharpness") + (("preconditioned_sharpness",) if opt in ("rmsprop", "adam") else ())
+    r = ref.run(opt, y, G, Q[None], eta=eta, steps=200, record=rec, **hyper)
+    assert _normrel(ds.theta.values, th0 + r["theta"]) < 1e-12
+    assert _rel(ds.sharpness.values, r["sharpness"]) < 1e-12
+    if opt in ("rmsprop", "adam"):
+        assert _rel(ds.preconditioned_sharpness.values, r["preconditioned_sharpness"]) < 1e-12
+        assert ds.attrs["eosdyn_roles"].split("; ")[2] == "sharpness: preconditioned_sharpness"
+    assert float(ds.edge) == pytest.approx(optimizer_edge(opt, **{k: v for k, v in hyper.items()
+                                                                   if k in ("momentum", "beta1")}), rel=1e-15)
+    gd = eosdyn.toy.one_datapoint(Q=Q, theta0=th0, E=E, eta=eta, steps=5)
+    assert float(gd.edge) == 2.0
+
+
+def test_one_datapoint_refuses_bad_hyperparameters():
+    with pytest.raises(ValueError, match=r"momentum must be finite and in \[0, 1\)"):
+        eosdyn.toy.one_datapoint(Q=[1.0], theta0=[1.0], eta=0.1, steps=3, optimizer="momentum", momentum=1.2)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        eosdyn.toy.one_datapoint(Q=[1.0], theta0=[1.0], eta=0.1, steps=3, optimizer="lion")

@@ -60,8 +60,15 @@ class VectorMap:
 
 
 def run(spec: VectorMap, parameters: Mapping[str, Any], model: Mapping[str, Any], *, steps, record_every, stop,
-        tol, diverge_loss, dtype) -> xr.Dataset:
-    """Run the map ``spec`` (see :func:`eosdyn.drivers.pair.run`)."""
+        tol, diverge_loss, dtype, optimizer: tuple | None = None, coords: Mapping[str, Any] | None = None,
+        roles: Mapping[str, str] | None = None, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """Run the map ``spec`` (see :func:`eosdyn.drivers.pair.run`).
+
+    ``optimizer``: ``(name, hyperparameters)`` of a non-GD optimizer for the parameter-space
+    one-datapoint map (:func:`eosdyn.kernels.datapoint.datapoint_batch`; its field ``Tp``, the
+    preconditioned sharpness, reaches ``spec.derive``); ``coords``, ``roles``, ``attrs``: further
+    scalar coordinates, role map entries and attributes of the dataset.
+    """
     steps, every, stop, tol, dl, dt = C.gd_options(steps=steps, record_every=record_every, stop=stop, tol=tol,
                                                    diverge_loss=diverge_loss, dtype=dtype)
     inp = spec.prepare(**model)
@@ -70,7 +77,21 @@ def run(spec: VectorMap, parameters: Mapping[str, Any], model: Mapping[str, Any]
     y0, prm, shared = (C.representable(nm, v, dt) for nm, v in zip(inp.names, (inp.y0, inp.prm, inp.shared)))
     thr = C.SHARPNESS_GUARD[dt]
 
+    def opt_kernel(nsteps, every_, fated):
+        from ..kernels.datapoint import datapoint_batch
+
+        ry, ro, oy, oo, d, c = datapoint_batch(optimizer[0], optimizer[1], y0, prm, shared, nsteps, every_, tol, dl,
+                                               thr, fated)
+
+        def fields(y, o):
+            return {"y": y, "z": o[0], "T": o[1], "loss": o[2], "Tp": o[3]}
+
+        return _protocol.KernelOut(rec=fields(ry, ro), final=fields(oy[0], oo[0]), at_div=fields(oy[1], oo[1]),
+                                   at_conv=fields(oy[2], oo[2]), div_at=d, conv_at=c)
+
     def kernel(nsteps, every_, fated):
+        if optimizer is not None:
+            return opt_kernel(nsteps, every_, fated)
         R = nsteps // every_ + 1 if every_ else 0
         ry, ro = np.empty((n, R, m), dt), np.empty((3, n, R), dt)
         oy, oo = np.full((3, n, m), np.nan, dt), np.full((3, 3, n), np.nan, dt)
@@ -91,10 +112,15 @@ def run(spec: VectorMap, parameters: Mapping[str, Any], model: Mapping[str, Any]
         return {k: a for k, (a, _) in out.items()}
 
     res = _protocol.run(kernel, derive, steps=steps, every=every, stop=stop)
-    return C.assemble(
-        spec.record, inp.members, coords=inp.coords, axis="step", axis_values=res.step,
+    ds = C.assemble(
+        spec.record, inp.members, coords={**inp.coords, **(coords or {})}, axis="step", axis_values=res.step,
         trajectories={k: (v, trail[k]) for k, v in res.trajectories.items()},
         per_member={**{k: (v, ()) for k, v in res.fates.items()},
                     **{f"final_{k}": (v, trail[k]) for k, v in res.finals.items()}},
         parameters=parameters, var_attrs=spec.var_attrs, extra_vars=inp.extra_vars,
-        attrs={"tol": tol, "diverge_loss": dl, "stop": stop, "sharpness_guard": thr})
+        attrs={"tol": tol, "diverge_loss": dl, "stop": stop, "sharpness_guard": thr, **(attrs or {})})
+    if roles:
+        from ..conventions import set_roles
+
+        set_roles(ds, **roles)
+    return ds

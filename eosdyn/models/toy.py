@@ -29,6 +29,8 @@ the work (members × steps) is at most 1e13; for float32 every input must be rep
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import xarray as xr
 
@@ -429,9 +431,19 @@ _DATAPOINT = vector.VectorMap(_gd_record(
     maps.ONE_DATAPOINT, _datapoint_inputs, _datapoint_vars, var_attrs=_DATAPOINT_ATTRS)
 
 
+def _datapoint_vars_adaptive(f):
+    return {**_datapoint_vars(f), "preconditioned_sharpness": (f["Tp"], ())}
+
+
+#: RMSProp / Adam on the one-datapoint model: also the preconditioned sharpness
+_DATAPOINT_ADAPTIVE = dataclasses.replace(_DATAPOINT, derive=_datapoint_vars_adaptive)
+
+
 def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop="never", tol=C.TOL, diverge_loss=None,
-                  dtype="float64") -> xr.Dataset:
-    """Gradient descent in parameter space for the one-datapoint quadratic model (Eq. 4, 9).
+                  dtype="float64", optimizer="gd", momentum=None, beta1=None, beta2=None,
+                  epsilon=None) -> xr.Dataset:
+    """Gradient descent (or momentum, Nesterov, RMSProp, Adam) in parameter space for the
+    one-datapoint quadratic model (Eq. 4, 9).
 
     L(θ) = ½ z², z = ½ (θᵀQθ − E), J = θᵀQ; GD: θ_{t+1} = θ_t − η z_t Q θ_t.
 
@@ -448,6 +460,14 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop="never",
     steps, record_every, stop, tol, diverge_loss, dtype
         As in :func:`two_param`, on ``loss`` = ½ z² of the raw residual z (so the default
         ``tol`` means abs(z) < 1e-13, i.e. abs(z̃) < 1e-13 η).
+    optimizer : {"gd", "momentum", "nesterov", "rmsprop", "adam"}, default "gd"
+        The update with gradient g = z Q θ (conventions of :func:`eosdyn.qrm.sweep`: heavy ball
+        v ← βv + g, θ ← θ − ηv; Nesterov θ ← θ − η(g + βv) with v ← βv + g; RMSProp
+        s ← β₂s + (1 − β₂)g², θ ← θ − ηg/(√s + ε); Adam θ ← θ − ηm̂/(√v̂ + ε), bias-corrected).
+        Other than GD, the state is advanced in float64 (and stored in ``dtype``).
+    momentum, beta1, beta2, epsilon : float, optional
+        The optimizer's hyperparameters (defaults 0.9, 0.9, 0.999, 1e-8; β's in [0, 1), ε > 0),
+        scalar coordinates of the dataset.
 
     Returns
     -------
@@ -455,7 +475,10 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop="never",
         ``theta`` on (dims..., step, param); ``z`` (= z̃ = η z, comparable with the maps),
         ``T`` (= η J Jᵀ), ``sharpness`` (= T) and ``loss`` (= ½ z², original units) on
         (dims..., step); the fates, ``final_theta``, ``final_z``, ``final_T``,
-        ``final_sharpness``, ``final_loss``; ``Q`` on (param, param2); coords ``E``, ``eta``.
+        ``final_sharpness``, ``final_loss``; ``Q`` on (param, param2); coords ``E``, ``eta`` and
+        ``edge`` (the optimizer's edge of stability, 2 for GD). RMSProp and Adam also record
+        ``preconditioned_sharpness`` = η λ_max(P⁻¹H), H = JᵀJ + z Q, P the preconditioner of the
+        next update (the ``sharpness`` role, the one ``edge`` applies to).
 
     Examples
     --------
@@ -463,9 +486,34 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop="never",
     >>> ds = eosdyn.toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.0, 0.5], E=0.0, eta=0.5, steps=3)
     >>> ds.theta.dims, ds.z.dims
     (('step', 'param'), ('step',))
+    >>> dm = eosdyn.toy.one_datapoint(Q=[1.0, -0.1], theta0=[1.0, 0.5], eta=0.5, steps=3,
+    ...                               optimizer="momentum", momentum=0.5)
+    >>> float(dm.edge), float(ds.edge)
+    (3.0, 2.0)
     """
-    opts, model = _gd(dict(locals()))
-    return vector.run(_DATAPOINT, {**model, **opts, "dtype": C.dtype_name(dtype)}, model, **opts)
+    from .._validate import HYPERPARAMETER_RANGES, check_optimizer
+    from ..kernels.qrm import real_scalar
+    from ..theory.optim import optimizer_edge
+
+    params = dict(locals())
+    for k in ("HYPERPARAMETER_RANGES", "check_optimizer", "real_scalar", "optimizer_edge"):
+        params.pop(k)
+    optimizer, hyper = check_optimizer(params.pop("optimizer"), **{k: params.pop(k) for k in
+                                                                     ("momentum", "beta1", "beta2", "epsilon")})
+    for name, v in hyper.items():
+        lo, hi, lo_open, hi_open = HYPERPARAMETER_RANGES[name]
+        hyper[name] = real_scalar(name, v, lo, hi, lo_open=lo_open, hi_open=hi_open)
+    opts, model = _gd(params)
+    parameters = {**model, **opts, "dtype": C.dtype_name(dtype)}
+    edge = {"edge": np.float64(optimizer_edge(optimizer, **hyper))}
+    if optimizer == "gd":
+        return vector.run(_DATAPOINT, parameters, model, **opts, coords=edge)
+    adaptive = optimizer in ("rmsprop", "adam")
+    return vector.run(_DATAPOINT_ADAPTIVE if adaptive else _DATAPOINT, {**parameters, "optimizer": optimizer, **hyper},
+                      model, **opts, optimizer=(optimizer, hyper),
+                      coords={**edge, **{k: np.float64(v) for k, v in hyper.items()}},
+                      roles={"sharpness": "preconditioned_sharpness"} if adaptive else None,
+                      attrs={"optimizer": optimizer})
 
 
 # --------------------------------------------------------------------------- gradient flows
