@@ -6,8 +6,10 @@ page must load with no JavaScript error or missing resource, every slider/select
 (the plot's data source and the pixels change), the data shown must be the dataset's own values
 for the selected member, and the screenshot must not be blank.
 
-Needs the Debian packages ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) and
-``selenium`` (the ``test`` extra); skips, saying so, only where they are not installed.
+The browser tests need the Debian packages ``chromium`` and ``chromium-driver`` (``.ci/run``
+installs them) and ``selenium`` (the ``test`` extra); they skip, saying so, only where these are
+not installed. The tests of :func:`eosdyn.plot.explorer` and :func:`eosdyn.plot.save` without a
+browser come first.
 """
 
 from __future__ import annotations
@@ -23,26 +25,127 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import xarray as xr
+
 pytest.importorskip("holoviews", reason="the plot extra (holoviews, bokeh) is not installed")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
 
 from eosdyn import catalog  # noqa: E402
 from eosdyn.cli import main  # noqa: E402
+from eosdyn.plot import interactive  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
 DRIVER = shutil.which("chromedriver")
-if BROWSER is None or DRIVER is None:
-    pytest.skip(f"headless browser test needs chromium and chromedriver (Debian: apt-get install chromium "
-                f"chromium-driver); found chromium={BROWSER}, chromedriver={DRIVER}", allow_module_level=True)
+MISSING = (f"headless browser test needs chromium and chromedriver (Debian: apt-get install chromium "
+           f"chromium-driver); found chromium={BROWSER}, chromedriver={DRIVER}")
 
 # a small Figure 4 (the quick variant, fewer seeds and steps): seconds, still with diverged cells
 FIG4_SETS = ["--set", "seeds=3", "--set", "steps=300", "--set", "sizes=[[10, 20], [20, 10]]"]
 
 
+# --------------------------------------------------------------------------- without a browser
+def _trajectories():
+    rng = np.random.default_rng(0)
+    s = rng.random((3, 2, 20)) + 1.0
+    s[1, 0, 5:9] = np.nan  # missing records are skipped, not drawn as zero
+    ds = xr.Dataset({"sharpness": (("sigma_z", "seed", "step"), s),
+                     "loss": (("sigma_z", "seed", "step"), rng.random((3, 2, 20)))},
+                    coords={"sigma_z": [0.1, 0.3, 1.0], "seed": [4, 7], "step": np.arange(20), "eta": 1.0})
+    ds["sigma_z"].attrs["long_name"] = "σ̃_z"
+    return ds
+
+
+def test_explorer_trajectories_frames_are_the_members():
+    ds = _trajectories()
+    hm = interactive.explorer(ds)
+    assert [d.name for d in hm.kdims] == ["sigma_z", "seed"] and len(hm) == 6
+    for (sz, seed), frame in hm.items():
+        curve = frame.Curve.I if hasattr(frame, "Curve") else frame
+        want = ds["sharpness"].sel(sigma_z=sz, seed=seed)
+        want = want[np.isfinite(want.values)]
+        np.testing.assert_array_equal(curve.dimension_values(0), want["step"].values)
+        np.testing.assert_array_equal(curve.dimension_values(1), want.values)
+        assert frame.HLine.I.data == 2.0  # the edge of stability (eta = 1)
+    loss = interactive.explorer(ds, "loss")
+    assert "HLine" not in str(loss.last) and loss.last.opts.get(backend="bokeh").kwargs.get("logy") is True
+
+
+def test_explorer_map_median_and_members():
+    rng = np.random.default_rng(1)
+    fs = rng.random((4, 3, 5)) * 4
+    fs[3, :, :3] = np.nan  # most seeds diverged at the largest sigma_z
+    fs[3, 0, :] = np.nan  # all diverged
+    ds = xr.Dataset({"final_sharpness": (("sigma_z", "sigma_J", "seed"), fs)},
+                    coords={"sigma_z": [0.05, 0.2, 0.6, 2.0], "sigma_J": [0.3, 0.5, 0.7], "seed": np.arange(5),
+                            "sigma_J2": ("sigma_J", [0.09, 0.25, 0.49]), "eta": 1.0})
+    hm = interactive.explorer(ds)
+    assert [d.name for d in hm.kdims] == ["seed"]
+    assert list(hm.keys()) == ["median", "0", "1", "2", "3", "4"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(fs, axis=-1)  # independent: numpy over the raw array
+    mesh = hm["median"]
+    assert [d.name for d in mesh.kdims] == ["sigma_z", "sigma_J2"]  # sigma_J2 drawn instead of sigma_J
+    np.testing.assert_allclose(mesh.dimension_values(1, flat=False)[:, 0], [0.09, 0.25, 0.49])
+    np.testing.assert_allclose(mesh.dimension_values(2, flat=False), med.T, equal_nan=True)
+    np.testing.assert_allclose(hm["3"].dimension_values(2, flat=False), fs[:, :, 3].T, equal_nan=True)
+    opts = mesh.opts.get(backend="bokeh").kwargs
+    assert opts["clim"] == (0.0, 4.0) and opts["logx"] is True  # diverging scale centred at the edge 2
+
+
+def test_explorer_bad_input():
+    ds = _trajectories()
+    with pytest.raises(ValueError, match="var must be one of .*sharpness.*got 'nope'"):
+        interactive.explorer(ds, "nope")
+    with pytest.raises(ValueError, match="x must be one of the dims"):
+        interactive.explorer(ds, x="eps")
+    with pytest.raises(ValueError, match="max_frames"):
+        interactive.explorer(ds, max_frames=0)
+    with pytest.raises(TypeError, match="ds must be an xarray Dataset"):
+        interactive.explorer({"a": 1})
+    # too many frames: the message names each dim and its size, before any element is built
+    big = xr.Dataset({"sharpness": (("sigma_z", "seed", "step"), np.zeros((30, 50, 3)))},
+                     coords={"sigma_z": np.linspace(0.1, 1, 30), "seed": np.arange(50), "step": [0, 1, 2]})
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"1500 frames \(sigma_z=30, seed=50\) exceed max_frames=400"):
+        interactive.explorer(big)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_save_formats_and_errors(tmp_path):
+    from PIL import Image
+
+    hm = interactive.explorer(_trajectories())
+    page = interactive.save(hm, tmp_path / "t.html", metadata={"description": "a <caption> & more"})
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    assert '<meta name="description" content="a &lt;caption&gt; &amp; more">' in text
+    for needle in ("eosdyn-widget-sigma_z", "eosdyn-widget-seed", "eosdyn-source-0"):
+        assert needle in text
+    # self-contained: no script or stylesheet loaded from elsewhere
+    import re
+
+    assert re.findall(r"<script[^>]*\ssrc=", text) == [] and re.findall(r"<link[^>]*stylesheet", text) == []
+    png = interactive.save(hm.last, tmp_path / "t.png", metadata={"Title": "t", "Description": "σ̃_z sweep"})
+    assert Image.open(png).text["Description"] == "σ̃_z sweep"
+    with pytest.raises(ValueError, match="must end in .png or .html; got"):
+        interactive.save(hm, tmp_path / "t.svg")
+    with pytest.raises(TypeError, match="metadata must be a dict"):
+        interactive.save(hm, tmp_path / "u.html", metadata={"a": 1})
+    with pytest.raises(ValueError, match=r"6 frames \(sigma_z=3, seed=2\) exceed max_frames=5"):
+        interactive.save(hm, tmp_path / "v.html", max_frames=5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.html", "t.png"]  # nothing partial
+
+
+# --------------------------------------------------------------------------- in the browser
 @pytest.fixture(scope="module")
 def browser():
+    if BROWSER is None or DRIVER is None:
+        pytest.skip(MISSING)
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 

@@ -202,8 +202,8 @@ def html_document(obj, *, title: str = "eosdyn", metadata: dict | None = None,
     from bokeh.layouts import column
     from bokeh.models import ColumnDataSource, CustomJS, Div, Select, Slider, Title
     if isinstance(obj, hv.HoloMap) and len(obj) > max_frames:
-        raise ValueError(_too_many(len(obj), [(d.name, len(obj.dimension_values(d, expanded=False)))
-                                              for d in obj.kdims], max_frames))
+        raise ValueError(_too_many(len(obj), [(d.name, len({k[i] for k in obj.keys()}))
+                                              for i, d in enumerate(obj.kdims)], max_frames))
     renderer = hv.renderer("bokeh")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
