@@ -145,6 +145,9 @@ def test_generate_runs_the_snippets_reports_failures_and_prunes(tmp_path, monkey
     # the broken entry: reported, named, and no figure left behind
     assert len(warnings) == 1 and "tiny_broken" in warnings[0] and "steps" in warnings[0]
     assert not (out / "tiny_broken.png").exists()
+    broken = (out / "tiny_broken.md").read_text()
+    assert "```{warning}\nThis build could not draw the figure" in broken and "{figure}" not in broken
+    assert 'ds = eosdyn.catalog.open("tiny_broken")' in broken, "the page still shows the lines it ran"
     index = (out / "index.md").read_text()
     assert "## Figures of the paper" in index and "## Beyond the paper" in index
     assert sorted(_toctree_entries(index)) == ["tiny_broken", "tiny_eos"]

@@ -151,14 +151,22 @@ def page(entry, variant_pref: str = "quick", *, draw: bool = True) -> Page:
               _caption(entry, variant), "```", ""]
     others = [v for v in entry.variants if v != variant] if entry.kind == "recipe" else []
     if entry.kind == "recipe":
-        size = "the paper-sized base parameters" if variant else "no smaller variant"
-        lines += [f"Without `variant=` the catalog runs {size}"
-                  + (f"; other variants: {', '.join(f'`{v}`' for v in others)}." if others else ".")
+        size = ("Without `variant=` the catalog runs the entry's full-size base parameters" if variant
+                else "The entry has no smaller variant: the figure is drawn from its base parameters")
+        lines += [size + (f"; other variants: {', '.join(f'`{v}`' for v in others)}." if others else ".")
                   + " `eosdyn reproduce` draws every entry at once (see [the command line](../cli.md)).", ""]
     if entry.claims:
         lines += ["Claims checked against the paper in `summary.md`: "
                   + ", ".join(f"`{c}`" for c in entry.claims) + ".", ""]
     return Page(entry.name, title, group, key, variant, code, "\n".join(lines))
+
+
+def _without_figure(p: Page, message: str) -> str:
+    """The page with a warning in place of the figure it could not draw."""
+    start = p.markdown.index(f"```{{figure}} {p.name}.png")
+    caption_at = p.markdown.index("\n\n", start) + 2
+    text = _md_text(message.replace("\n", " "))
+    return p.markdown[:start] + f"```{{warning}}\nThis build could not draw the figure: {text}\n\n" + p.markdown[caption_at:]
 
 
 def index(pages: list[Page]) -> str:
@@ -230,13 +238,19 @@ def generate(folder: Path, *, variant: str = "quick", draw: bool = True, warn=pr
     _write_if_changed(folder / "index.md", index(pages))
     for p in pages:
         if draw:
+            t0 = time.perf_counter()
             try:
                 caught = render(p, folder)
             except Exception as err:  # reported as a Sphinx warning: fails the -W build
-                warn(f"gallery: entry {p.name!r}: running its snippet failed: {type(err).__name__}: {err}")
+                message = f"running its snippet failed: {type(err).__name__}: {err}"
+                warn(f"gallery: entry {p.name!r}: {message}")
+                _write_if_changed(folder / f"{p.name}.md", _without_figure(p, message))
+                continue
             else:
-                for text in caught if info is not None else ():
-                    info(f"gallery: entry {p.name!r}: {text}")
+                if info is not None:
+                    info(f"gallery: entry {p.name!r} drawn in {time.perf_counter() - t0:.1f} s")
+                    for text in caught:
+                        info(f"gallery: entry {p.name!r}: {text}")
         _write_if_changed(folder / f"{p.name}.md", p.markdown)
     return pages
 
