@@ -151,6 +151,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     # --- toy models (labels the toy engineer adds go here)
     "E_tilde": ("Ẽ = η E = T(−1) − 2 z̃ (conserved)", "1"),
     "final_w": ("weights w_i at the member's last step (steps_taken)", "1"),
+    "n": ("width n of the uv model (u, v in R^n)", "1"),
+    "lam0": ("initial NTK eigenvalue λ₀ = (‖u‖² + ‖v‖²)/n of the uv model", "1"),
+    "final_lam": ("NTK eigenvalue λ of the uv model at the member's last step (steps_taken)", "1"),
     # --- QRM (labels the QRM engineer adds go here)
     # central flow and self-stabilization (eosdyn.models.central, eosdyn.analysis.flows)
     "sharpening_force": ("progressive-sharpening force α = −∇L·∇S, S = λ_max of the loss Hessian", "1"),

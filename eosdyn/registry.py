@@ -39,7 +39,7 @@ __all__ = ["KINDS", "UntrustedFunctionError", "register", "register_recipe", "re
 
 KINDS = ("recipe", "view", "claim")
 
-_TOY = ("one_datapoint", "hierarchy", "two_param", "catapult", "linear",
+_TOY = ("one_datapoint", "hierarchy", "two_param", "catapult", "linear", "uv",
         "two_param_flow", "hierarchy_flow", "one_datapoint_flow")
 _RECIPES = ("phase_portrait", "random_initialisations", "qrm_phase_diagrams", "rnl_monte_carlo",
             "theorem41_monte_carlo")

@@ -35,7 +35,8 @@ __all__ = ["PairMap", "PairInputs", "run"]
 class PairInputs:
     """Validated model parameters: the member grid, the initial state ``x0, y0`` and the
     parameters ``p, r`` per member (float64, (n,)), the coordinates, and the parameter names of
-    ``x0, y0, p, r`` (for errors)."""
+    ``x0, y0, p, r`` (for errors); ``q`` is an optional third parameter per member (None: zeros)
+    named ``q_name``."""
 
     members: C.Members
     x0: np.ndarray
@@ -45,6 +46,8 @@ class PairInputs:
     coords: dict
     names: tuple[str, str, str, str]
     extra: dict = field(default_factory=dict)
+    q: np.ndarray | None = None
+    q_name: str = "q"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ def run(spec: PairMap, parameters: Mapping[str, Any], model: Mapping[str, Any], 
     n = inp.x0.size
     C.check_work(n, steps, every, 2 * dt.itemsize)
     x0, y0, p, r = (C.representable(nm, v, dt) for nm, v in zip(inp.names, (inp.x0, inp.y0, inp.p, inp.r)))
+    q = C.representable(inp.q_name, inp.q, dt) if inp.q is not None else np.zeros(n, dt)
     thr = C.SHARPNESS_GUARD[dt]
 
     def kernel(nsteps, every_, fated):
@@ -76,7 +80,7 @@ def run(spec: PairMap, parameters: Mapping[str, Any], model: Mapping[str, Any], 
         rx, ry = np.empty((n, R), dt), np.empty((n, R), dt)
         out = np.full((6, n), np.nan, dt)
         d, c = np.empty(n, np.int64), np.empty(n, np.int64)
-        maps.pair_batch(spec.kind, x0, y0, p, r, nsteps, every_, tol, dl, thr, fated, rx, ry, out, d, c)
+        maps.pair_batch(spec.kind, x0, y0, p, r, nsteps, every_, tol, dl, thr, fated, rx, ry, out, d, c, q)
         return _protocol.KernelOut(rec={"x": rx, "y": ry}, final={"x": out[0], "y": out[1]},
                                    at_div={"x": out[2], "y": out[3]}, at_conv={"x": out[4], "y": out[5]},
                                    div_at=d, conv_at=c)

@@ -18,13 +18,13 @@ For general P the hierarchy (Eq. 10-11) closes in the eigenbasis of Q: with
 eigenvalues q_i and weights w_i = η (J·e_i)², T(k) = Σ_i q_i^k w_i and one GD
 step (J ← J (I − η z Q)) maps w_i ← w_i (1 − z̃ q_i)².
 
-The scalar step functions :func:`two_param_step`, :func:`two_param_rhs` and
-:func:`linear_step` are numba ``njit`` functions of scalars that also work on NumPy arrays
+The scalar step functions :func:`two_param_step`, :func:`two_param_rhs`,
+:func:`linear_step` and :func:`uv_step` are numba ``njit`` functions of scalars that also work on NumPy arrays
 (array expressions, broadcast like NumPy), so theory code and tests can call them directly.
 
 Two batch kernels serve every map, one per state kind (:mod:`eosdyn.drivers` calls them):
 :func:`pair_batch` for maps on a scalar pair (x, y) (``kind`` :data:`TWO_PARAM`, :data:`LINEAR`:
-a one-component map leaves y at 0) and :func:`vector_batch` for maps on a vector state
+a one-component map leaves y at 0, :data:`UV`: the uv model's exact reduction (z, λ)) and :func:`vector_batch` for maps on a vector state
 (``kind`` :data:`HIERARCHY`, :data:`ONE_DATAPOINT`). A new scalar map is a step function here
 and one line in the dispatch of its kind (``_pair_step``), so the kernels stay cached.
 
@@ -85,6 +85,19 @@ def linear_step(theta, lam):
     return (1.0 - lam) * theta
 
 
+@nb.njit(cache=True, fastmath=False, inline="always")
+def uv_step(z, lam, eta, y, n):
+    """One GD step of the uv model (Lewkowycz et al. 2020) in its exact reduction (z, λ).
+
+    f(u, v) = uᵀv/√n, residual z = f − y, NTK eigenvalue λ = (‖u‖² + ‖v‖²)/n; with f = z + y,
+    z' = z − η z λ + η² z² f / n and λ' = λ − 4 η z f / n + η² z² λ / n. Returns ``(z', λ')``.
+    """
+    f = z + y
+    e = eta * z
+    g = e * e / n
+    return z - e * lam + g * f, lam - 4.0 * e * f / n + g * lam
+
+
 @nb.njit(cache=True, fastmath=False)
 def _hierarchy_moments(w, q):
     """``(T(0), T(1)) = (Σ w_i, Σ q_i w_i)`` of the eigenbasis weights (Eq. 7)."""
@@ -143,16 +156,18 @@ def _one_datapoint_rhs(theta, Q, E, eta, out):
 
 # --------------------------------------------------------------------------- batch kernels
 #: map kinds of the scalar-pair driver (:func:`pair_batch`)
-TWO_PARAM, LINEAR = 0, 1
+TWO_PARAM, LINEAR, UV = 0, 1, 2
 #: map kinds of the vector driver (:func:`vector_batch`)
 HIERARCHY, ONE_DATAPOINT = 0, 1
 
 
 @nb.njit(cache=True, fastmath=False, inline="always")
-def _pair_step(kind, x, y, p, r):
+def _pair_step(kind, x, y, p, r, q):
     """The pair maps by ``kind`` (a new scalar map: its step function and one line here)."""
     if kind == TWO_PARAM:
         return two_param_step(x, y, p, r)
+    if kind == UV:
+        return uv_step(x, y, p, r, q)
     return linear_step(x, p), y
 
 
@@ -162,10 +177,10 @@ def _diverged(x, y, dl, thr):
     return not ((0.5 * x * x <= dl) & (abs(y) < thr))
 
 
-@nb.njit(parallel=True, cache=True, fastmath=False)
-def _pair_run(kind, x0, y0, p, r, nsteps, every, tol, tol_hi, dl, xlo, thr, scale, stop_when_fated,
-              rec_x, rec_y, out, div_at, conv_at):
-    """Batch driver of every map on a scalar pair ``(x, y)`` with two parameters per trajectory.
+@nb.njit(cache=True, fastmath=False, inline="always")
+def _pair_loop(kind, x0, y0, p, r, q, nsteps, every, tol, tol_hi, dl, xlo, thr, scale, stop_when_fated,
+               rec_x, rec_y, out, div_at, conv_at):
+    """Batch driver of every map on a scalar pair ``(x, y)`` with three parameters per trajectory.
 
     Lanes of a block live in rows of one small 2-D array (so LLVM vectorises the lane loop);
     the per-step fate checks are two branch-free accumulators: one fires once ``|x| ≥ xlo``
@@ -175,7 +190,10 @@ def _pair_run(kind, x0, y0, p, r, nsteps, every, tol, tol_hi, dl, xlo, thr, scal
     accumulator fired is re-run from the checkpoint with the exact tests (``½ x² > dl`` or the
     ``y`` guard; ``½ x² < tol``), so fates are exact and results are bit-identical to a plain
     step-by-step loop. ``out`` (6, n) receives the final ``(x, y)`` and the state at ``div_at``
-    and at ``conv_at``. ``kind`` is loop-invariant, so the compiler unswitches it.
+    and at ``conv_at``. It is inlined into one parallel kernel per map (:data:`_PAIR_RUNS`) with
+    ``kind`` a constant, so each map's loop holds only its own step and a map that ignores ``q``
+    never loads it (one shared kernel with a runtime ``kind`` and three parameters made the
+    two-parameter maps about 25 % slower).
     """
     n = x0.shape[0]
     nblocks = (n + LANES - 1) // LANES
@@ -183,8 +201,8 @@ def _pair_run(kind, x0, y0, p, r, nsteps, every, tol, tol_hi, dl, xlo, thr, scal
         lo = b * LANES
         hi = min(n, lo + LANES)
         m = hi - lo
-        # rows: 0 x, 1 y, 2 p, 3 r, 4 divergence accumulator, 5 count of |x| < tol_hi, 6/7 checkpoint
-        S = np.zeros((8, LANES), x0.dtype)
+        # rows: 0 x, 1 y, 2 p, 3 r, 4 divergence accumulator, 5 count of |x| < tol_hi, 6/7 checkpoint, 8 q
+        S = np.zeros((9, LANES), x0.dtype)
         tmp = np.zeros(2, x0.dtype)
         buf = np.empty((2, CHECK, LANES), x0.dtype)
         dv = np.full(LANES, _NEVER, np.int64)
@@ -194,6 +212,7 @@ def _pair_run(kind, x0, y0, p, r, nsteps, every, tol, tol_hi, dl, xlo, thr, scal
             S[1, j] = y0[lo + j]
             S[2, j] = p[lo + j]
             S[3, j] = r[lo + j]
+            S[8, j] = q[lo + j]
             if _diverged(S[0, j], S[1, j], dl, thr):
                 dv[j] = 0
                 out[2, lo + j] = S[0, j]
@@ -215,7 +234,7 @@ def _pair_run(kind, x0, y0, p, r, nsteps, every, tol, tol_hi, dl, xlo, thr, scal
             row0 = (t0 + every) // every if every > 0 else 0
             for t in range(t0 + 1, t1 + 1):
                 for j in range(LANES):
-                    xn, yn = _pair_step(kind, S[0, j], S[1, j], S[2, j], S[3, j])
+                    xn, yn = _pair_step(kind, S[0, j], S[1, j], S[2, j], S[3, j], S[8, j])
                     S[0, j] = xn
                     S[1, j] = yn
                     S[4, j] += (S[1, j] * scale) * 0.0 + (0.0 if abs(S[0, j]) < xlo else 1.0)
@@ -237,7 +256,7 @@ def _pair_run(kind, x0, y0, p, r, nsteps, every, tol, tol_hi, dl, xlo, thr, scal
                     xc = S[6, j]
                     yc = S[7, j]
                     for t in range(t0 + 1, t1 + 1):
-                        xn, yn = _pair_step(kind, xc, yc, S[2, j], S[3, j])
+                        xn, yn = _pair_step(kind, xc, yc, S[2, j], S[3, j], S[8, j])
                         tmp[0] = xn
                         tmp[1] = yn
                         xc = tmp[0]
@@ -269,6 +288,34 @@ def _pair_run(kind, x0, y0, p, r, nsteps, every, tol, tol_hi, dl, xlo, thr, scal
             out[1, lo + j] = S[1, j]
             div_at[lo + j] = -1 if dv[j] == _NEVER else dv[j]
             conv_at[lo + j] = -1 if cv[j] == _NEVER else cv[j]
+
+
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _pair_run_two_param(x0, y0, p, r, q, nsteps, every, tol, tol_hi, dl, xlo, thr, scale, stop_when_fated,
+                        rec_x, rec_y, out, div_at, conv_at):
+    """:func:`_pair_loop` for :data:`TWO_PARAM`."""
+    _pair_loop(TWO_PARAM, x0, y0, p, r, q, nsteps, every, tol, tol_hi, dl, xlo, thr, scale, stop_when_fated,
+               rec_x, rec_y, out, div_at, conv_at)
+
+
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _pair_run_linear(x0, y0, p, r, q, nsteps, every, tol, tol_hi, dl, xlo, thr, scale, stop_when_fated,
+                     rec_x, rec_y, out, div_at, conv_at):
+    """:func:`_pair_loop` for :data:`LINEAR`."""
+    _pair_loop(LINEAR, x0, y0, p, r, q, nsteps, every, tol, tol_hi, dl, xlo, thr, scale, stop_when_fated,
+               rec_x, rec_y, out, div_at, conv_at)
+
+
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _pair_run_uv(x0, y0, p, r, q, nsteps, every, tol, tol_hi, dl, xlo, thr, scale, stop_when_fated,
+                 rec_x, rec_y, out, div_at, conv_at):
+    """:func:`_pair_loop` for :data:`UV`."""
+    _pair_loop(UV, x0, y0, p, r, q, nsteps, every, tol, tol_hi, dl, xlo, thr, scale, stop_when_fated,
+               rec_x, rec_y, out, div_at, conv_at)
+
+
+#: the parallel pair kernel of each map kind (index: ``kind``)
+_PAIR_RUNS = (_pair_run_two_param, _pair_run_linear, _pair_run_uv)
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -529,13 +576,15 @@ def _fate_thresholds(dt, tol, dl, thr):
 
 
 def pair_batch(kind, x0, y0, p, r, nsteps, every, tol, diverge_loss, thr, stop_when_fated,
-               rec_x, rec_y, out, div_at, conv_at):
-    """Iterate a scalar-pair map (``kind``: :data:`TWO_PARAM` or :data:`LINEAR`) for many
-    trajectories (prange over blocks of ``LANES``); checked.
+               rec_x, rec_y, out, div_at, conv_at, q=None):
+    """Iterate a scalar-pair map (``kind``: :data:`TWO_PARAM`, :data:`LINEAR` or :data:`UV`) for
+    many trajectories (prange over blocks of ``LANES``); checked.
 
     Parameters (contiguous arrays of length n and one float dtype unless stated): state ``x0,
     y0`` (``y0`` zeros for the one-component linear map), parameters ``p, r`` (λ and Ẽ for
-    :func:`two_param_step`, λ for :func:`linear_step`); ``nsteps, every`` (int ≥ 0); ``tol``,
+    :func:`two_param_step`, λ for :func:`linear_step`, η and y for :func:`uv_step`) and the
+    optional third parameter ``q`` (n for :func:`uv_step`; None: zeros, unused by the other
+    maps); ``nsteps, every`` (int ≥ 0); ``tol``,
     ``diverge_loss`` on the loss ½ x²; ``thr`` (a power of two) bounds ``|y|``;
     ``stop_when_fated`` (bool); outputs ``rec_x, rec_y`` (n, R) with R ≥ nsteps // every + 1
     (any R when ``every`` = 0), ``out`` (6, n): final x, y, then x, y at ``div_at`` and at
@@ -556,10 +605,12 @@ def pair_batch(kind, x0, y0, p, r, nsteps, every, tol, diverge_loss, thr, stop_w
     ...
     ValueError: rec_x must have at least nsteps // every + 1 = 3 columns; got shape (1, 1)
     """
-    kind = _count("kind", kind, 0, 1)
+    kind = _count("kind", kind, 0, 2)
     x0 = _arr("x0", x0, 1)
     n, dt = x0.shape[0], x0.dtype
-    for nm, a in (("y0", y0), ("p", p), ("r", r)):
+    if q is None:
+        q = np.zeros(n, dt)
+    for nm, a in (("y0", y0), ("p", p), ("r", r), ("q", q)):
         _arr(nm, a, 1, dtype=dt, shape=(n,))
     nsteps = _count("nsteps", nsteps, 0, MAX_NSTEPS)
     every = _count("every", every, 0, MAX_NSTEPS)
@@ -573,7 +624,7 @@ def pair_batch(kind, x0, y0, p, r, nsteps, every, tol, diverge_loss, thr, stop_w
     _arr("out", out, 2, dtype=dt, shape=(6, n), out=True)
     for nm, a in (("div_at", div_at), ("conv_at", conv_at)):
         _arr(nm, a, 1, shape=(n,), out=True, kind="int")
-    _pair_run(kind, x0, y0, p, r, nsteps, every, *_fate_thresholds(dt, tol, diverge_loss, thr),
+    _PAIR_RUNS[kind](x0, y0, p, r, q, nsteps, every, *_fate_thresholds(dt, tol, diverge_loss, thr),
               bool(stop_when_fated), rec_x, rec_y, out, div_at, conv_at)
 
 

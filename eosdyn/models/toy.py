@@ -7,6 +7,7 @@ Gradient descent (maps) and gradient flows of
 * :func:`two_param` — the P = 2 map in (z̃, T) (Eq. 14-15 with ``eps``, Eq. 65-66 with ``a``);
 * :func:`catapult` — the case λ = −1 (Eq. 12-13);
 * :func:`linear` — GD on linear least squares along one eigendirection (Eq. 16);
+* :func:`uv` — the uv model of Lewkowycz et al. (2020) in its exact reduction (z, λ);
 * :func:`one_datapoint_flow`, :func:`hierarchy_flow`, :func:`two_param_flow` — gradient flows
   (Eq. 5 and Eq. 8) with :func:`scipy.integrate.solve_ivp` methods.
 
@@ -42,7 +43,7 @@ from ..kernels import maps
 from ..systems import Param, System, register
 from ..theory.toy import _allowed, second_eigenvalue
 
-__all__ = ["two_param", "catapult", "linear", "hierarchy", "one_datapoint",
+__all__ = ["two_param", "catapult", "linear", "uv", "hierarchy", "one_datapoint",
            "two_param_flow", "hierarchy_flow", "one_datapoint_flow"]
 
 _REF = "Agarwala, Pedregosa & Pennington (2023)"
@@ -267,6 +268,108 @@ def linear(*, lam, theta0, steps, record_every=1, stop="never", tol=C.TOL, diver
     """
     opts, model = _gd(dict(locals()))
     return pair.run(_LINEAR, {**model, **opts, "dtype": C.dtype_name(dtype)}, model, **opts)
+
+
+# --------------------------------------------------------------------------- uv model
+_UV_REF = "Lewkowycz, Bahri, Dyer, Sohl-Dickstein & Gur-Ari (2020), arXiv 2003.02218"
+
+
+def _uv_inputs(*, n, eta, y=0.0, z0, lam0) -> pair.PairInputs:
+    """Validate the uv model's inputs (n ≥ 1, η > 0, λ₀ > 0, the reachable region
+    λ₀ ≥ 2 abs(z0 + y)/n) and flatten them per member: state (z, λ), parameters (η, y, n)."""
+    check_range("n", n, 1.0, None)
+    check_range("eta", eta, 0.0, None, lo_open=True)
+    check_range("y", y)
+    check_range("z0", z0)
+    check_range("lam0", lam0, 0.0, None, lo_open=True)
+    mem = C.Members({"n": n, "eta": eta, "y": y, "z0": z0, "lam0": lam0})
+    nf, ef, yf, zf, lf = (mem.flat(k) for k in ("n", "eta", "y", "z0", "lam0"))
+    bad = ~(lf >= 2.0 * np.abs(zf + yf) / nf)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            "z0, lam0 must be reachable: ‖u‖² + ‖v‖² >= 2 |uᵀv| requires lam0 >= 2 |z0 + y| / n; "
+            f"got z0={float(zf[i])!r}, lam0={float(lf[i])!r}, y={float(yf[i])!r}, n={float(nf[i])!r} "
+            f"(2 |z0 + y| / n = {float(2.0 * abs(zf[i] + yf[i]) / nf[i])!r})")
+    return pair.PairInputs(mem, zf, lf, ef, yf, mem.coords(["n", "eta", "y", "z0", "lam0"]),
+                           ("z0", "lam0", "eta", "y"), q=nf, q_name="n")
+
+
+def _uv_vars(x, y, inp):
+    eta = inp.p.astype(x.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sharp = np.multiply(eta.reshape(eta.shape + (1,) * (x.ndim - 1)), y)
+    return {"z": x, "lam": y, "sharpness": sharp}
+
+
+_UV = pair.PairMap(_gd_record(
+    "uv", "pair_map", "uv model f = uᵀv/√n on one example, GD in its exact reduction (z, λ)",
+    f"Section 2 (uv model), {_UV_REF}",
+    (Param("n", "width n of the uv model (u, v in R^n)", domain="[1, inf)"),
+     _P_ETA,
+     Param("y", "target y of the single example", domain="any real"),
+     Param("z0", "initial residual z₀ = f₀ − y", domain="reachable with lam0: lam0 >= 2 abs(z0 + y)/n"),
+     Param("lam0", "initial NTK eigenvalue λ₀ = (‖u‖² + ‖v‖²)/n",
+           domain="(0, inf), reachable: lam0 >= 2 abs(z0 + y)/n")),
+    ("z", "lam"), {"n": 100.0, "eta": 1.0, "z0": 0.1, "lam0": [1.5, 3.0, 4.5], "steps": 60},
+    {"z": "z0", "lam": "lam0"},
+    roles={"residual": "z", "curvature": "lam", "sharpness": "sharpness", "loss": "loss"},
+    notes="state: residual z = f − y (not rescaled) and NTK eigenvalue λ; sharpness = η λ; loss = ½ z²; "
+          "the sharpness guard bounds abs(lam)"),
+    maps.UV, _uv_inputs, _uv_vars,
+    var_attrs={"z": {"long_name": "residual z = f − y = uᵀv/√n − y"},
+               "final_z": {"long_name": "residual z = f − y at the member's last step (steps_taken)"},
+               "lam": {"long_name": "NTK eigenvalue λ = (‖u‖² + ‖v‖²)/n"},
+               "y": {"long_name": "target y of the single example"},
+               "loss": {"long_name": "loss L = ½ z²"}})
+
+
+def uv(*, n, eta, y=0.0, z0, lam0, steps, record_every=1, stop="never", tol=C.TOL, diverge_loss=None,
+       dtype="float64") -> xr.Dataset:
+    """GD on the uv model (Lewkowycz et al. 2020, the catapult mechanism) in its exact reduction.
+
+    The model f(u, v) = uᵀv/√n (u, v ∈ R^n) on one example with target y, loss L = ½ z² with
+    residual z = f − y; GD u' = u − η z v/√n, v' = v − η z u/√n. The NTK eigenvalue is
+    λ = (‖u‖² + ‖v‖²)/n and the sharpness η λ (the edge is 2). The pair (z, λ) closes exactly:
+    with f = z + y,
+
+    z' = z − η z λ + η² z² f / n,   λ' = λ − 4 η z f / n + η² z² λ / n.
+
+    For η λ₀ < 2 the run converges with λ nearly unchanged (large n); for 2 < η λ₀ < 4 the loss
+    first grows, then λ falls until η λ < 2 and the run converges (the catapult); for η λ₀ well
+    above 4 it diverges.
+
+    Parameters
+    ----------
+    n : float, array or DataArray
+        Width n ≥ 1 (finite).
+    eta : float, array or DataArray
+        Learning rate η > 0.
+    y : float, array or DataArray, default 0
+        Target of the single example (any real).
+    z0, lam0 : float, array or DataArray
+        Initial residual z₀ and NTK eigenvalue λ₀ > 0; the state must be reachable by some u, v:
+        ‖u‖² + ‖v‖² ≥ 2 abs(uᵀv) means lam0 ≥ 2 abs(z0 + y)/n.
+    steps, record_every, stop, tol, diverge_loss, dtype
+        As in :func:`two_param`, with ``loss`` = ½ z² (raw residual) and the sharpness guard on
+        abs(λ).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``z``, ``lam``, ``sharpness`` (= η λ), ``loss`` on (param dims..., step); the fates,
+        ``final_z``, ``final_lam``, ``final_sharpness``, ``final_loss``; coords ``n``, ``eta``,
+        ``y``, ``z0``, ``lam0``.
+
+    Examples
+    --------
+    >>> import eosdyn
+    >>> ds = eosdyn.toy.uv(n=1000, eta=1.0, z0=0.01, lam0=[1.5, 3.0], steps=400)
+    >>> [bool(s < 2) for s in ds.final_sharpness.values], ds.status.values.tolist()
+    ([True, True], [1, 1])
+    """
+    opts, model = _gd(dict(locals()))
+    return pair.run(_UV, {**model, **opts, "dtype": C.dtype_name(dtype)}, model, **opts)
 
 
 # --------------------------------------------------------------------------- hierarchy (general P)
