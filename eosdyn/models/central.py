@@ -167,9 +167,9 @@ def central_flow(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, 
         As in :func:`eosdyn.qrm.gradient_flow` (``atol`` default 1e-12, ``max_evals`` 200,000).
     edge : bool, default True
         False: gradient flow in θ (no oscillation term).
-    band : float, default 0.05
+    band : float, default 0.1
         Eigenvalues with η λ ≥ 2 − ``band`` form the edge subspace (in [0, 2)).
-    kappa : float, default 1.0
+    kappa : float, default 4.0
         Rate (per step) at which η λ on the edge subspace relaxes to 2 (≥ 0; Baumgarte
         stabilisation of the constraint; 0 is the paper's exact constraint ``d(ηλ)/dt ≤ 0``).
     record_theta : bool, default False
