@@ -309,10 +309,11 @@ def main(argv: list[str] | None = None) -> int:
 
     Examples
     --------
-    >>> main(["--quiet", "list"])  # doctest: +ELLIPSIS
-    cifar_fcn_projections
-    ...
-    0
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stdout(io.StringIO()) as out:
+    ...     code = main(["--quiet", "list"])
+    >>> code, "figure4_phase_diagrams" in out.getvalue().split()
+    (0, True)
     """
     parser = build_parser()
     try:
