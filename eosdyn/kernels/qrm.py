@@ -315,13 +315,15 @@ def _direction_row(kind, b, g, d, s1, s2, eta, mom, b1, b2, eps, c1, c2):
             s2[b, j] = v
             d[b, j] = -eta * gj / (math.sqrt(v) + eps)
     else:
+        a1 = -eta / c1  # −η m̂ / (√v̂ + ε) = (−η/c1) m / (√v / √c2 + ε): one division per entry
+        r2 = 1.0 / math.sqrt(c2)
         for j in range(P):
             gj = g[b, j]
             m = b1 * s1[b, j] + (1.0 - b1) * gj
             v = b2 * s2[b, j] + (1.0 - b2) * (gj * gj)
             s1[b, j] = m
             s2[b, j] = v
-            d[b, j] = -eta * (m / c1) / (math.sqrt(v / c2) + eps)
+            d[b, j] = a1 * m / (math.sqrt(v) * r2 + eps)
 
 
 @nb.njit(cache=True, nogil=True)
