@@ -47,9 +47,11 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
     "navbar_align": "left",
+    "header_links_before_dropdown": 4,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"index": []}
+# the section navigation only where a section has pages (the gallery); elsewhere the navbar suffices
+html_sidebars = {"**": [], "gallery/**": ["sidebar-nav-bs"]}
 html_show_sourcelink = False
