@@ -21,6 +21,8 @@ _WHERE = {
     "ATTRACTOR_VALUES": "fits",
     "final_sharpness_stats": "stats", "phase_table": "stats", "DEFAULT_BINS": "stats",
     "fixed_points": "orbits", "period_two_orbits": "orbits", "map_jacobian": "orbits",
+    "time_averaged_loss": "flows", "flow_distances": "flows", "separation_step": "flows",
+    "measured_oscillation": "flows",
 }
 
 __all__ = sorted(_WHERE)

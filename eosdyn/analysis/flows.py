@@ -1,0 +1,150 @@
+"""Comparisons of GD with its continuous-time models (gradient flow, central flow) on the step axis.
+
+They read the dataset of :func:`eosdyn.qrm.flow_comparison` (dims ``method`` ∈ {``gd``,
+``gradient_flow``, ``central_flow``}, ``step``, ``param``) or, for the oscillation, any GD
+dataset with ``theta`` (e.g. :func:`eosdyn.qrm.self_stabilization` with ``record_theta=True``).
+Definitions and sources: ``docs/flows.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["time_averaged_loss", "flow_distances", "separation_step", "measured_oscillation"]
+
+_METHODS = ("gd", "gradient_flow", "central_flow")
+
+
+def _check_comparison(ds, need=("loss",)):
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"ds must be an xarray.Dataset from eosdyn.qrm.flow_comparison; got {type(ds).__name__}")
+    if "method" not in ds.dims or not set(_METHODS) <= set(ds["method"].values.tolist()):
+        raise ValueError("ds must have a 'method' dim with gd, gradient_flow and central_flow "
+                         "(the dataset of eosdyn.qrm.flow_comparison)")
+    for v in need:
+        if v not in ds:
+            raise ValueError(f"ds has no variable {v!r} (the dataset of eosdyn.qrm.flow_comparison)")
+    if "step" not in ds.dims:
+        raise ValueError("ds must have a 'step' dim")
+
+
+def time_averaged_loss(ds: xr.Dataset, windows=(2, 4, 6, 8, 10)) -> xr.Dataset:
+    """GD's loss averaged over windows of ``w`` consecutive steps against the central flow's prediction.
+
+    For each window length ``w`` and each step ``t`` (the window's first step), the mean of the GD
+    loss over steps ``t … t+w−1`` (``time_averaged_loss``) and the mean of the central flow's
+    ``predicted_loss`` L + ½⟨Σ, H⟩ over the same steps (``predicted_loss``), and
+    ``loss_relative_error`` = their ratio − 1. Windows that run past the last step are NaN.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The dataset of :func:`eosdyn.qrm.flow_comparison`.
+    windows : sequence of int
+        Window lengths (each ≥ 1).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``window``, ``step``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> loss = np.array([[1.0, 3.0, 1.0, 3.0], [2.0, 2.0, 2.0, 2.0], [2.0, 2.0, 2.0, 2.0]])
+    >>> ds = xr.Dataset({"loss": (("method", "step"), loss), "predicted_loss": (("method", "step"), loss)},
+    ...                 coords={"method": ["gd", "gradient_flow", "central_flow"], "step": np.arange(4)})
+    >>> time_averaged_loss(ds, windows=[2]).loss_relative_error.values.tolist()
+    [[0.0, 0.0, 0.0, nan]]
+    """
+    _check_comparison(ds, ("loss", "predicted_loss"))
+    ws = np.atleast_1d(np.asarray(windows))
+    if ws.ndim != 1 or ws.size == 0 or ws.dtype.kind not in "iu" or (ws < 1).any():
+        raise ValueError(f"windows must be a non-empty sequence of integers >= 1; got {windows!r}")
+    gd = ds["loss"].sel({"method": "gd"}, drop=True)
+    pred = ds["predicted_loss"].sel({"method": "central_flow"}, drop=True)
+    avg, prd = [], []
+    for w in ws.tolist():
+        avg.append(gd.rolling(step=w).mean().shift(step=-(w - 1)))
+        prd.append(pred.rolling(step=w).mean().shift(step=-(w - 1)))
+    win = xr.DataArray(ws.astype(np.int64), dims="window")
+    out = xr.Dataset({"time_averaged_loss": xr.concat(avg, dim=win),
+                      "predicted_loss": xr.concat(prd, dim=win)})
+    out["loss_relative_error"] = out["time_averaged_loss"] / out["predicted_loss"] - 1.0
+    return out.assign_coords(window=ws.astype(np.int64))
+
+
+def flow_distances(ds: xr.Dataset) -> xr.Dataset:
+    """Parameter-space distances of GD from the central flow and from gradient flow against step.
+
+    ``distance_central_flow`` = ‖θ_GD(t) − θ_CF(t)‖ and ``distance_gradient_flow`` =
+    ‖θ_GD(t) − θ_GF(t)‖ (Euclidean norm over ``param``; step t ↔ flow time t).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> th = np.zeros((3, 2, 2)); th[0, 1] = [3.0, 4.0]; th[2, 1] = [3.0, 3.0]
+    >>> ds = xr.Dataset({"theta": (("method", "step", "param"), th)},
+    ...                 coords={"method": ["gd", "gradient_flow", "central_flow"]})
+    >>> d = flow_distances(ds)
+    >>> d.distance_gradient_flow.values.tolist(), d.distance_central_flow.values.tolist()
+    ([0.0, 5.0], [0.0, 1.0])
+    """
+    _check_comparison(ds, ("theta",))
+    th = ds["theta"]
+    gd = th.sel({"method": "gd"}, drop=True)
+
+    def dist(m):
+        return np.sqrt(((gd - th.sel({"method": m}, drop=True)) ** 2).sum("param", skipna=False))
+
+    return xr.Dataset({"distance_central_flow": dist("central_flow"),
+                       "distance_gradient_flow": dist("gradient_flow")})
+
+
+def separation_step(ds: xr.Dataset, *, rtol: float = 0.01) -> xr.DataArray:
+    """The first step at which GD and gradient flow separate.
+
+    The first step t with ‖θ_GD(t) − θ_GF(t)‖ > ``rtol`` · ‖θ_GD(t) − θ_GD(0)‖ (``-1``: never).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> th = np.zeros((3, 4, 1)); th[0, :, 0] = [0, 1, 2, 3]; th[1, :, 0] = [0, 1, 2, 2]; th[2] = th[0]
+    >>> ds = xr.Dataset({"theta": (("method", "step", "param"), th)},
+    ...                 coords={"method": ["gd", "gradient_flow", "central_flow"], "step": np.arange(4)})
+    >>> int(separation_step(ds))
+    3
+    """
+    _check_comparison(ds, ("theta",))
+    if not (isinstance(rtol, (int, float, np.floating)) and np.isfinite(rtol) and rtol > 0):
+        raise ValueError(f"rtol must be finite and in (0, inf); got {rtol!r}")
+    th = ds["theta"]
+    gd = th.sel({"method": "gd"}, drop=True)
+    moved = np.sqrt(((gd - gd.isel(step=0)) ** 2).sum("param"))
+    d = np.sqrt(((gd - th.sel({"method": "gradient_flow"}, drop=True)) ** 2).sum("param", skipna=False))
+    sep = (d > rtol * moved).values
+    step = ds["step"].values
+    val = int(step[np.argmax(sep)]) if sep.any() else -1
+    return xr.DataArray(np.int64(val), name="separation_step", attrs={"rtol": float(rtol)})
+
+
+def measured_oscillation(theta: xr.DataArray, dim: str = "step") -> xr.DataArray:
+    """Squared amplitude of GD's period-2 oscillation, from the second difference of θ.
+
+    With θ_t = θ̄_t + (−1)^t x_t u (θ̄ smooth), ``‖θ_{t+1} − 2θ_t + θ_{t−1}‖ = 4 x_t`` up to the
+    curvature of θ̄; returns x_t² = (‖Δ²θ‖/4)² at the interior steps (NaN at the ends), to compare
+    with ``predicted_oscillation`` = 2α/β.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> th = xr.DataArray([[0.5], [-0.5], [0.5], [-0.5]], dims=("step", "param"))
+    >>> measured_oscillation(th).values.tolist()
+    [nan, 0.25, 0.25, nan]
+    """
+    if not isinstance(theta, xr.DataArray) or dim not in theta.dims or "param" not in theta.dims:
+        raise ValueError(f"theta must be a DataArray with dims {dim!r} and 'param'")
+    second = theta.shift({dim: -1}) - 2 * theta + theta.shift({dim: 1})
+    x = np.sqrt((second ** 2).sum("param", skipna=False)) / 4.0
+    return (x ** 2).rename("measured_oscillation")
