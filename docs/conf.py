@@ -53,5 +53,5 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 # the section navigation only where a section has pages (the gallery); elsewhere the navbar suffices
-html_sidebars = {"**": [], "gallery/**": ["sidebar-nav-bs"]}
+html_sidebars = {page.stem: [] for page in Path(__file__).resolve().parent.glob("*.md")}
 html_show_sourcelink = False
