@@ -99,6 +99,20 @@ def _fmt_value(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def _reachable(dotted: str) -> bool:
+    """True when ``dotted`` is reachable by attribute access after ``import eosdyn``."""
+    import importlib
+
+    parts = dotted.split(".")
+    try:
+        obj = importlib.import_module(parts[0])
+        for part in parts[1:]:
+            obj = getattr(obj, part)  # eosdyn's namespaces import on first attribute access
+    except Exception:  # noqa: BLE001 - any failure: use the catalog's resolver instead
+        return False
+    return callable(obj)
+
+
 def snippet(entry, variant: str | None) -> str:
     """The Python lines that regenerate the entry's figure (shown on its page and run at build time).
 
@@ -112,9 +126,9 @@ def snippet(entry, variant: str | None) -> str:
     """
     view = entry.plot or "eosdyn.plot.auto"
     opened = f'eosdyn.catalog.open("{entry.name}"' + (f', variant="{variant}")' if variant else ")")
-    if re.fullmatch(r"eosdyn(\.[A-Za-z_][A-Za-z0-9_]*)+", view):
+    if re.fullmatch(r"eosdyn(\.[A-Za-z_][A-Za-z0-9_]*)+", view) and _reachable(view):
         draw = f"view = {view}(ds)"
-    else:  # a view registered by another package: resolved through the catalog's allow-list
+    else:  # not an attribute path from `import eosdyn`: resolved through the catalog's allow-list
         draw = f'view = eosdyn.catalog.resolve_function("{view}", "view")(ds)'
     return "\n".join(["import eosdyn", "", f"ds = {opened}", draw,
                       f'eosdyn.plot.save_png(view, "{entry.name}.png")'])
