@@ -70,6 +70,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "beta2": ("β₂, second-moment decay of RMSProp / Adam", "1"),
     "epsilon": ("ε, denominator offset of RMSProp / Adam (√v̂ + ε)", "1"),
     "edge": ("edge of stability of the optimizer: largest stable value of its sharpness (2 for GD)", "1"),
+    "batch_size": ("minibatch size b: outputs per SGD step (D: full batch)", "1"),
     # state variables
     "z": ("rescaled residual z̃ = η z", "1"),
     "T": ("rescaled curvature T(0) = η J Jᵀ = η λ_max", "1"),

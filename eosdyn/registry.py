@@ -42,9 +42,10 @@ KINDS = ("recipe", "view", "claim")
 _TOY = ("one_datapoint", "hierarchy", "two_param", "catapult", "linear", "uv",
         "two_param_flow", "hierarchy_flow", "one_datapoint_flow")
 _RECIPES = ("phase_portrait", "random_initialisations", "qrm_phase_diagrams", "rnl_monte_carlo",
-            "theorem41_monte_carlo")
+            "theorem41_monte_carlo", "sgd_batch_sizes")
 _CLAIMS = ("claim_figure1", "claim_figure2", "claim_theorem31", "claim_figure7", "claim_figure9",
-           "claim_figure3", "claim_figure4", "claim_rnl", "claim_theorem41", "claim_figure5")
+           "claim_figure3", "claim_figure4", "claim_rnl", "claim_theorem41", "claim_figure5",
+           "claim_momentum_edge", "claim_adam_edge", "claim_sgd_batch_sharpness")
 _VIEWS = ("auto", "loss_landscape", "eos_trajectories", "final_sharpness_vs_eps", "phase_portraits",
           "final_T_distribution", "qrm_trajectories", "phase_diagrams", "rnl", "theorem41",
           "network_trajectory")

@@ -135,3 +135,89 @@ def test_bad_input(call, match):
 def test_curvature_type():
     with pytest.raises(TypeError, match="curvature"):
         update_matrix("gd", "1.0")
+
+
+# ----------------------------------------------------------------------------- catalog recipe and claims
+def test_sgd_batch_sizes_equals_direct_sweeps():
+    import eosdyn
+    from eosdyn.conventions import check_dataset, roles_of
+    from eosdyn.recipes import sgd_batch_sizes
+
+    kw = dict(D=6, P=10, sigma_z=[0.1, 0.2], sigma_J2=0.1, seeds=2, steps=80)
+    ds = sgd_batch_sizes(batch_size=[3, 6], **kw)
+    check_dataset(ds)
+    assert roles_of(ds)["sharpness"] == "batch_sharpness" and float(ds.edge) == 2.0
+    for b in (3, 6):
+        ref = eosdyn.qrm.sweep(batch_size=b, sharpness_variants=["batch_sharpness", "hessian_sharpness"], **kw)
+        for v in ("final_sharpness", "final_batch_sharpness", "final_hessian_sharpness", "status", "steps_taken"):
+            np.testing.assert_array_equal(ds[v].sel(batch_size=b).values, ref[v].values)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"batch_size": [0, 3]}, r"batch_size must be an integer in \[1, 6\]"),
+    ({"batch_size": [3, 3]}, "duplicate"),
+    ({"batch_size": [3], "optimizer": "adam"}, "optimizer must be 'gd', 'momentum' or 'nesterov'"),
+])
+def test_sgd_batch_sizes_bad_input(kw, match):
+    from eosdyn.recipes import sgd_batch_sizes
+
+    with pytest.raises(ValueError, match=match):
+        sgd_batch_sizes(D=6, P=10, sigma_z=0.1, sigma_J2=0.1, seeds=1, steps=5, **kw)
+
+
+def _fake(final, edge, dims, coords, status=None, own="sharpness"):
+    from eosdyn.conventions import set_roles, set_variable_attrs
+
+    final = np.asarray(final, float)
+    ds = xr.Dataset({f"final_{own}": (dims, final), own: (dims + ("step",), final[..., None])},
+                    coords={**coords, "edge": edge, "step": [0]})
+    if status is not None:
+        ds["status"] = (dims, np.asarray(status, np.int8))
+        set_variable_attrs(ds["status"], "status")
+    return set_roles(ds, sharpness=own)
+
+
+def test_claim_momentum_edge_verdicts():
+    from eosdyn.claims import claim_momentum_edge
+
+    # beta = 0.9: converged members end at 0.7 x edge; a diverged member's finite value is ignored
+    fs = [[[2.6, 2.7, 2.65, 9.0]]]
+    ds = _fake(fs, ("momentum", [3.8]), ("momentum", "sigma_z", "seed"),
+               {"momentum": [0.9], "sigma_z": [0.3]}, status=[[[1, 1, 1, 2]]])
+    rows = claim_momentum_edge(ds)
+    assert rows[0]["verdict"].startswith("below the edge (-30.3%") and "3/4 seeds converged" in rows[0]["measured"]
+    assert rows[1]["verdict"] == "at most the edge"
+    # the top of the band: the sigma_z with the largest median among those with at least half the seeds
+    # converged (sigma_z 0.5 has one of three)
+    fs = [[[1.5, 1.6, 1.55], [1.99, 1.98, 1.97], [3.5, 1.0, 1.0]]]
+    ds = _fake(fs, ("momentum", [2.0]), ("momentum", "sigma_z", "seed"),
+               {"momentum": [0.0], "sigma_z": [0.1, 0.3, 0.5]}, status=[[[1, 1, 1], [1, 1, 1], [1, 2, 2]]])
+    rows = claim_momentum_edge(ds)
+    assert "sigma_z~=0.3" in rows[0]["claim"] and rows[0]["verdict"] == "at the edge (within 5%)"
+    assert rows[1]["verdict"] == "above the edge"  # 3.5 converged at sigma_z 0.5
+
+
+def test_claim_adam_edge_uses_the_late_half():
+    from eosdyn.claims import claim_adam_edge
+
+    # early steps far below the edge, late half at 38: the late-time median is at the edge
+    ps = np.concatenate([np.full(10, 5.0), np.full(10, 38.0)])[None, None, :] * np.ones((1, 3, 1))
+    ds = xr.Dataset({"preconditioned_sharpness": (("beta1", "seed", "step"), ps),
+                     "final_preconditioned_sharpness": (("beta1", "seed"), ps[..., -1])},
+                    coords={"beta1": [0.9], "edge": ("beta1", [38.0]), "step": np.arange(20)})
+    from eosdyn.conventions import set_roles
+
+    set_roles(ds, sharpness="preconditioned_sharpness")
+    assert claim_adam_edge(ds)[0]["verdict"] == "at the edge (within 10%)"
+    ds["preconditioned_sharpness"][..., 10:] = 30.0
+    assert claim_adam_edge(ds)[0]["verdict"].startswith("below the edge (-21.1%")
+
+
+def test_claim_sgd_disagrees_when_lambda_max_is_at_the_edge():
+    from eosdyn.claims import claim_sgd_batch_sharpness
+
+    ds = xr.Dataset({"final_batch_sharpness": (("batch_size", "seed"), [[1.2, 1.3], [0.1, 0.1]]),
+                     "final_sharpness": (("batch_size", "seed"), [[1.95, 1.99], [1.98, 1.99]])},
+                    coords={"batch_size": [5, 20], "D": 20, "edge": 2.0})
+    rows = claim_sgd_batch_sharpness(ds)
+    assert rows[0]["verdict"] == "lambda_max closer to the edge" and rows[-1]["verdict"] == "disagrees"

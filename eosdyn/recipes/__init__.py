@@ -4,7 +4,8 @@ call builds.
 * :mod:`eosdyn.recipes.toy`: :func:`phase_portrait` (Figures 7, 8), :func:`random_initialisations`
   (Figure 9);
 * :mod:`eosdyn.recipes.qrm`: :func:`qrm_phase_diagrams` (Figure 4), :func:`rnl_monte_carlo`
-  (Eq. 27), :func:`theorem41_monte_carlo` (Theorem 4.1).
+  (Eq. 27), :func:`theorem41_monte_carlo` (Theorem 4.1);
+* :mod:`eosdyn.recipes.optim`: :func:`sgd_batch_sizes` (minibatch SGD over batch sizes).
 
 The claims that compare these datasets with the paper live in :mod:`eosdyn.claims`.
 
@@ -15,8 +16,9 @@ Examples
 ['phase_portrait', 'qrm_phase_diagrams']
 """
 
+from .optim import sgd_batch_sizes
 from .qrm import qrm_phase_diagrams, rnl_monte_carlo, theorem41_monte_carlo
 from .toy import phase_portrait, random_initialisations
 
 __all__ = ["phase_portrait", "random_initialisations", "qrm_phase_diagrams", "rnl_monte_carlo",
-           "theorem41_monte_carlo"]
+           "theorem41_monte_carlo", "sgd_batch_sizes"]
