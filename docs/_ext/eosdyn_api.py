@@ -99,7 +99,13 @@ def _always_outdated(app, env, added, changed, removed) -> list[str]:
     return sorted(getattr(env, "eosdyn_namespace_docs", set()) - set(removed))
 
 
+def _merge(app, env, docnames, other) -> None:  # parallel reads (-j): collect the workers' pages
+    env.eosdyn_namespace_docs = (getattr(env, "eosdyn_namespace_docs", set())
+                                 | getattr(other, "eosdyn_namespace_docs", set()))
+
+
 def setup(app):
     app.connect("source-read", _source_read)
     app.connect("env-get-outdated", _always_outdated)
+    app.connect("env-merge-info", _merge)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
