@@ -293,3 +293,27 @@ def test_one_datapoint_refuses_bad_hyperparameters():
         eosdyn.toy.one_datapoint(Q=[1.0], theta0=[1.0], eta=0.1, steps=3, optimizer="momentum", momentum=1.2)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         eosdyn.toy.one_datapoint(Q=[1.0], theta0=[1.0], eta=0.1, steps=3, optimizer="lion")
+
+
+@pytest.mark.parametrize("opt,eta,hyper", [("momentum", 0.3, {"momentum": 0.6}), ("adam", 0.02, {"beta1": 0.8}),
+                                           ("nesterov", 0.3, {"momentum": 0.5})])
+def test_optimizer_state_survives_compaction(opt, eta, hyper):
+    """Members that finish early (converged / diverged) are removed from the batch with their
+    optimizer state; every other member ends as it would alone (to GEMM rounding)."""
+    rng = np.random.default_rng(7)
+    Dq, Pq, Bq = 4, 7, 9
+    G = rng.standard_normal((Dq, Pq, Pq))
+    Q = (G + G.transpose(0, 2, 1)) / np.sqrt(2)
+    J0 = rng.standard_normal((Bq, Dq, Pq)) * np.linspace(0.05, 0.9, Bq)[:, None, None]
+    z0 = rng.standard_normal((Bq, Dq)) * np.linspace(0.01, 2.0, Bq)[:, None]
+    kw = dict(tol=1e-14, diverge_loss=1e6, optimizer=opt, **hyper, return_J=True,
+              sharpness_variants=("hessian_sharpness",))
+    res = run_gd(Q, J0, z0, eta, 300, compact_fraction=0.0, **kw)
+    assert len(set(res.steps_taken.tolist())) > 2  # members stop at different steps: compaction happened
+    for b in range(Bq):
+        one = run_gd(Q, J0[b:b + 1], z0[b:b + 1], eta, 300, **kw)
+        assert one.status[0] == res.status[b] and one.steps_taken[0] == res.steps_taken[b]
+        if res.status[b] != eosdyn.conventions.STATUS_VALUES["diverged"]:
+            np.testing.assert_allclose(res.final_J[b], one.final_J[0], rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(res.final_variants["hessian_sharpness"][b],
+                                       one.final_variants["hessian_sharpness"][0], rtol=1e-9)
