@@ -133,7 +133,9 @@ def _html_object(entry: catalog.Entry, ds, view):
         da = ds[var]
         free = [d for d in da.dims if d not in interactive._CATEGORICAL and d not in interactive._TIME_DIMS
                 and da.sizes[d] > 1]
-        if interactive._time_dim(da) is not None or len(free) >= 2:
+        if interactive._time_dim(da) is not None:
+            return interactive.explorer(ds, interactive.trajectory_variables(ds) or var)
+        if len(free) >= 2:
             return interactive.explorer(ds, var)
     except ValueError:  # too many frames, nothing to explore: the static view
         pass

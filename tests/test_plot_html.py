@@ -67,6 +67,11 @@ def test_explorer_trajectories_frames_are_the_members():
         np.testing.assert_array_equal(curve.dimension_values(0), want["step"].values)
         np.testing.assert_array_equal(curve.dimension_values(1), want.values)
         assert frame.HLine.I.data == 2.0  # the edge of stability (eta = 1)
+    both = interactive.explorer(ds, ["sharpness", "loss"])  # one panel per variable, shared widgets
+    assert [type(p).__name__ for p in both] == ["HoloMap", "HoloMap"] and both[1].label == "loss"
+    np.testing.assert_array_equal(both[1][(0.3, 7)].dimension_values(1), ds["loss"].sel(sigma_z=0.3, seed=7).values)
+    with pytest.raises(ValueError, match="non-empty list"):
+        interactive.explorer(ds, [])
     loss = interactive.explorer(ds, "loss")
     assert "HLine" not in str(loss.last) and loss.last.opts.get(backend="bokeh").kwargs.get("logy") is True
 
@@ -190,9 +195,13 @@ for (const m of Bokeh.documents[0].all_models) {
   if (m.name && m.name.startsWith('eosdyn-')) { out[m.name] = m.type; }
 }
 return out;"""
-DATA = """const s = Bokeh.documents[0].get_model_by_name(arguments[0]);
-const out = {};
-for (const [k, v] of Object.entries(s.data)) { out[k] = Array.from(v, (x) => (typeof x === 'number' && !isFinite(x)) ? null : x); }
+DATA = """const out = {};
+for (const s of Bokeh.documents[0].all_models) {
+  if (!(s.name && s.name.startsWith('eosdyn-source-'))) { continue; }
+  const d = {};
+  for (const [k, v] of Object.entries(s.data)) { d[k] = Array.from(v, (x) => (typeof x === 'number' && !isFinite(x)) ? null : x); }
+  out[s.name] = d;
+}
 return JSON.stringify(out);"""
 SET = """const w = Bokeh.documents[0].get_model_by_name(arguments[0]);
 if (w.options !== undefined) { w.value = w.options[arguments[1]]; } else { w.value = arguments[1]; }
@@ -220,8 +229,9 @@ def _screenshot(driver) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB"), float)
 
 
-def _data(driver, name: str) -> dict:
-    return json.loads(driver.execute_script(DATA, name))
+def _data(driver) -> dict:
+    """Every embedded data source's columns: {source name: {column: values}}."""
+    return json.loads(driver.execute_script(DATA))
 
 
 def _check_page(driver, path: Path, widgets: dict) -> dict:
@@ -234,11 +244,11 @@ def _check_page(driver, path: Path, widgets: dict) -> dict:
     assert "eosdyn-source-0" in models
     shot = _screenshot(driver)
     assert shot.std() > 10 and len(np.unique(shot.reshape(-1, 3), axis=0)) > 20, "blank screenshot"
-    states = {"initial": _data(driver, "eosdyn-source-0")}
+    states = {"initial": _data(driver)}
     for name in widgets:
         value = driver.execute_script(SET, f"eosdyn-widget-{name}", 1)
         time.sleep(0.3)
-        after = _data(driver, "eosdyn-source-0")
+        after = _data(driver)
         assert after != states["initial"], f"{path.name}: moving {name} did not change the plotted data"
         new = _screenshot(driver)
         assert np.abs(new - shot).mean() > 0.05, f"{path.name}: moving {name} did not redraw the canvas"
@@ -252,13 +262,28 @@ def test_figure5_page(browser, pages):
     path, ds = pages["figure5"]
     assert "cdn.bokeh.org" not in path.read_text()
     states = _check_page(browser, path, {"mode": "Slider"})
-    # the curves are the stored sharpness of the selected mode (missing probes skipped)
+    # panels: the sharpness of the selected mode (missing probes skipped), z1 and the loss (all steps)
     for mode, key in ((0, "initial"), (1, "mode=1")):
         s = ds["sharpness"].isel(mode=mode)
         s = s[np.isfinite(s.values)]
-        y = [v for k, v in states[key].items() if k not in ("step", "x")]
-        assert any(len(col) == s.size and np.allclose(col, s.values) for col in y), (mode, list(states[key]))
-        assert np.array_equal(states[key].get("step", states[key].get("x")), s["step"].values)
+        assert _shows(states[key], s), (mode, key)
+        assert _shows(states[key], ds["z1"][np.isfinite(ds["z1"].values)])
+        assert _shows(states[key], ds["loss"])
+    # the other mode is not shown at the same time (the slider swaps it)
+    s0 = ds["sharpness"].isel(mode=0)
+    assert not _shows(states["mode=1"], s0[np.isfinite(s0.values)])
+
+
+def _shows(state: dict, da) -> bool:
+    """Whether some embedded source holds the curve ``da`` (against its step)."""
+    for cols in state.values():
+        xs = cols.get("step", cols.get("x"))
+        for name, col in cols.items():
+            if name in ("step", "x") or xs is None or len(col) != da.size or len(xs) != da.size:
+                continue
+            if np.array_equal(xs, da["step"].values) and np.allclose(np.array(col, float), da.values):
+                return True
+    return False
 
 
 def test_figure4_page(browser, pages):
@@ -267,7 +292,7 @@ def test_figure4_page(browser, pages):
     fs = ds["final_sharpness"]
 
     def shown(state):
-        col = state["final_sharpness"]
+        col = state["eosdyn-source-0"]["final_sharpness"]
         return np.sort(np.array([np.nan if v is None else v for v in col], float))
 
     # initial: size (D, P) = first, seed = median over seeds (diverged members excluded)

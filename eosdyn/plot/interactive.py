@@ -31,7 +31,7 @@ import xarray as xr
 
 from .. import _files
 
-__all__ = ["save", "explorer", "html_document", "png_with_text", "MAX_FRAMES"]
+__all__ = ["save", "explorer", "trajectory_variables", "html_document", "png_with_text", "MAX_FRAMES"]
 
 #: most frames :func:`explorer` builds and :func:`save` embeds in one HTML page
 MAX_FRAMES = 400
@@ -214,8 +214,9 @@ def html_document(obj, *, title: str = "eosdyn", metadata: dict | None = None,
                                        max_frames))
         model = plot.state
         refs = model.references()
-        sources = sorted((m for m in refs if isinstance(m, ColumnDataSource)), key=lambda m: m.id)
-        titles = sorted((m for m in refs if isinstance(m, Title)), key=lambda m: m.id)
+        sources = sorted((m for m in refs if isinstance(m, ColumnDataSource)), key=lambda m: (len(m.id), m.id))
+        # titles: the panels' (Title) and the layout's (a Div holoviews adds), e.g. "mode: 0"
+        titles = sorted((m for m in refs if isinstance(m, (Title, Div))), key=lambda m: (len(m.id), m.id))
         widgets = []
         if len(keys) > 1:
             frames = []
@@ -338,6 +339,34 @@ def _default_var(ds: xr.Dataset) -> str:
     raise ValueError("explorer: the dataset has no numeric variable with a dimension to draw")
 
 
+def trajectory_variables(ds: xr.Dataset, *, most: int = 3) -> list[str]:
+    """The dataset's main trajectories, for a multi-panel :func:`explorer`.
+
+    The variables with roles sharpness, residual (or the network datasets' ``z1``), loss and
+    curvature, in that order (without a role map: ``sharpness``, ``z1``, ``loss``), that have a ``step`` or ``time`` dim with at least 3 records;
+    at most ``most`` of them.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from eosdyn.conventions import set_roles
+    >>> ds = xr.Dataset({"s": ("step", np.ones(5)), "L": ("step", np.ones(5)), "c": ("step", np.ones(5))})
+    >>> trajectory_variables(set_roles(ds, sharpness="s", loss="L"))
+    ['s', 'L']
+    """
+    from ..conventions import roles_of
+
+    roles = roles_of(ds)
+    # datasets without a role map (older stored files): the conventional names
+    names = [roles.get("sharpness", "sharpness"), roles.get("residual") or "z1", roles.get("loss", "loss"),
+             roles.get("curvature")]
+    out = []
+    for n in names:
+        if n and n in ds.data_vars and n not in out and ds[n].dtype.kind in "iuf" and _time_dim(ds[n]) is not None:
+            out.append(n)
+    return out[:most]
+
+
 def _dim(hv, ds, name: str):
     """A HoloViews dimension labelled by the coordinate's long_name (maths notation) when it has one."""
     da = ds[name] if name in ds.variables else None
@@ -349,7 +378,7 @@ def _is_sharpness(name: str) -> bool:
     return "sharpness" in name
 
 
-def explorer(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, x: str | None = None,
+def explorer(ds: xr.Dataset | xr.DataArray, var: str | list[str] | None = None, *, x: str | None = None,
              y: str | None = None, max_frames: int = MAX_FRAMES):
     """A trajectory explorer of any dataset: one frame per member, its extra dims as key dimensions.
 
@@ -357,10 +386,12 @@ def explorer(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, x: str | 
     ----------
     ds : Dataset or DataArray
         Any eosdyn dataset (a model's trajectories, a sweep, a map of final values).
-    var : str, optional
+    var : str or list of str, optional
         The variable to draw. Default: the first of the roles sharpness, residual, curvature,
         loss (then the other numeric variables) that has a trajectory (a ``step`` or ``time`` dim
         with at least 3 records); else ``final_sharpness``; else the first numeric variable.
+        A list draws one panel per variable, stacked, sharing the widgets of their common dims
+        (:func:`trajectory_variables` lists a dataset's trajectories).
     x, y : str, optional
         The dims of a map (a variable without a trajectory). Default: the first two dims that
         are not member indices (``seed``, ``size``, ``init``, ...); a coordinate ``<dim>2`` on a
@@ -370,7 +401,7 @@ def explorer(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, x: str | 
 
     Returns
     -------
-    holoviews.HoloMap
+    holoviews.HoloMap (a Layout of them for a list of variables)
         Key dimensions: the variable's dims other than the drawn ones (dims of size 1 dropped).
         With a trajectory, each frame is the curve against the step (missing values skipped; the
         edge of stability dashed for a sharpness, a log axis for a loss). Without, each frame is
@@ -397,6 +428,11 @@ def explorer(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, x: str | 
     from .._validate import check_int
 
     max_frames = check_int("max_frames", max_frames, 1)
+    if isinstance(var, (list, tuple)):
+        if not var:
+            raise ValueError("var must be a variable name or a non-empty list of them; got []")
+        hv = _hv()
+        return hv.Layout([explorer(ds, v, x=x, y=y, max_frames=max_frames).relabel(str(v)) for v in var]).cols(1)
     if isinstance(ds, xr.DataArray):
         ds = ds.to_dataset(name=str(ds.name or var or "value"))
     if not isinstance(ds, xr.Dataset):
