@@ -401,3 +401,8 @@ from . import _claims_optim  # noqa: E402
 from ._claims_optim import *  # noqa: E402,F401,F403
 
 __all__ += _claims_optim.__all__
+
+from . import _claims_flows  # noqa: E402
+from ._claims_flows import *  # noqa: E402,F401,F403
+
+__all__ += _claims_flows.__all__

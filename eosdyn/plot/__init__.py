@@ -682,3 +682,7 @@ def network_trajectory(ds: xr.Dataset):
         panels.append(trajectories(res, title=f"{name} (top mode)"))
         panels.append(trajectories(even(res), title=f"{name}, even steps"))
     return hv.Layout(panels).cols(min(3, len(panels))).opts(title=ds.attrs.get("title", "real network"))
+from . import flows as _flows  # noqa: E402
+from .flows import *  # noqa: E402,F401,F403
+
+__all__ += _flows.__all__
