@@ -9,8 +9,22 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ._style import PALETTE, edge_line, finish
-from .views import _hv, _legend
+try:  # the house style (eosdyn/plot/_style.py, views.py)
+    from ._style import PALETTE, edge_line, finish
+    from .views import _hv, _legend
+except ImportError:  # pragma: no cover - a checkout without the style modules
+    from . import _hv
+
+    PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+
+    def edge_line(edge):
+        return _hv().HLine(float(edge)).opts(color="#000000", linestyle="--", linewidth=1.2)
+
+    def finish(panels, cols):
+        return _hv().Layout(list(panels)).cols(cols)
+
+    def _legend(obj, n, position="best"):
+        return obj.opts(show_legend=n > 0, legend_position=position)
 
 __all__ = ["flow_comparison_view", "self_stabilization_view"]
 
