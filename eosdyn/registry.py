@@ -50,6 +50,10 @@ _VIEWS = ("auto", "loss_landscape", "eos_trajectories", "final_sharpness_vs_eps"
           "final_T_distribution", "qrm_trajectories", "phase_diagrams", "rnl", "theorem41",
           "network_trajectory")
 
+# continuous-time models (catalogs/flows.yaml)
+_CLAIMS += ("claim_central_flow_qrm", "claim_self_stabilization_qrm")
+_VIEWS += ("flow_comparison_view", "self_stabilization_view")
+
 
 def _table() -> dict[str, dict[str, tuple[str, str]]]:
     """eosdyn's own callables: public dotted name -> (module, attribute)."""
