@@ -4,8 +4,9 @@ For every catalog entry, :func:`reproduce` opens the dataset (computed on first
 use, then served from the cache), writes it as ``<name>.nc``, renders
 ``<name>.png`` with the entry's ``plot`` view (:mod:`eosdyn.plot`) and
 ``<name>.html``, an interactive page that works offline (:func:`eosdyn.plot.explorer`
-of the dataset, or the entry's view drawn by bokeh when the dataset has neither a
-trajectory nor a map to explore), evaluates the entry's ``claims`` and writes
+of the dataset: its trajectories, a map or a scatter of final values, or curves over
+a parameter, the extra dims as widgets; the entry's view drawn by bokeh where the
+explorer cannot draw the dataset), evaluates the entry's ``claims`` and writes
 ``summary.md``: one table comparing each measured claim with the paper's statement
 and eosdyn's corrected theory (each row linked to its figure), one table of the
 files, and the figures with their captions, plus ``intake.yaml`` (an intake
@@ -124,22 +125,14 @@ def caption(entry: catalog.Entry, variant: str | None = None) -> str:
 
 
 def _html_object(entry: catalog.Entry, ds, view):
-    """The interactive page's object: the explorer of the dataset when it has a trajectory or a map
-    to explore, else the entry's view (drawn by bokeh)."""
+    """The interactive page's object: the explorer of the dataset (its trajectories, else its
+    default variable), or the entry's view (drawn by bokeh) when the explorer cannot draw it."""
     from .plot import interactive
 
     try:
-        var = interactive._default_var(ds)
-        da = ds[var]
-        free = [d for d in da.dims if d not in interactive._CATEGORICAL and d not in interactive._TIME_DIMS
-                and da.sizes[d] > 1]
-        if interactive._time_dim(da) is not None:
-            return interactive.explorer(ds, interactive.trajectory_variables(ds) or var)
-        if len(free) >= 2:
-            return interactive.explorer(ds, var)
+        return interactive.explorer(ds, interactive.trajectory_variables(ds) or None)
     except ValueError:  # too many frames, nothing to explore: the static view
-        pass
-    return view(ds)
+        return view(ds)
 
 
 def _write_html(entry: catalog.Entry, ds, view, path: Path, text: str) -> None:

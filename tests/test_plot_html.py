@@ -101,6 +101,32 @@ def test_explorer_map_median_and_members():
     assert opts["clim"] == (0.0, 4.0) and opts["logx"] is True  # diverging scale centred at the edge 2
 
 
+def test_explorer_scatter_plane_and_overlay():
+    # members with initial conditions as coordinates: points on (z0, T0), one frame per E_tilde
+    rng = np.random.default_rng(2)
+    n = 40
+    ds = xr.Dataset({"final_sharpness": ("init", rng.random(n) * 4)},
+                    coords={"z0": ("init", np.tile(np.linspace(-1, 1, 20), 2)),
+                            "T0": ("init", np.linspace(0.5, 3.5, n)),
+                            "E_tilde": ("init", np.repeat([0.0, 0.5], 20)), "eta": 1.0})
+    hm = interactive.explorer(ds)
+    assert [d.name for d in hm.kdims] == ["group"] and list(hm.keys()) == ["E_tilde=0", "E_tilde=0.5"]
+    pts = hm["E_tilde=0.5"]
+    np.testing.assert_array_equal(pts.dimension_values("z0"), ds["z0"].values[20:])
+    np.testing.assert_array_equal(pts.dimension_values("T0"), ds["T0"].values[20:])
+    np.testing.assert_array_equal(pts.dimension_values("final_sharpness"), ds["final_sharpness"].values[20:])
+    # a Monte Carlo estimate over a parameter: theory overlaid, error bars of two standard errors
+    mc = xr.Dataset({"r_mc": (("size", "sigma_z"), [[1.0, 2.0], [3.0, 4.0]]),
+                     "r_mc_stderr": (("size", "sigma_z"), [[0.1, 0.2], [0.3, 0.4]]),
+                     "r_theory": (("size", "sigma_z"), [[1.1, 2.1], [3.1, 4.1]])},
+                    coords={"sigma_z": [0.5, 1.0], "D": ("size", [20, 60]), "P": ("size", [40, 120])})
+    hm = interactive.explorer(mc)
+    assert list(hm.keys()) == ["D=20, P=40", "D=60, P=120"]
+    over = hm["D=60, P=120"]
+    np.testing.assert_array_equal(over.ErrorBars.I.dimension_values(2), [0.6, 0.8])
+    assert {c.label: list(c.dimension_values(1)) for c in over.Curve} == {"r_mc": [3.0, 4.0], "r_theory": [3.1, 4.1]}
+
+
 def test_explorer_bad_input():
     ds = _trajectories()
     with pytest.raises(ValueError, match="var must be one of .*sharpness.*got 'nope'"):

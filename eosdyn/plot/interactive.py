@@ -408,6 +408,11 @@ def explorer(ds: xr.Dataset | xr.DataArray, var: str | list[str] | None = None, 
         a map over ``(x, y)`` (log x axis when it spans a decade; a sharpness on a diverging
         colour scale centred at the edge, diverged members grey) or a curve over one dim; a
         ``seed`` key then offers ``"median"`` (over seeds, diverged members excluded) first.
+        With the default ``var``, a curve over one dim overlays the variables of the same dims
+        (e.g. Monte Carlo, theory, paper) with error bars of two ``<name>_stderr``. Members along
+        one dim that carry two coordinates with many values (initial conditions ``z0``, ``T0``)
+        are drawn as points on that plane, coloured by the variable, one frame per combination
+        of the coordinates with few values (key dim ``group``, e.g. ``"E_tilde=0.5"``).
         Save it as an interactive page with ``save(explorer(ds), "x.html")``.
 
     Raises
@@ -437,6 +442,7 @@ def explorer(ds: xr.Dataset | xr.DataArray, var: str | list[str] | None = None, 
         ds = ds.to_dataset(name=str(ds.name or var or "value"))
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"ds must be an xarray Dataset or DataArray; got {type(ds).__name__}")
+    default_var = var is None
     if var is None:
         var = _default_var(ds)
     elif var not in ds.data_vars:
@@ -463,11 +469,24 @@ def explorer(ds: xr.Dataset | xr.DataArray, var: str | list[str] | None = None, 
         free = [d for d in da.dims if d not in _CATEGORICAL and da.sizes[d] > 1]
         axes = [a for a in (x, y) if a is not None]
         axes += [d for d in free if d not in axes][: max(0, 2 - len(axes))]
+        if not axes and x is None and y is None and da.ndim == 1:
+            plane = _scatter_plane(ds, da.dims[0])
+            if plane is not None:  # members with initial conditions as coordinates: a scatter plane
+                return _points_explorer(ds, da, str(var), plane, max_frames)
         if not axes:
             axes = [d for d in da.dims if da.sizes[d] > 1][:1]
         if not axes:
             raise ValueError(f"explorer: variable {var!r} has no dimension of size > 1 to draw")
     keys = [d for d in da.dims if d not in axes]
+    # a curve over a parameter (no trajectory): with the variables of the same dims (theory,
+    # paper, ...) overlaid, and error bars from <name>_stderr
+    together = None
+    if tdim is None and len(axes) == 1 and default_var:
+        same = [v for v in ds.data_vars if v != var and ds[v].dims == ds[var].dims and ds[v].dtype.kind in "iuf"
+                and not str(v).endswith("_stderr") and v not in _FATES][:5]
+        errs = [f"{v}_stderr" for v in [var, *same] if f"{v}_stderr" in ds.data_vars
+                and ds[f"{v}_stderr"].dims == ds[var].dims]
+        together = ds[[var, *same, *errs]].squeeze([d for d in ds[var].dims if d not in da.dims], drop=False)
     median = tdim is None and "seed" in keys and da.sizes["seed"] > 1
     sizes = [(d, da.sizes[d] + (1 if (median and d == "seed") else 0)) for d in keys]
     n = math.prod(s for _, s in sizes)
@@ -494,6 +513,9 @@ def explorer(ds: xr.Dataset | xr.DataArray, var: str | list[str] | None = None, 
         sub = sub.isel(sel)
         if median and "seed" in sub.dims:
             sub = sub.median("seed", skipna=True)
+        if together is not None:
+            frames[tuple(key)] = _overlay_frame(hv, ds, together.isel(sel), str(var), axes[0])
+            continue
         frames[tuple(key)] = _frame(hv, ds, sub, axes, vdim, edge, var=str(var), logy="loss" in str(var))
     return hv.HoloMap(frames, kdims=keys, sort=False)
 
@@ -506,6 +528,70 @@ def _key_values(ds: xr.Dataset, da: xr.DataArray, d: str) -> list:
         return [", ".join(f"{c}={_fmt(ds[c].values[i].item())}" for c in aux) for i in range(da.sizes[d])]
     vals = da[d].values if d in da.coords else np.arange(da.sizes[d])
     return [v.item() if hasattr(v, "item") else v for v in vals]
+
+
+def _overlay_frame(hv, ds, sub: xr.Dataset, var: str, axis: str):
+    """Curves of the variables of ``sub`` over ``axis`` (markers for ``var``), with error bars
+    of two standard errors from ``<name>_stderr``."""
+    xs = np.asarray(sub[axis].values if axis in sub.coords else np.arange(sub.sizes[axis]), float)
+    vdim = _dim(hv, ds, var)
+    parts = []
+    for v in sub.data_vars:
+        if str(v).endswith("_stderr"):
+            continue
+        ys = np.asarray(sub[v].values, float)
+        err = f"{v}_stderr"
+        if err in sub.data_vars:
+            parts.append(hv.ErrorBars((xs, ys, 2 * np.asarray(sub[err].values, float)), _dim(hv, ds, axis),
+                                      [vdim, "err"]))
+        curve = hv.Curve((xs, ys), _dim(hv, ds, axis), vdim, label=str(v)).opts(
+            width=760, height=420, tools=["hover"], line_width=2, backend="bokeh")
+        parts.append(curve)
+        if v == var:
+            parts.append(hv.Scatter((xs, ys), _dim(hv, ds, axis), vdim, label=str(v)).opts(size=8, backend="bokeh"))
+    return hv.Overlay(parts).opts(legend_position="top_left", backend="bokeh")
+
+
+def _scatter_plane(ds: xr.Dataset, dim: str):
+    """For members along ``dim`` that carry numeric coordinates (initial conditions ``z0``, ``T0``,
+    map parameters): the two with the most distinct values (the plane, > 12 each) and the others
+    with 2 to 12 distinct values (the groups); None when there is no such plane."""
+    coords = [c for c in ds.coords if c != dim and ds[c].dims == (dim,) and ds[c].dtype.kind in "iuf"]
+    counts = {c: len(np.unique(ds[c].values)) for c in coords}
+    plane = sorted((c for c in coords if counts[c] > 12), key=lambda c: -counts[c])[:2]
+    if len(plane) < 2:
+        return None
+    plane = [c for c in coords if c in plane]  # dataset order: z0 before T0
+    groups = [c for c in coords if c not in plane and 2 <= counts[c] <= 12]
+    return plane, groups
+
+
+def _points_explorer(ds: xr.Dataset, da: xr.DataArray, var: str, plane, max_frames: int):
+    """Members as points on the plane of two coordinates, coloured by ``var``; one frame per
+    combination of the group coordinates (key dim ``group``, text such as ``"E_tilde=0.5"``)."""
+    hv = _hv()
+    (cx, cy), groups = plane
+    dim = da.dims[0]
+    labels = [", ".join(f"{g}={_fmt(ds[g].values[i].item())}" for g in groups) for i in range(da.sizes[dim])]
+    uniq = list(dict.fromkeys(labels))
+    if len(uniq) > max_frames:
+        raise ValueError("explorer: " + _too_many(len(uniq), [("group", len(uniq))], max_frames))
+    edge = _edge(ds) if _is_sharpness(var) else None
+    vals = np.asarray(da.values, float)
+    fin = vals[np.isfinite(vals)]
+    clim = (0.0, 2.0 * edge) if edge is not None else ((float(fin.min()), float(fin.max())) if fin.size else (0, 1))
+    lab = np.array(labels)
+    frames = {}
+    for u in uniq:
+        m = lab == u
+        pts = hv.Points((ds[cx].values[m], ds[cy].values[m], vals[m]), [_dim(hv, ds, cx), _dim(hv, ds, cy)],
+                        _dim(hv, ds, var)).opts(color=var, cmap="RdBu_r" if edge is not None else "viridis",
+                                                clim=clim, colorbar=True, size=7, tools=["hover"], width=640,
+                                                height=480, clipping_colors={"NaN": "lightgrey"}, backend="bokeh")
+        frames[u] = pts
+    if len(uniq) == 1:
+        return hv.HoloMap({(): frames[uniq[0]]}, kdims=[])
+    return hv.HoloMap(frames, kdims=["group"], sort=False)
 
 
 def _edge(ds) -> float:
