@@ -724,10 +724,13 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
         batch_seed = np.random.SeedSequence(check_int("batch_seed", batch_seed, 0))
     if np.ndim(Q) == 3:
         batch_size = check_batch_size(batch_size, np.shape(Q)[0])
+    # optimizer state (update, velocity / moments) and the recorded variants, per member
+    extra = (3 * (np.shape(Q)[-1] if np.ndim(Q) == 3 else 0) if optimizer != "gd" or batch_size is not None else 0,
+             len(variants))
     (Q, J, z, eta, max_steps, record_every, tol, diverge_loss, rmask, use_cycle, cyc_tol, cyc_win,
      thresh_frac, record_sharpness, record_z, return_J) = _check_gd_args(
         Q, J0, z0, eta, max_steps, record_every, tol, diverge_loss, record_mask, record_sharpness,
-        record_z, return_J, cycle_tol, cycle_window, compact_fraction, max_memory)
+        record_z, return_J, cycle_tol, cycle_window, compact_fraction, max_memory, extra)
     stop = check_stop(stop)
     if stop == "never" and use_cycle:
         raise ValueError("cycle_tol is an early stop: it needs stop='member' or 'batch', not 'never'")
@@ -881,7 +884,7 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
 
 def _check_gd_args(Q, J0, z0, eta, max_steps, record_every, tol, diverge_loss, record_mask,
                    record_sharpness, record_z, return_J, cycle_tol, cycle_window, compact_fraction,
-                   max_memory):
+                   max_memory, extra=(0, 0)):
     """Validate (once, before the loop) and convert the arguments of :func:`run_gd`."""
     Q = real_array("Q", Q)
     if Q.dtype not in (np.float64, np.float32):
@@ -920,9 +923,9 @@ def _check_gd_args(Q, J0, z0, eta, max_steps, record_every, tol, diverge_loss, r
         rmask = rmask.copy()
     budget = parse_memory(max_memory)
     R = max_steps // record_every + 1 if record_every else 0
-    per_rec = 2 + flags[0] + D * flags[1]
+    per_rec = 2 + flags[0] + D * flags[1] + extra[1]
     item = Q.itemsize
-    need = (item * (D * P * P + B * D * P * (3 + flags[2]) + 3 * B * D + B * R * per_rec)
+    need = (item * (D * P * P + B * D * P * (3 + flags[2]) + 3 * B * D + B * R * per_rec + B * extra[0])
             + 8 * (B * min(D, P) + R + 8 * B))
     check_budget(need, budget, f"run_gd ({B} members, {R} recorded steps)",
                  "record fewer steps (record_every=) or raise max_memory")

@@ -118,14 +118,17 @@ def initial_state(seed: int, *, D: int, P: int, sigma_z, sigma_J, dtype="float64
 
 
 def estimate_memory(*, D: int, P: int, n_points: int, n_seeds: int, n_record_points: int,
-                    n_records: int, itemsize: int, concurrent: int) -> int:
+                    n_records: int, itemsize: int, concurrent: int, n_variants: int = 0,
+                    optimizer_state: bool = False) -> int:
     """Predicted peak memory (bytes) of a sweep.
 
     Working set per running seed: the float64 draws of ``Q`` (2 D P²), ``Q`` and its GEMM
     operand in the run's dtype (2 D P²), the batch state ``J``, ``Q(g,·)`` and the initial
     ``J₀`` (3 B D P), plus the recorded trajectories of that seed (3 variables × points ×
     records); ``concurrent`` seeds run at once. The assembled dataset holds the recorded
-    trajectories of all seeds (3 × points × seeds × records) and the final values.
+    trajectories of all seeds (3 × points × seeds × records) and the final values. Each recorded
+    sharpness variant (``n_variants``) adds a trajectory and a final value; an optimizer other
+    than GD (``optimizer_state``) adds its update and state (3 B P per running seed).
     :func:`sweep` records every grid point's row (NaN outside ``record_points``), so it
     passes ``n_record_points = n_points``.
 
@@ -135,9 +138,10 @@ def estimate_memory(*, D: int, P: int, n_points: int, n_seeds: int, n_record_poi
     ...                 n_records=0, itemsize=8, concurrent=2) / 1e6  # MB
     197.376
     """
+    nv = 3 + n_variants
     per_seed = (8 * 2 * D * P * P + itemsize * (2 * D * P * P + 3 * n_points * D * P)
-                + 3 * 8 * n_record_points * n_records)
-    dataset = 3 * 8 * n_record_points * n_seeds * n_records + 8 * 6 * n_points * n_seeds
+                + 3 * itemsize * n_points * P * bool(optimizer_state) + nv * 8 * n_record_points * n_records)
+    dataset = nv * 8 * n_record_points * n_seeds * n_records + 8 * (6 + n_variants) * n_points * n_seeds
     # the recorded arrays are built once in the chunk and once in the concatenated dataset
     return int(concurrent * per_seed + 2 * dataset)
 
@@ -476,7 +480,8 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, 
     n_seeds, n_points = plan.seeds.size, grid.size
     n_rec = steps // every + 1 if every else 2
     need = estimate_memory(D=D, P=P, n_points=n_points, n_seeds=n_seeds, n_record_points=n_points,
-                           n_records=n_rec, itemsize=dt.itemsize, concurrent=plan.concurrent)
+                           n_records=n_rec, itemsize=dt.itemsize, concurrent=plan.concurrent,
+                           n_variants=len(variants), optimizer_state=optimizer != "gd" or batch_size is not None)
     check_budget(need, budget, f"this sweep ({n_points} grid points x {n_seeds} seeds, {n_rec} recorded steps, "
                  f"D={D}, P={P})", "record fewer steps (record_every=), use fewer seeds or grid points, "
                  "or raise max_memory")
