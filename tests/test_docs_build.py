@@ -155,8 +155,14 @@ def test_generate_runs_the_snippets_reports_failures_and_prunes(tmp_path, monkey
     before = (out / "tiny_eos.md").stat().st_mtime_ns
     gallery.generate(out, draw=False, warn=warnings.append)
     assert "```{note}" in (out / "tiny_eos.md").read_text()
-    gallery.generate(out, warn=warnings.append)
+    gallery.generate(out, warn=warnings.append, links=lambda n: (f"{n}.html", f"../_images/{n}.png"))
     assert (out / "tiny_eos.md").stat().st_mtime_ns >= before and (out / "tiny_eos.png").exists()
+    # HTML builders: a group whose figures were all drawn is a grid of linked thumbnails
+    index = (out / "index.md").read_text()
+    figures, beyond = index.split("## Beyond the paper")
+    assert '<a href="tiny_eos.html"' in figures and 'src="../_images/tiny_eos.png"' in figures
+    assert ":hidden:" in figures and ":hidden:" not in beyond and "<img" not in beyond
+    assert sorted(_toctree_entries(index)) == ["tiny_broken", "tiny_eos"]
 
 
 # --------------------------------------------------------------------------- API reference, navigation

@@ -183,8 +183,14 @@ def _without_figure(p: Page, message: str) -> str:
     return p.markdown[:start] + f"```{{warning}}\nThis build could not draw the figure: {text}\n\n" + p.markdown[caption_at:]
 
 
-def index(pages: list[Page]) -> str:
-    """The gallery's index page: a toctree per group, figures in the paper's numbering."""
+def index(pages: list[Page], thumbs: dict[str, tuple[str, str]] | None = None) -> str:
+    """The gallery's index page: per group a toctree (figures in the paper's numbering).
+
+    ``thumbs`` (entry -> (page link, image path), HTML builders only): the group is shown as a grid
+    of the drawn figures, each linking to its page, and its toctree is hidden (it still drives the
+    navigation). Entries without a thumbnail are listed by title below the grid.
+    """
+    thumbs = thumbs or {}
     lines = [MARK, "", f"({GALLERY})=", "# Gallery", "",
              "One page per entry of the built-in catalog (`catalogs/*.yaml`): each shows the figure "
              "and the few lines of Python that regenerate it from the catalog. The figures are drawn "
@@ -195,10 +201,30 @@ def index(pages: list[Page]) -> str:
         members = sorted((p for p in pages if p.group == group), key=lambda p: (p.key, p.name))
         if not members:
             continue
-        lines += [f"## {heading}", "", "```{toctree}", ":maxdepth: 1", ""]
-        lines += [p.name for p in members]
-        lines += ["```", ""]
+        grid = [p for p in members if p.name in thumbs]
+        lines += [f"## {heading}", "", "```{toctree}", ":maxdepth: 1"]
+        lines += [":hidden:"] if grid and len(grid) == len(members) else []
+        lines += [""] + [p.name for p in members] + ["```", ""]
+        if grid and len(grid) == len(members):
+            lines += [_grid_html(grid, thumbs), ""]
     return "\n".join(lines)
+
+
+def _grid_html(pages: list[Page], thumbs: dict[str, tuple[str, str]]) -> str:
+    """A raw-HTML block (no blank line inside, as CommonMark requires) of linked thumbnails."""
+    from html import escape
+
+    out = ['<div class="eosdyn-gallery" style="display:grid;grid-template-columns:'
+           'repeat(auto-fill,minmax(15rem,1fr));gap:1.25rem;margin:1rem 0 2rem 0">']
+    for p in pages:
+        href, img = thumbs[p.name]
+        label = escape(p.title.replace("`", ""))
+        out.append(f'<a href="{escape(href)}" style="text-decoration:none">'
+                   f'<img src="{escape(img)}" alt="{label}" loading="lazy" style="width:100%;'
+                   f'border:1px solid var(--pst-color-border,#ccc);border-radius:4px">'
+                   f'<span style="display:block;font-size:0.9em;margin-top:0.3rem">{label}</span></a>')
+    out.append("</div>")
+    return "\n".join(out)
 
 
 def builtin_entries() -> list:
@@ -235,11 +261,14 @@ def render(p: Page, folder: Path) -> list[str]:
     return sorted({f"{w.category.__name__}: {w.message}" for w in caught})
 
 
-def generate(folder: Path, *, variant: str = "quick", draw: bool = True, warn=print, info=None) -> list[Page]:
+def generate(folder: Path, *, variant: str = "quick", draw: bool = True, warn=print, info=None,
+             links=None) -> list[Page]:
     """Write the gallery into ``folder`` (pages, index, figures); remove stale generated files.
 
     Returns the pages; every failure is reported through ``warn(message)``, the Python warnings
-    of a snippet that succeeded through ``info(message)`` (when given).
+    of a snippet that succeeded through ``info(message)`` (when given). ``links(name)`` gives the
+    ``(page link, image path)`` of an entry, relative to the gallery index, for a thumbnail grid
+    (HTML builders); without it the index lists the pages by title.
     """
     folder.mkdir(parents=True, exist_ok=True)
     pages = [page(e, variant, draw=draw) for e in builtin_entries()]
@@ -249,7 +278,6 @@ def generate(folder: Path, *, variant: str = "quick", draw: bool = True, warn=pr
             continue
         if old.suffix == ".png" or (old.suffix == ".md" and old.read_text(encoding="utf-8").startswith(MARK)):
             old.unlink()
-    _write_if_changed(folder / "index.md", index(pages))
     for p in pages:
         if draw:
             t0 = time.perf_counter()
@@ -266,6 +294,9 @@ def generate(folder: Path, *, variant: str = "quick", draw: bool = True, warn=pr
                     for text in caught:
                         info(f"gallery: entry {p.name!r}: {text}")
         _write_if_changed(folder / f"{p.name}.md", p.markdown)
+    drawn = {p.name for p in pages if draw and (folder / f"{p.name}.png").is_file()}
+    thumbs = {name: links(name) for name in sorted(drawn)} if links is not None else {}
+    _write_if_changed(folder / "index.md", index(pages, thumbs))
     return pages
 
 
@@ -274,8 +305,19 @@ def _builder_inited(app) -> None:
 
     logger = logging.getLogger(__name__)
     t0 = time.perf_counter()
+    links = None
+    if app.builder.format == "html":
+        import posixpath
+
+        here = posixpath.dirname(app.builder.get_target_uri(f"{GALLERY}/index")) or "."
+
+        def links(name: str) -> tuple[str, str]:
+            href = app.builder.get_relative_uri(f"{GALLERY}/index", f"{GALLERY}/{name}")
+            return href, posixpath.relpath(f"{app.builder.imagedir}/{name}.png", here)
+
     pages = generate(Path(app.srcdir) / GALLERY, variant=app.config.eosdyn_gallery_variant,
-                     draw=app.config.eosdyn_gallery_render, warn=logger.warning, info=logger.info)
+                     draw=app.config.eosdyn_gallery_render, warn=logger.warning, info=logger.info,
+                     links=links)
     logger.info(f"eosdyn gallery: {len(pages)} pages in {time.perf_counter() - t0:.1f} s")
 
 
