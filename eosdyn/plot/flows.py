@@ -54,7 +54,7 @@ def flow_comparison_view(ds: xr.Dataset):
     step = ds["step"].values
     sharp = [_curve(hv, step, ds["hessian_sharpness"].sel({"method": m}), _NAMES[m], PALETTE[i])
              for i, m in enumerate(_NAMES)]
-    p1 = _legend(hv.Overlay(sharp + [edge_line(2.0)]).opts(title=r"$\eta\,\lambda_{\max}(H)$",
+    p1 = _legend(hv.Overlay(sharp + [edge_line(2.0)]).opts(title="Hessian sharpness",
                                                            ylabel=r"$\eta\,\lambda_{\max}(H)$", xlabel="GD step"),
                  3, "bottom_right")
     avg = time_averaged_loss(ds, windows=[2])["time_averaged_loss"].sel(window=2)
@@ -104,7 +104,7 @@ def self_stabilization_view(ds: xr.Dataset, *, max_curves: int = 4):
         sharp.append(_curve(hv, step, m["hessian_sharpness"], lab, PALETTE[i % 8]))
     p1 = _legend(hv.Overlay(osc).opts(logy=True, title="squared oscillation along u", ylabel=r"$x^2$",
                                       xlabel="GD step"), len(osc), "bottom_left")
-    p2 = _legend(hv.Overlay(sharp + [edge_line(2.0)]).opts(title=r"$\eta\,\lambda_{\max}(H)$",
+    p2 = _legend(hv.Overlay(sharp + [edge_line(2.0)]).opts(title="Hessian sharpness",
                                                            ylabel=r"$\eta\,\lambda_{\max}(H)$",
                                                            xlabel="GD step"), n, "bottom_right")
     return finish([p1, p2], 2)
