@@ -63,7 +63,11 @@ def flow_comparison_view(ds: xr.Dataset):
             _curve(hv, step, ds["loss"].sel({"method": "gradient_flow"}), "gradient flow", PALETTE[1]),
             _curve(hv, step, ds["predicted_loss"].sel({"method": "central_flow"}), "central flow prediction",
                    PALETTE[2], linestyle="--")]
-    p2 = _legend(hv.Overlay(loss).opts(logy=True, title="loss", ylabel="loss", xlabel="GD step"), 4, "top_right")
+    ref = np.asarray(avg, float)
+    ref = ref[np.isfinite(ref) & (ref > 0)]
+    ylim = (float(ref.min()) / 100, float(np.nanmax(ds["loss"].values)) * 10) if ref.size else (None, None)
+    p2 = _legend(hv.Overlay(loss).opts(logy=True, title="loss", ylabel="loss", xlabel="GD step", ylim=ylim),
+                 4, "bottom_left")
     d = flow_distances(ds)
     dist = [_curve(hv, step, d["distance_central_flow"], r"$\|\theta_{GD}-\theta_{CF}\|$", PALETTE[2]),
             _curve(hv, step, d["distance_gradient_flow"], r"$\|\theta_{GD}-\theta_{GF}\|$", PALETTE[1])]
