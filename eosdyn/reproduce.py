@@ -124,25 +124,19 @@ def caption(entry: catalog.Entry, variant: str | None = None) -> str:
     return f"{head}; parameters: {', '.join(parts)}; recipe {entry.function}; eosdyn {__version__}"
 
 
-def _html_object(entry: catalog.Entry, ds, view):
-    """The interactive page's object: the explorer of the dataset (its trajectories, else its
-    default variable), or the entry's view (drawn by bokeh) when the explorer cannot draw it."""
-    from .plot import interactive
-
-    try:
-        return interactive.explorer(ds, interactive.trajectory_variables(ds) or None)
-    except ValueError:  # too many frames, nothing to explore: the static view
-        return view(ds)
-
-
 def _write_html(entry: catalog.Entry, ds, view, path: Path, text: str) -> None:
+    """Write the interactive page: the dataset's explorer (its trajectories, else its default
+    variable); where the explorer cannot draw the dataset, the entry's view drawn by bokeh."""
     from .plot import interactive
 
     kw = dict(title=f"{entry.paper}: {entry.name}", metadata={"description": text, "generator": f"eosdyn {__version__}"})
     try:
-        interactive.save(_html_object(entry, ds, view), path, **kw)
-    except Exception:  # a view that bokeh cannot draw: the explorer, whose error (if any) is the entry's
-        interactive.save(interactive.explorer(ds), path, **kw)
+        interactive.save(interactive.explorer(ds, interactive.trajectory_variables(ds) or None), path, **kw)
+    except Exception as err:  # e.g. too many frames: the static view, else the explorer's error
+        try:
+            interactive.save(view(ds), path, **kw)
+        except Exception:
+            raise err from None
 
 
 def _sha(path: Path) -> str:

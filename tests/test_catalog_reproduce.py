@@ -161,6 +161,9 @@ def test_reproduce_quick_builtin_end_to_end(tmp_path):
         with netCDF4.Dataset(out / f"{name}.nc") as f:
             assert f.Conventions == "CF-1.10"
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        page = (out / f"{name}.html").read_text()
+        assert page.startswith("<!DOCTYPE html>") and "<script src=" not in page  # self-contained
+        assert f"[HTML]({name}.html)" in (out / "summary.md").read_text()
     text = (out / "summary.md").read_text()
     assert f"{len(names)} of {len(names)} entries reproduced." in text
     assert first < 600, first
