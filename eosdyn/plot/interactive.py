@@ -11,11 +11,11 @@ Examples
 --------
 >>> import pathlib, tempfile
 >>> import numpy as np, xarray as xr
->>> from eosdyn import plot
+>>> from eosdyn.plot.interactive import explorer, save  # also eosdyn.plot.explorer, eosdyn.plot.save
 >>> ds = xr.Dataset({"sharpness": (("eps", "step"), np.random.rand(2, 50))},
 ...                 coords={"eps": [0.1, 0.2], "step": np.arange(50)})
 >>> with tempfile.TemporaryDirectory() as tmp:
-...     path = plot.save(plot.explorer(ds), pathlib.Path(tmp) / "sharpness.html")
+...     path = save(explorer(ds), pathlib.Path(tmp) / "sharpness.html")
 ...     path.read_text()[:15]
 '<!DOCTYPE html>'
 """
@@ -90,8 +90,8 @@ def save(obj, path: str | os.PathLike, *, title: str | None = None, metadata: di
     --------
     >>> import pathlib, tempfile
     >>> import numpy as np, xarray as xr
-    >>> from eosdyn import plot
-    >>> view = plot.trajectories(xr.DataArray(np.arange(4.0), dims="step", name="x"))
+    >>> from eosdyn.plot import trajectories
+    >>> view = trajectories(xr.DataArray(np.arange(4.0), dims="step", name="x"))
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     png = save(view, pathlib.Path(tmp) / "x.png", metadata={"Title": "x"})
     ...     html = save(view, pathlib.Path(tmp) / "x.html")
