@@ -54,6 +54,9 @@ _VIEWS = ("auto", "loss_landscape", "eos_trajectories", "final_sharpness_vs_eps"
 _CLAIMS += ("claim_central_flow_qrm", "claim_self_stabilization_qrm")
 _VIEWS += ("flow_comparison_view", "self_stabilization_view")
 
+# optimizers (catalogs/optimizers.yaml)
+_VIEWS += ("final_sharpness_vs_edge", "edge_trajectories", "batch_sharpness_vs_batch_size")
+
 
 def _table() -> dict[str, dict[str, tuple[str, str]]]:
     """eosdyn's own callables: public dotted name -> (module, attribute)."""

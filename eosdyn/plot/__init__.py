@@ -686,3 +686,7 @@ from . import flows as _flows  # noqa: E402
 from .flows import *  # noqa: E402,F401,F403
 
 __all__ += _flows.__all__
+from . import optim as _optim  # noqa: E402
+from .optim import *  # noqa: E402,F401,F403
+
+__all__ += _optim.__all__
