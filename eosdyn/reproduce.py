@@ -129,7 +129,8 @@ def _write_html(entry: catalog.Entry, ds, view, path: Path, text: str) -> None:
     variable); where the explorer cannot draw the dataset, the entry's view drawn by bokeh."""
     from .plot import interactive
 
-    kw = dict(title=f"{entry.paper}: {entry.name}", metadata={"description": text, "generator": f"eosdyn {__version__}"})
+    kw = dict(title=f"{entry.paper}: {entry.name}",
+              metadata={"description": text, "generator": f"eosdyn {__version__}"})
     try:
         interactive.save(interactive.explorer(ds, interactive.trajectory_variables(ds) or None), path, **kw)
     except Exception as err:  # e.g. too many frames: the static view, else the explorer's error

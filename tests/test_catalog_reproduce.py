@@ -132,7 +132,8 @@ def test_reproduce_captions_and_links(tiny, tmp_path):
     assert parser.found["description"].startswith(want)
     # the full (non-quick) run says so in its caption
     reproduce(out, quick=False, names=["lin_a"])
-    assert "variant default; parameters: lam=[0.5, 1.5], theta0=1, steps=8" in Image.open(out / "lin_a.png").text["Description"]
+    full = Image.open(out / "lin_a.png").text["Description"]
+    assert "variant default; parameters: lam=[0.5, 1.5], theta0=1, steps=8" in full
 
 
 def test_reproduce_cli_exit_codes(tiny, tmp_path):

@@ -225,7 +225,9 @@ DATA = """const out = {};
 for (const s of Bokeh.documents[0].all_models) {
   if (!(s.name && s.name.startsWith('eosdyn-source-'))) { continue; }
   const d = {};
-  for (const [k, v] of Object.entries(s.data)) { d[k] = Array.from(v, (x) => (typeof x === 'number' && !isFinite(x)) ? null : x); }
+  for (const [k, v] of Object.entries(s.data)) {
+    d[k] = Array.from(v, (x) => (typeof x === 'number' && !isFinite(x)) ? null : x);
+  }
   out[s.name] = d;
 }
 return JSON.stringify(out);"""

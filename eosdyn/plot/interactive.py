@@ -257,8 +257,8 @@ for (let i = 0; i < titles.length; i++) { titles[i].text = frame.titles[i]; }
                     slider = Slider(start=0, end=len(vals) - 1, step=1, value=0, title=dim, name=name,
                                     show_value=False, width=420)
                     label = Div(text=f"{dim} = {labels[0]}", name=f"{name}-label")
-                    slider.js_on_change("value", CustomJS(args=dict(div=label, labels=labels, dim=dim),
-                                                          code="div.text = dim + ' = ' + labels[Math.round(cb_obj.value)];"))
+                    show = "div.text = dim + ' = ' + labels[Math.round(cb_obj.value)];"
+                    slider.js_on_change("value", CustomJS(args=dict(div=label, labels=labels, dim=dim), code=show))
                     widgets.append((slider, label))
                 else:
                     widgets.append((Select(options=labels, value=labels[0], title=dim, name=name, width=420), None))
@@ -343,7 +343,8 @@ def trajectory_variables(ds: xr.Dataset, *, most: int = 3) -> list[str]:
     """The dataset's main trajectories, for a multi-panel :func:`explorer`.
 
     The variables with roles sharpness, residual (or the network datasets' ``z1``), loss and
-    curvature, in that order (without a role map: ``sharpness``, ``z1``, ``loss``), that have a ``step`` or ``time`` dim with at least 3 records;
+    curvature, in that order (without a role map: ``sharpness``, ``z1``, ``loss``), that have a
+    ``step`` or ``time`` dim with at least 3 records;
     at most ``most`` of them.
 
     Examples
@@ -626,7 +627,8 @@ def _frame(hv, ds, sub: xr.DataArray, axes: list[str], vdim, edge, *, var: str, 
     xname = f"{ax}2" if f"{ax}2" in ds.coords and ds[f"{ax}2"].dims == (ax,) else ax
     yname = f"{ay}2" if f"{ay}2" in ds.coords and ds[f"{ay}2"].dims == (ay,) else ay
     vals = np.asarray(sub.values, float)
-    opts = dict(width=640, height=480, tools=["hover"], colorbar=True, clipping_colors={"NaN": "lightgrey"}, backend="bokeh")
+    opts = dict(width=640, height=480, tools=["hover"], colorbar=True, clipping_colors={"NaN": "lightgrey"},
+                backend="bokeh")
     if np.all(xv > 0) and xv.max() / xv.min() >= 10:
         opts["logx"] = True
     if edge is not None:
