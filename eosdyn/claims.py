@@ -406,3 +406,7 @@ from . import _claims_flows  # noqa: E402
 from ._claims_flows import *  # noqa: E402,F401,F403
 
 __all__ += _claims_flows.__all__
+
+from ._claims_uv import claim_uv_catapult_phases  # noqa: E402
+
+__all__ += ["claim_uv_catapult_phases"]

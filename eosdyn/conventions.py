@@ -155,6 +155,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "n": ("width n of the uv model (u, v in R^n)", "1"),
     "lam0": ("initial NTK eigenvalue λ₀ = (‖u‖² + ‖v‖²)/n of the uv model", "1"),
     "final_lam": ("NTK eigenvalue λ of the uv model at the member's last step (steps_taken)", "1"),
+    "loss_growth": ("loss growth max_t L_t / L_0 over the first peak_steps steps (inf: diverged)", "1"),
+    "uv_phase": ("phase of the uv model: -1 undecided, 0 lazy, 1 catapult, 2 divergent", "1"),
     # --- QRM (labels the QRM engineer adds go here)
     # central flow and self-stabilization (eosdyn.models.central, eosdyn.analysis.flows)
     "sharpening_force": ("progressive-sharpening force α = −∇L·∇S, S = λ_max of the loss Hessian", "1"),

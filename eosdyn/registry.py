@@ -54,6 +54,11 @@ _VIEWS = ("auto", "loss_landscape", "eos_trajectories", "final_sharpness_vs_eps"
 _CLAIMS += ("claim_central_flow_qrm", "claim_self_stabilization_qrm")
 _VIEWS += ("flow_comparison_view", "self_stabilization_view")
 
+# the uv model's catapult phases (catalogs/toy_beyond.yaml)
+_RECIPES += ("uv_phase_diagram",)
+_CLAIMS += ("claim_uv_catapult_phases",)
+_VIEWS += ("uv_phases",)
+
 # optimizers (catalogs/optimizers.yaml)
 _VIEWS += ("final_sharpness_vs_edge", "edge_trajectories", "batch_sharpness_vs_batch_size")
 

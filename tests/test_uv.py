@@ -136,6 +136,7 @@ def test_float32_runs():
     ({"y": np.inf}, "y must be"),
     ({"z0": 3.0, "lam0": 0.5, "n": 10}, r"z0, lam0 must be reachable"),
     ({"z0": 0.0, "y": -3.0, "lam0": 0.5, "n": 10}, r"z0, lam0 must be reachable"),
+    ({"z0": 1.0, "lam0": 0.1, "n": 100}, r"z0, lam0 must be reachable"),  # 2 abs(f0)/sqrt(n) = 0.2
 ])
 def test_validation(kw, match):
     base = {"n": 10, "eta": 1.0, "z0": 0.1, "lam0": 1.0, "steps": 2}
@@ -144,6 +145,90 @@ def test_validation(kw, match):
 
 
 def test_reachable_boundary_is_accepted():
-    """u = v gives ‖u‖² + ‖v‖² = 2 uᵀv exactly: λ₀ = 2 f₀/n is reachable."""
-    ds = eosdyn.toy.uv(n=4, eta=0.1, z0=1.0, y=1.0, lam0=1.0, steps=2)
+    """u = v gives ‖u‖² + ‖v‖² = 2 uᵀv = 2 √n f exactly: λ₀ = 2 f₀/√n is reachable, below is not."""
+    u = v = np.ones(4)
+    f0, lam0 = u @ v / 2.0, (u @ u + v @ v) / 4.0           # f0 = 2 = lam0 = 2 f0 / sqrt(4)
+    ds = eosdyn.toy.uv(n=4, eta=0.1, z0=f0 - 1.0, y=1.0, lam0=lam0, steps=2)
     assert ds.sizes["step"] == 3
+    zr, lr, _ = _parameter_gd(u, v, 0.1, 1.0, 2)
+    np.testing.assert_allclose(ds.z.values, zr, rtol=1e-14)
+    np.testing.assert_allclose(ds.lam.values, lr, rtol=1e-14)
+    with pytest.raises(ValueError, match="reachable"):
+        eosdyn.toy.uv(n=4, eta=0.1, z0=f0 - 1.0, y=1.0, lam0=lam0 * (1 - 1e-12), steps=2)
+
+
+# --------------------------------------------------------------------------- exact finite-n boundaries
+@pytest.mark.parametrize("n", [4.0, 16.0, 256.0, 65536.0])
+def test_first_step_loss_growth_boundary_is_two_plus_eta2_z0_f0_over_n(n):
+    """z₁ = z₀ (1 − η λ₀ + η² z₀ f₀/n): the loss grows at step 1 iff η λ₀ > s* = 2 + η² z₀ f₀/n
+    (η = s/λ₀); checked just below and above the closed-form root, for y = 0 and y ≠ 0."""
+    from eosdyn._claims_uv import lazy_boundary
+
+    for y in (0.0, 0.3):
+        lam0, z0 = 2.0, 1.0
+        star = float(lazy_boundary(n, lam0, z0, y))
+        eta = star / lam0
+        np.testing.assert_allclose(star, 2.0 + eta * eta * z0 * (z0 + y) / n, rtol=1e-13)
+        s = np.array([star * (1 - 1e-6), star * (1 + 1e-6)])
+        ds = eosdyn.toy.uv(n=n, eta=s / lam0, y=y, z0=z0, lam0=lam0, steps=1)
+        grew = ds.loss.isel(step=1).values > ds.loss.isel(step=0).values
+        assert grew.tolist() == [False, True]
+
+
+@pytest.mark.parametrize("n", [2.0, 8.0, 1024.0, 1e6])
+def test_divergence_boundary_is_exactly_four_at_y_zero(n):
+    """y = 0: λ' − λ = η z² (η λ − 4)/n, so λ falls for η λ₀ < 4 (and GD converges), stays for
+    η λ₀ = 4, grows (and GD diverges) above, at every width."""
+    sharp0 = np.array([4.0 - 1e-3, 4.0 + 1e-3])
+    ds = eosdyn.toy.uv(n=n, eta=1.0, z0=1.0, lam0=sharp0, steps=20000, stop="member", record_every=None)
+    assert ds.status.values.tolist() == [STATUS_VALUES["converged"], STATUS_VALUES["diverged"]]
+    at4 = eosdyn.toy.uv(n=n, eta=1.0, z0=1.0, lam0=4.0, steps=200)
+    assert np.all(at4.lam.values == 4.0)                                  # exactly invariant
+
+
+def test_no_catapult_window_when_8_z0_f0_exceeds_lam0_squared_n():
+    """With 8 z₀ f₀ > λ₀² n the first step never grows the loss below η λ₀ = 4: n = 1.5, λ₀ = 2, f₀ = 1."""
+    from eosdyn._claims_uv import lazy_boundary
+
+    assert np.isnan(lazy_boundary(1.5, 2.0, 1.0, 0.0))
+    s = np.linspace(0.5, 3.99, 50)
+    ds = eosdyn.toy.uv(n=1.5, eta=s / 2.0, z0=1.0, lam0=2.0, steps=1)
+    assert not np.any(ds.loss.isel(step=1).values > ds.loss.isel(step=0).values)
+
+
+def test_phase_diagram_recipe_and_claims_against_the_closed_forms():
+    from eosdyn.claims import claim_uv_catapult_phases
+    from eosdyn.recipes import uv_phase_diagram
+    from eosdyn.recipes.toy import UV_PHASES
+
+    ds = uv_phase_diagram(n=[4, 64, 4096], eta_lam0_range=[1.0, 5.0], points=81, steps=5000)
+    s = ds.eta.values * 2.0
+    np.testing.assert_allclose(s, np.linspace(1.0, 5.0, 81))
+    for i, n in enumerate(ds.n.values):
+        ph = ds.uv_phase.values[i]
+        star = 2.0 + s * s / (4.0 * n)                      # first-step growth, lam0 = 2, z0 = f0 = 1
+        assert np.all(ph[s < star] == UV_PHASES["lazy"])
+        assert np.all(ph[(s > star) & (s < 4)] == UV_PHASES["catapult"])
+        assert np.all(ph[s > 4] == UV_PHASES["divergent"])
+        assert np.all(ph[s == 4.0] == UV_PHASES["undecided"])
+    cat = ds.uv_phase.values == UV_PHASES["catapult"]
+    assert np.all(ds.final_sharpness.values[cat] < 2.0) and np.all(ds.loss_growth.values[cat] > 1.0)
+    assert np.all(np.isinf(ds.loss_growth.values[ds.uv_phase.values == UV_PHASES["divergent"]]))
+    eosdyn.check_dataset(ds)
+    rows = claim_uv_catapult_phases(ds)
+    assert len(rows) == 5 and {r["verdict"] for r in rows} == {"agrees"}
+    # a dataset whose phases contradict the boundaries is reported as such
+    bad = ds.copy()
+    bad["uv_phase"] = bad.uv_phase.where(~(bad.eta * 2.0 > 4.5), UV_PHASES["catapult"])
+    assert [r["verdict"] for r in claim_uv_catapult_phases(bad)][1] == "disagrees"
+
+
+def test_phase_diagram_recipe_validation():
+    from eosdyn.recipes import uv_phase_diagram
+
+    with pytest.raises(ValueError, match="exactly one of eta and eta_lam0_range"):
+        uv_phase_diagram(n=16, eta=[1.0], eta_lam0_range=[1.0, 2.0])
+    with pytest.raises(ValueError, match="peak_steps"):
+        uv_phase_diagram(n=16, eta=[1.0], peak_steps=0)
+    with pytest.raises(ValueError, match="eta_lam0_range"):
+        uv_phase_diagram(n=16, eta_lam0_range=[2.0, 1.0])

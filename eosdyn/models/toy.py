@@ -276,7 +276,7 @@ _UV_REF = "Lewkowycz, Bahri, Dyer, Sohl-Dickstein & Gur-Ari (2020), arXiv 2003.0
 
 def _uv_inputs(*, n, eta, y=0.0, z0, lam0) -> pair.PairInputs:
     """Validate the uv model's inputs (n ≥ 1, η > 0, λ₀ > 0, the reachable region
-    λ₀ ≥ 2 abs(z0 + y)/n) and flatten them per member: state (z, λ), parameters (η, y, n)."""
+    λ₀ ≥ 2 abs(z0 + y)/√n) and flatten them per member: state (z, λ), parameters (η, y, n)."""
     check_range("n", n, 1.0, None)
     check_range("eta", eta, 0.0, None, lo_open=True)
     check_range("y", y)
@@ -284,13 +284,13 @@ def _uv_inputs(*, n, eta, y=0.0, z0, lam0) -> pair.PairInputs:
     check_range("lam0", lam0, 0.0, None, lo_open=True)
     mem = C.Members({"n": n, "eta": eta, "y": y, "z0": z0, "lam0": lam0})
     nf, ef, yf, zf, lf = (mem.flat(k) for k in ("n", "eta", "y", "z0", "lam0"))
-    bad = ~(lf >= 2.0 * np.abs(zf + yf) / nf)
+    bad = ~(lf >= 2.0 * np.abs(zf + yf) / np.sqrt(nf))
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(
-            "z0, lam0 must be reachable: ‖u‖² + ‖v‖² >= 2 |uᵀv| requires lam0 >= 2 |z0 + y| / n; "
+            "z0, lam0 must be reachable: ‖u‖² + ‖v‖² >= 2 |uᵀv| requires lam0 >= 2 |z0 + y| / sqrt(n); "
             f"got z0={float(zf[i])!r}, lam0={float(lf[i])!r}, y={float(yf[i])!r}, n={float(nf[i])!r} "
-            f"(2 |z0 + y| / n = {float(2.0 * abs(zf[i] + yf[i]) / nf[i])!r})")
+            f"(2 |z0 + y| / sqrt(n) = {float(2.0 * abs(zf[i] + yf[i]) / np.sqrt(nf[i]))!r})")
     return pair.PairInputs(mem, zf, lf, ef, yf, mem.coords(["n", "eta", "y", "z0", "lam0"]),
                            ("z0", "lam0", "eta", "y"), q=nf, q_name="n")
 
@@ -308,9 +308,9 @@ _UV = pair.PairMap(_gd_record(
     (Param("n", "width n of the uv model (u, v in R^n)", domain="[1, inf)"),
      _P_ETA,
      Param("y", "target y of the single example", domain="any real"),
-     Param("z0", "initial residual z₀ = f₀ − y", domain="reachable with lam0: lam0 >= 2 abs(z0 + y)/n"),
+     Param("z0", "initial residual z₀ = f₀ − y", domain="reachable with lam0: lam0 >= 2 abs(z0 + y)/sqrt(n)"),
      Param("lam0", "initial NTK eigenvalue λ₀ = (‖u‖² + ‖v‖²)/n",
-           domain="(0, inf), reachable: lam0 >= 2 abs(z0 + y)/n")),
+           domain="(0, inf), reachable: lam0 >= 2 abs(z0 + y)/sqrt(n)")),
     ("z", "lam"), {"n": 100.0, "eta": 1.0, "z0": 0.1, "lam0": [1.5, 3.0, 4.5], "steps": 60},
     {"z": "z0", "lam": "lam0"},
     roles={"residual": "z", "curvature": "lam", "sharpness": "sharpness", "loss": "loss"},
@@ -349,7 +349,7 @@ def uv(*, n, eta, y=0.0, z0, lam0, steps, record_every=1, stop="never", tol=C.TO
         Target of the single example (any real).
     z0, lam0 : float, array or DataArray
         Initial residual z₀ and NTK eigenvalue λ₀ > 0; the state must be reachable by some u, v:
-        ‖u‖² + ‖v‖² ≥ 2 abs(uᵀv) means lam0 ≥ 2 abs(z0 + y)/n.
+        ‖u‖² + ‖v‖² ≥ 2 abs(uᵀv) = 2 √n abs(f) means lam0 ≥ 2 abs(z0 + y)/√n.
     steps, record_every, stop, tol, diverge_loss, dtype
         As in :func:`two_param`, with ``loss`` = ½ z² (raw residual) and the sharpness guard on
         abs(λ).

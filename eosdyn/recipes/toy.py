@@ -1,5 +1,6 @@
 """Recipes of the toy-model catalog entries: phase portraits (Figures 7, 8) and random
-allowed initialisations (Figure 9) of the two-parameter map, built on :func:`eosdyn.toy.two_param`.
+allowed initialisations (Figure 9) of the two-parameter map, built on :func:`eosdyn.toy.two_param`;
+the catapult phase diagram of the uv model (:func:`uv_phase_diagram`, on :func:`eosdyn.toy.uv`).
 
 Examples
 --------
@@ -17,7 +18,7 @@ import xarray as xr
 from .._validate import check_int, check_range
 from ..conventions import label, set_variable_attrs
 
-__all__ = ["phase_portrait", "random_initialisations"]
+__all__ = ["phase_portrait", "random_initialisations", "uv_phase_diagram"]
 
 
 def _toy_values(name, value):
@@ -179,3 +180,94 @@ def random_initialisations(*, eps, E_tilde=0.0, n=1000, z_range=(-0.6, 0.6), T_r
                                 recipe="eosdyn.recipes.random_initialisations", recipe_parameters=params)
 
 
+
+
+#: codes of the ``uv_phase`` variable of :func:`uv_phase_diagram`
+UV_PHASES = {"undecided": -1, "lazy": 0, "catapult": 1, "divergent": 2}
+
+
+def uv_phase_diagram(*, n, eta=None, eta_lam0_range=None, points=111, lam0=2.0, z0=1.0, y=0.0, steps=20000,
+                     peak_steps=300, tol=5e-27, diverge_loss=None) -> xr.Dataset:
+    """The catapult phase diagram of the uv model (Lewkowycz et al. 2020) over (η λ₀, n).
+
+    Runs :func:`eosdyn.toy.uv` twice on the grid of ``n`` and ``eta`` (the other parameters fixed):
+    to ``steps`` with the final state only (``stop="member"``), for the fates and the final NTK
+    eigenvalue, and to ``peak_steps`` recording every step, for the loss growth
+    ``loss_growth`` = max L_t / L_0 over t ≤ ``peak_steps`` (inf once the member diverged). Each
+    member gets a phase ``uv_phase``: divergent (status diverged), lazy (not diverged, the loss
+    never exceeded L_0), catapult (not diverged, the loss grew, and the final sharpness η λ is
+    below 2), undecided otherwise (the loss grew and η λ did not fall below 2 within ``steps``:
+    at y = 0 only η λ₀ = 4 exactly, where λ stays constant).
+
+    Parameters
+    ----------
+    n : float or list of float
+        Widths n ≥ 1.
+    eta : float or list of float, optional
+        Learning rates η > 0 (the phase axis is η λ₀).
+    eta_lam0_range : [low, high], optional
+        Instead of ``eta``: ``points`` evenly spaced values of η λ₀ from low to high (η = value / λ₀).
+    points : int, default 111
+        Grid points of ``eta_lam0_range`` (≥ 2).
+    lam0, z0, y : float
+        Initial NTK eigenvalue, initial residual and target, as in :func:`eosdyn.toy.uv` (default:
+        λ₀ = 2 and f₀ = 1, the typical values of u, v with standard normal entries, and y = 0).
+    steps : int, default 20000
+        Step limit of the fate run.
+    peak_steps : int, default 300
+        Steps of the recorded run that measures the loss growth (≥ 1; the catapult's loss peak
+        comes within O(log n) steps).
+    tol, diverge_loss :
+        As in :func:`eosdyn.toy.uv`.
+
+    Returns
+    -------
+    xarray.Dataset
+        The :func:`eosdyn.toy.uv` dataset (final state only) over (``n``, ``eta``) with
+        ``loss_growth`` and ``uv_phase`` (codes :data:`UV_PHASES`, also in its ``flag_values``,
+        ``flag_meanings`` attributes).
+
+    Examples
+    --------
+    >>> ds = uv_phase_diagram(n=[100, 1000], eta=[0.5, 1.5, 2.5], steps=2000)
+    >>> ds.uv_phase.values.tolist()      # eta * lam0 = 1, 3, 5: lazy, catapult, divergent
+    [[0, 1, 2], [0, 1, 2]]
+    """
+    from .. import toy
+    from ..conventions import STATUS_VALUES
+
+    peak_steps = check_int("peak_steps", peak_steps, 1)
+    if (eta is None) == (eta_lam0_range is None):
+        raise ValueError("give exactly one of eta and eta_lam0_range")
+    if eta is None:
+        check_range("lam0", lam0, 0.0, None, lo_open=True)
+        lo, hi = _range("eta_lam0_range", eta_lam0_range)
+        eta = np.linspace(lo, hi, check_int("points", points, 2)) / float(lam0)
+    kw = dict(n=_toy_values("n", n), eta=_toy_values("eta", eta), lam0=lam0, z0=z0, y=y, tol=tol,
+              diverge_loss=diverge_loss)
+    kw["n"] = xr.DataArray(kw["n"], dims="n", coords={"n": kw["n"]})
+    kw["eta"] = xr.DataArray(kw["eta"], dims="eta", coords={"eta": kw["eta"]})
+    ds = toy.uv(**kw, steps=steps, record_every=None, stop="member")
+    rec = toy.uv(**kw, steps=peak_steps, record_every=1, stop="never")
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        loss = rec["loss"].fillna(np.inf)      # steps after diverged_at are masked with NaN
+        growth = (loss.max("step") / rec["loss"].isel(step=0)).drop_vars("step", errors="ignore")
+    diverged = ds["status"] == STATUS_VALUES["diverged"]
+    grew = growth > 1.0
+    phase = xr.where(diverged, UV_PHASES["divergent"],
+                     xr.where(~grew, UV_PHASES["lazy"],
+                              xr.where(ds["final_sharpness"] < 2.0, UV_PHASES["catapult"], UV_PHASES["undecided"])))
+    ds["loss_growth"] = growth.astype(ds["final_sharpness"].dtype)
+    ds["uv_phase"] = phase.astype(np.int8)
+    for name in ("n", "eta", "loss_growth"):
+        set_variable_attrs(ds[name], name)
+    set_variable_attrs(ds["uv_phase"], "uv_phase")
+    ds["uv_phase"].attrs["flag_values"] = np.array(list(UV_PHASES.values()), dtype=np.int8)
+    ds["uv_phase"].attrs["flag_meanings"] = " ".join(UV_PHASES)
+    params = dict(n=n, eta=eta, eta_lam0_range=eta_lam0_range, points=points, lam0=lam0, z0=z0, y=y,
+                  steps=steps, peak_steps=peak_steps, tol=tol,
+                  diverge_loss=diverge_loss)
+    ds.attrs["recipe"] = "eosdyn.recipes.uv_phase_diagram"
+    ds.attrs["recipe_parameters"] = __import__("json").dumps(
+        __import__("eosdyn.conventions", fromlist=["_jsonable"])._jsonable(params))
+    return ds
