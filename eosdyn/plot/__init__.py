@@ -145,7 +145,3 @@ __all__ += _flows.__all__
 from .uv import uv_phases  # noqa: E402
 
 __all__ += ["uv_phases"]
-
-from .uv import uv_phases  # noqa: E402
-
-__all__ += ["uv_phases"]
