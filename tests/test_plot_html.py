@@ -297,6 +297,7 @@ def test_figure5_page(browser, pages):
         assert _shows(states[key], s), (mode, key)
         assert _shows(states[key], ds["z1"][np.isfinite(ds["z1"].values)])
         assert _shows(states[key], ds["loss"])
+        assert _shows(states[key], ds["hessian_sharpness"].rename(step_h="step"))  # dashed, as in the paper
     # the other mode is not shown at the same time (the slider swaps it)
     s0 = ds["sharpness"].isel(mode=0)
     assert not _shows(states["mode=1"], s0[np.isfinite(s0.values)])

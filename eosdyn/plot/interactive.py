@@ -619,6 +619,13 @@ def _frame(hv, ds, sub: xr.DataArray, axes: list[str], vdim, edge, *, var: str, 
         el = el.opts(**opts)
         if edge is not None:
             el = el * hv.HLine(edge).opts(color="black", line_dash="dashed", line_width=1, backend="bokeh")
+            h = ds.get("hessian_sharpness")
+            if h is not None and h.ndim == 1 and h.dims[0] in _TIME_DIMS and var == "sharpness":
+                # the network datasets' Hessian estimate on its own steps, dashed (Figure 5)
+                hx, hy = np.asarray(h[h.dims[0]].values), np.asarray(h.values, float)
+                ok = np.isfinite(hy)
+                el = el * hv.Curve((hx[ok], hy[ok]), _dim(hv, ds, a), vdim, label="Hessian").opts(
+                    color="black", line_dash="dashed", line_width=1.5, backend="bokeh")
         return el
     ax, ay = axes
     sub = sub.transpose(ay, ax)
