@@ -165,8 +165,8 @@ def test_central_velocity_gradient_flow_below_edge_and_holds_the_edge():
             assert gf_rate <= 0 and rate == pytest.approx(gf_rate, rel=1e-7)
 
 
-# the EOS instance of docs/flows.md (small enough for the default run)
-EOS = dict(D=30, P=60, sigma_z=0.3, sigma_J2=0.2, eta=1.0)
+# a small QRM member that reaches the edge within 20 steps (cheap enough for the default run)
+EOS = dict(D=20, P=40, sigma_z=0.3, sigma_J2=0.25, eta=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,7 @@ def test_central_flow_equals_gradient_flow_before_the_edge_and_holds_it_after(fl
     # after: at the edge (the Baumgarte relaxation with kappa = 4 settles within a few steps)
     assert np.max(np.abs(hs[first + 5:] - 2.0)) < 1e-3
     assert np.median(np.abs(hs[first + 5:] - 2.0)) < 1e-6
-    assert float(gf.hessian_sharpness[-1]) > 2.1  # gradient flow itself crosses the edge
+    assert float(gf.hessian_sharpness[-1]) > 2.03  # gradient flow itself crosses the edge
     assert (cf.predicted_loss >= cf.loss).all() and float(cf.sdcp_residual.max()) < 1e-9
     assert int(cf.status) == STATUS_VALUES["max_steps"]
 
