@@ -248,3 +248,14 @@ def test_chunking_does_not_change_results():
     a = eosdyn.qrm.central_flow(**kw, chunk_size=1, scheduler="synchronous")
     b = eosdyn.qrm.central_flow(**kw, chunk_size=3, scheduler="threads")
     np.testing.assert_array_equal(a.loss, b.loss)
+
+
+def test_self_stabilization_fates_match_the_sweep_with_default_recording():
+    kw = dict(D=5, P=9, sigma_z=[0.1, 0.3, 0.6, 2.0], sigma_J2=0.3, seeds=[1, 4], steps=60, tol=1e-6)
+    ss, sw = eosdyn.qrm.self_stabilization(**kw), eosdyn.qrm.sweep(**kw)
+    np.testing.assert_array_equal(ss.step, sw.step)
+    for v in ("status", "steps_taken", "converged_at", "diverged_at"):
+        np.testing.assert_array_equal(ss[v], sw[v], err_msg=v)
+    assert {1, 2, 3} <= set(np.unique(ss.status.values).tolist())  # converged, diverged and max_steps members
+    np.testing.assert_allclose(ss.loss, sw.loss, rtol=1e-9)
+    np.testing.assert_allclose(ss.final_sharpness, sw.final_sharpness, rtol=1e-9)
