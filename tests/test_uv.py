@@ -31,7 +31,7 @@ def _parameter_gd(u, v, eta, y, steps):
     return np.array(zs), np.array(lams), np.array(scale)
 
 
-@pytest.mark.parametrize("n", [3, 50])
+@pytest.mark.parametrize("n", [3, 50, 1000])
 @pytest.mark.parametrize("sharp0", [0.5, 1.5, 2.5, 3.5, 5.0])   # η λ₀: below 2, catapult (2, 4), above 4
 @pytest.mark.parametrize("y", [0.0, 0.7])
 def test_reduction_equals_parameter_space_gd(n, sharp0, y):
@@ -232,3 +232,19 @@ def test_phase_diagram_recipe_validation():
         uv_phase_diagram(n=16, eta=[1.0], peak_steps=0)
     with pytest.raises(ValueError, match="eta_lam0_range"):
         uv_phase_diagram(n=16, eta_lam0_range=[2.0, 1.0])
+
+
+def test_divergence_boundary_with_a_target_moves_to_four_as_n_grows():
+    """y ≠ 0 (Ẽ = 2 η y/√n ≠ 0): the boundary is not 4 at finite n but tends to it; the claim
+    checks 4 at the largest width only."""
+    from eosdyn.claims import claim_uv_catapult_phases
+    from eosdyn.recipes import uv_phase_diagram
+    from eosdyn.recipes.toy import UV_PHASES
+
+    ns = [4, 16, 256, 4096]
+    ds = uv_phase_diagram(n=ns, eta_lam0_range=[3.0, 5.0], points=401, z0=1.0, y=0.5, steps=20000)
+    s = ds.eta.values * 2.0
+    first_div = [float(s[ds.uv_phase.values[i] == UV_PHASES["divergent"]].min()) for i in range(len(ns))]
+    gaps = np.abs(np.array(first_div) - 4.0)
+    assert gaps[0] > 0.5 and np.all(np.diff(gaps) < 0) and gaps[-1] <= 0.005 + 1e-12
+    assert claim_uv_catapult_phases(ds)[1]["verdict"] == "agrees"
