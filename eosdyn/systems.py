@@ -163,7 +163,7 @@ def systems(kind: str | None = None) -> dict[str, System]:
     Examples
     --------
     >>> sorted(systems(kind="flow"))[:2]
-    ['eosdyn.qrm.gradient_flow', 'eosdyn.toy.hierarchy_flow']
+    ['eosdyn.qrm.central_flow', 'eosdyn.qrm.gradient_flow']
     """
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
