@@ -98,7 +98,8 @@ def uv_phases(ds: xr.Dataset):
     fs = np.where((z == 2) | (z == -1), np.nan, fs)
     pick = np.unique(np.linspace(0, ns.size - 1, min(ns.size, 6)).round().astype(int))
     vy = dim("final_sharpness", label=r"final $\eta\,\lambda$")
-    curves = [hv.Curve((s, fs[i]), ks, vy, label=f"$n$ = {ns[i]:g}").opts(linewidth=1.4) for i in pick]
+    curves = [hv.Curve((s, fs[i]), ks, vy, label=f"$n$ = {ns[i]:g}").opts(color=PALETTE[j % 6], linewidth=1.4)
+              for j, i in enumerate(pick)]
     b = hv.Overlay(curves) * hv.Slope(1.0, 0.0).opts(color="#999999", linestyle=":", linewidth=1.2) \
         * edge_line(2.0)
     top = float(np.nanmax(np.concatenate([s, fs[np.isfinite(fs)]])))
