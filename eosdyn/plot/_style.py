@@ -93,15 +93,13 @@ def element_options():
     """The house options of every element type (applied by :func:`finish`)."""
     import holoviews as hv
 
-    fs = dict(fontsize=FONTSIZE)
-    cyc = hv.Cycle(list(PALETTE))
-    common = dict(aspect=ASPECT, **fs)
-    return [
-        hv.opts.Curve(color=cyc, **common),
-        hv.opts.Scatter(color=cyc, **common),
+    common = dict(aspect=ASPECT, fontsize=FONTSIZE)
+    return [   # (no colours here: they would override the views' own)
+        hv.opts.Curve(**common),
+        hv.opts.Scatter(**common),
         hv.opts.Points(**common),
         hv.opts.ErrorBars(**common),
-        hv.opts.Histogram(color=PALETTE[0], edgecolor="white", **common),
+        hv.opts.Histogram(**common),
         hv.opts.QuadMesh(**common),
         hv.opts.Image(**common),
         hv.opts.Overlay(legend_opts={"fontsize": FONTSIZE["legend"], "framealpha": 0.85}, **common),
@@ -114,6 +112,7 @@ def finish(panels, cols: int):
 
     lay = hv.Layout(list(panels)).cols(cols)
     return lay.opts(*element_options()).opts(sublabel_format="{Alpha}", sublabel_size=13,
+                                             sublabel_position=(-0.3, 1.08),
                                              fig_inches=(WIDTH, None), hspace=0.6, vspace=0.45)
 
 

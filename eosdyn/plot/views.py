@@ -81,6 +81,31 @@ def _edge(ds) -> float:
     return e if isinstance(e, float) else float(np.asarray(e).ravel()[0])
 
 
+def _valid_final(ds: xr.Dataset) -> np.ndarray:
+    """``final_sharpness`` of the members that neither diverged nor failed (NaN elsewhere)."""
+    from ..conventions import STATUS_VALUES
+
+    f = ds["final_sharpness"]
+    if "status" in ds:
+        bad = ds["status"].isin([STATUS_VALUES["diverged"], STATUS_VALUES["failed"]])
+        f = f.where(~bad)
+    v = np.asarray(f.values, float)
+    return np.where(np.isfinite(v), v, np.nan)
+
+
+def _log_ticks(lo: float, hi: float, *, powers_only: bool = False, most: int = 6):
+    """Ticks ``[(log10 v, label)]`` for a log10-scaled linear axis spanning ``[lo, hi]`` (values)."""
+    lo, hi = max(lo, 1e-300), max(hi, 1e-300)
+    kmin, kmax = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    mant = (1,) if powers_only or kmax - kmin > 2 else (1, 2, 5)
+    vals = [m * 10.0**k for k in range(kmin, kmax + 1) for m in mant if lo * 0.999 <= m * 10.0**k <= hi * 1.001]
+    if len(vals) > most:
+        vals = vals[:: int(np.ceil(len(vals) / most))]
+    if powers_only or kmax - kmin > 2:
+        return [(np.log10(v), f"$10^{{{int(round(np.log10(v)))}}}$") for v in vals]
+    return [(np.log10(v), f"{v:g}") for v in vals]
+
+
 def _legend(obj, n: int, position: str = "best"):
     return obj.opts(show_legend=n > 0, legend_position=position)
 
@@ -88,7 +113,7 @@ def _legend(obj, n: int, position: str = "best"):
 # --------------------------------------------------------------------------- generic views
 def trajectories(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, dim: str = "step",
                  max_curves: int = MAX_CURVES, hline: float | None = None, logy: bool = False,
-                 title: str | None = None, legend: bool | None = None):
+                 title: str | None = None, legend: bool | None = None, labels: bool = True):
     """Curves of ``var`` along ``dim`` (one per member of the other dims, thinned to ``max_curves``).
 
     Parameters
@@ -102,10 +127,12 @@ def trajectories(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, dim: 
     hline : float, optional
         Draw a dashed horizontal reference line (e.g. the edge of stability, 2).
     logy : bool
-        Logarithmic y axis (absolute values are drawn).
+        Logarithmic y axis (log10 of the absolute values, ticks at powers of ten).
     title : str, optional
     legend : bool, optional
         Show the legend (default: when there are 2 to 6 curves).
+    labels : bool, default True
+        Label the curves by their member (coordinate values).
 
     Examples
     --------
@@ -120,18 +147,26 @@ def trajectories(ds: xr.Dataset | xr.DataArray, var: str | None = None, *, dim: 
     da = ds[var] if isinstance(ds, xr.Dataset) else ds
     name = str(da.name or var or "value")
     kd, vd = _dim(dim), _dim(name, da=da)
+    if logy:   # log10 of the absolute values on a linear axis (panel sizes stay equal), powers of ten as ticks
+        vd = hv.Dimension(f"log10_{name}", label=vd.label)
     curves = []
-    for lab, m in _members(da, dim, max_curves):
-        y = np.abs(m.values) if logy else m.values
+    for i, (lab, m) in enumerate(_members(da, dim, max_curves)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.log10(np.abs(m.values)) if logy else m.values
+        y = np.where(np.isfinite(y), y, np.nan)
         # (a label equal to the value dimension's name breaks HoloViews' matplotlib backend)
-        curves.append(hv.Curve((m[dim].values, y), kd, vd, **({"label": lab} if lab else {})))
+        curves.append(hv.Curve((m[dim].values, y), kd, vd, **({"label": lab} if lab and labels else {})).opts(
+            color=PALETTE[i % len(PALETTE)]))
     over = hv.Overlay(curves)
     if hline is not None:
         over = over * edge_line(hline)
     show = (1 < len(curves) <= 6) if legend is None else legend
     opts = dict(title=_esc(title if title is not None else _title(da)))
     if logy:
-        opts["logy"] = True
+        a = np.abs(np.asarray(da.values, float))
+        a = a[np.isfinite(a) & (a > 0)]
+        if a.size:
+            opts["yticks"] = _log_ticks(float(a.min()), float(a.max()), powers_only=True)
     return _legend(over.opts(**opts), show)
 
 
@@ -173,7 +208,7 @@ def histogram(values, *, bins: int = 40, label: str = "value", title: str = "", 
     v = v[np.isfinite(v)]
     counts, edges = np.histogram(v, bins=bins) if v.size else (np.zeros(1), np.array([0.0, 1.0]))
     h = hv.Histogram((edges, counts), kdims=[dim(label)], vdims=[hv.Dimension("count", label="count")]).opts(
-        title=title)
+        title=title, color=PALETTE[0], edgecolor="white")
     if vline is not None:
         h = h * hv.VLine(float(vline)).opts(color=EDGE_COLOR, linestyle="--", linewidth=1.2)
     return h
@@ -291,17 +326,18 @@ def phase_diagrams(ds: xr.Dataset):
         st = final_sharpness_stats(sub, dim="seed", n_boot=10)
         med = st["median_sharpness"].transpose("sigma_J", "sigma_z").values
         xs, ys = sub["sigma_z"].values, sub["sigma_J"].values ** 2
-        mesh = hv.QuadMesh((_log_edges(xs), _log_edges(ys), med), [kx, ky], vz).opts(
-            cmap=CMAP_DIVERGING, clim=(edge - 2.0, edge + 2.0), colorbar=True, logx=True, logy=True,
-            colorbar_opts={"label": symbol("median_sharpness")})
+        lx, ly = np.log10(_log_edges(xs)), np.log10(_log_edges(ys))
+        mesh = hv.QuadMesh((lx, ly, med), [kx, ky], vz).opts(
+            cmap=CMAP_DIVERGING, clim=(edge - 2.0, edge + 2.0), colorbar=True, bgcolor="#bbbbbb",
+            colorbar_opts={"label": symbol("median_sharpness")},
+            xticks=_log_ticks(xs.min(), xs.max()), yticks=_log_ticks(ys.min(), ys.max()))
         fd = st["frac_diverged"].transpose("sigma_J", "sigma_z").values if "frac_diverged" in st else \
             np.zeros_like(med)
-        J, Z = np.meshgrid(ys, xs, indexing="ij")
+        J, Z = np.meshgrid(np.log10(ys), np.log10(xs), indexing="ij")
         bad = fd > 0.5
-        marks = hv.Scatter((Z[bad], J[bad]), kx, ky, label="most seeds diverged").opts(
-            marker="x", color="black", s=40)
-        over = (mesh * marks).opts(title=f"$D$ = {int(sub['D'])}, $P$ = {int(sub['P'])}")
-        panels.append(_legend(over, int(bad.any()), "top_left"))
+        marks = hv.Scatter((Z[bad], J[bad]), kx, ky).opts(marker="x", color="black", s=40)
+        panels.append((mesh * marks).opts(
+            title=f"$D$ = {int(sub['D'])}, $P$ = {int(sub['P'])} (×: most seeds diverged)", show_legend=False))
     return finish(panels, min(2, len(panels)))
 
 
@@ -346,18 +382,25 @@ def theorem41(ds: xr.Dataset):
     kx, vy = dim("sigma_z"), dim("theorem41_mc")
     for i in ds["size"].values:
         sub = ds.sel(size=i)
-        x = sub["sigma_z"].values
-        over = (hv.ErrorBars((x, sub["theorem41_mc"].values, 2 * sub["theorem41_mc_stderr"].values), kx,
-                             [vy, "err"]).opts(color="black")
-                * hv.Scatter((x, sub["theorem41_mc"].values), kx, vy, label="Monte Carlo").opts(s=30, color="black")
-                * hv.Curve((x, sub["theorem41_exact"].values), kx, vy, label="exact (finite size)").opts(
-                    color=PALETTE[0])
-                * hv.Curve((x, sub["theorem41_theory"].values), kx, vy, label="large $D$, $P$").opts(
-                    color=PALETTE[2])
-                * hv.Curve((x, sub["theorem41_paper"].values), kx, vy, label="paper").opts(
-                    linestyle="--", color=PALETTE[1]))
-        panels.append(_legend(over.opts(title=f"$D$ = {int(sub['D'])}, $P$ = {int(sub['P'])}", logx=True,
-                                        logy=True), 1, "top_left"))
+        x = np.log10(sub["sigma_z"].values)
+        mc, se = sub["theorem41_mc"].values, sub["theorem41_mc_stderr"].values
+        lmc = np.log10(mc)
+        # error bars of log10(mc): 2 standard errors, propagated (and clipped where mc - 2 se <= 0)
+        lo = lmc - np.log10(np.clip(mc - 2 * se, mc * 1e-3, None))
+        hi = np.log10(mc + 2 * se) - lmc
+        ys = [mc, sub["theorem41_exact"].values, sub["theorem41_theory"].values, sub["theorem41_paper"].values]
+        allv = np.concatenate([np.ravel(v) for v in ys])
+        allv = allv[np.isfinite(allv) & (allv > 0)]
+        over = (hv.ErrorBars((x, lmc, lo, hi), kx, [vy, "lo", "hi"]).opts(color="black")
+                * hv.Scatter((x, lmc), kx, vy, label="Monte Carlo").opts(s=30, color="black")
+                * hv.Curve((x, np.log10(ys[1])), kx, vy, label="exact (finite size)").opts(color=PALETTE[0])
+                * hv.Curve((x, np.log10(ys[2])), kx, vy, label="large $D$, $P$").opts(color=PALETTE[2])
+                * hv.Curve((x, np.log10(ys[3])), kx, vy, label="paper").opts(linestyle="--", color=PALETTE[1]))
+        sz = sub["sigma_z"].values
+        panels.append(_legend(over.opts(title=f"$D$ = {int(sub['D'])}, $P$ = {int(sub['P'])}",
+                                        xticks=[(np.log10(v), f"{v:g}") for v in sz],
+                                        yticks=_log_ticks(float(allv.min()), float(allv.max()), powers_only=True)),
+                              1, "top_left"))
     return finish(panels, min(3, len(panels)))
 
 
@@ -474,7 +517,9 @@ def eos_trajectories(ds: xr.Dataset):
     kw = _map_kw(ds)
     edge = _edge(ds)
     zvar, Tvar = _role(ds, "residual"), _role(ds, "curvature")
-    left = trajectories(ds, Tvar.name, hline=edge, title=f"curvature, {_param_text(kw)}", legend=True)
+    n_init = int(np.prod([Tvar.sizes[d] for d in Tvar.dims if d != "step"]))
+    left = trajectories(ds, Tvar.name, hline=edge, legend=False,
+                        title=f"{n_init} initialisations, {_param_text(kw)}")
     ev = even(xr.Dataset({"residual": zvar, "curvature": Tvar}))
     zlo, zhi = float(np.nanmin(ev["residual"])), float(np.nanmax(ev["residual"]))
     Tlo, Thi = float(np.nanmin(ev["curvature"])), float(np.nanmax(ev["curvature"]))
@@ -493,12 +538,14 @@ def eos_trajectories(ds: xr.Dataset):
     y = eos_coordinate(ds, method="two_step_nullcline")
     y.name = "y"
     ystar = float(theorem31_y_star(kw["eps"])) if "eps" in kw else None
-    right = trajectories(even(y), "y", title="EOS coordinate (even steps)", legend=False)
+    right = trajectories(even(y), "y", title="EOS coordinate (even steps)", legend=False, labels=False)
     if ystar is not None:
-        right = (right * hv.HLine(ystar, label="$y^*$ (Theorem 3.1)").opts(
-            color=PALETTE[3], linestyle="--", linewidth=1.5)).opts(
+        st = even(y)["step"].values
+        right = (right * hv.Curve(([st[0], st[-1]], [ystar, ystar]), dim("step"), dim("y"),
+                                  label="$y^*$ (Theorem 3.1)").opts(color="black", linestyle="--",
+                                                                    linewidth=1.2)).opts(
             ylim=(min(-0.01, 8 * ystar), max(0.01, -4 * ystar)))
-        right = _legend(right, 1, "top_right")
+        right = _legend(right, 1, "bottom_right")
     return finish([left, _legend(middle, 1, "top_left"), right], 3)
 
 
@@ -576,8 +623,8 @@ def phase_portraits(ds: xr.Dataset):
     Tr = (float(ds["T0"].min()), float(ds["T0"].max()))
     kz, kT, vf = dim("z"), dim("T"), dim("final_sharpness")
     for kw, sub in _map_members(ds):
-        final = sub["final_sharpness"].values
-        pts = hv.Points((sub["z0"].values, sub["T0"].values, np.where(np.isfinite(final), final, np.nan)),
+        final = _valid_final(sub)
+        pts = hv.Points((sub["z0"].values, sub["T0"].values, final),
                         [kz, kT], vf).opts(color=vf.name, cmap=CMAP, s=18, colorbar=True, clim=(0, 2 * edge),
                                            colorbar_opts={"label": vf.label})
         div = np.isnan(final)
@@ -585,9 +632,9 @@ def phase_portraits(ds: xr.Dataset):
             marker="x", color=PALETTE[3], s=14)
         zs = np.linspace(*zr, 300)
         over = _forbidden(hv, kw, zr, Tr) * pts * dpts * _nullcline_curves(hv, kw, zs) * edge_line(edge)
-        panels.append(over.opts(title=_esc(_param_text(kw)), xlim=zr, ylim=Tr, show_legend=False))
-    panels.append(histogram(ds["final_sharpness"].values, bins=40, label="final_sharpness",
-                            title="all panels (dashed: edge)", vline=edge))
+        panels.append(over.opts(title=_esc(_param_text(kw) + (" (×: diverged)" if div.any() else "")), xlim=zr, ylim=Tr, show_legend=False))
+    panels.append(histogram(_valid_final(ds), bins=40, label="final_sharpness",
+                            title="all panels, not diverged (dashed: edge)", vline=edge))
     return finish(panels, min(3, len(panels)))
 
 
@@ -613,7 +660,7 @@ def final_T_distribution(ds: xr.Dataset):
     edge = _edge(ds)
     zr = (float(ds["z0"].min()), float(ds["z0"].max()))
     Tr = (float(ds["T0"].min()), float(ds["T0"].max()))
-    final = ds["final_sharpness"].values
+    final = _valid_final(ds)
     kz, kT, vf = dim("z"), dim("T"), dim("final_sharpness")
     pts = hv.Points((ds["z0"].values, ds["T0"].values, final), [kz, kT], vf).opts(
         color=vf.name, cmap=CMAP, s=8, colorbar=True, colorbar_opts={"label": vf.label})
@@ -622,7 +669,8 @@ def final_T_distribution(ds: xr.Dataset):
         title=_esc(f"initialisations, {_param_text(kw)}"), xlim=zr, ylim=Tr), 1, "top_left")
     fin = final[np.isfinite(final)]
     lim = float(theorem31_sharpness(kw["eps"])) if "eps" in kw else None
-    right = histogram(fin, bins=60, label="final_sharpness", title="final sharpness", vline=edge)
+    right = histogram(fin, bins=60, label="final_sharpness",
+                      title=rf"{int(fin.size)}/{int(final.size)} not diverged; $2 - \varepsilon/2$ red", vline=edge)
     if lim is not None:
         right = _legend(right * hv.VLine(lim, label=r"$2 - \varepsilon/2$").opts(
             color=PALETTE[3], linestyle="--", linewidth=1.5), 1, "top_left")
@@ -724,7 +772,7 @@ def network_projections(ds: xr.Dataset, *, trajectory: xr.Dataset | str = "cifar
     traj = catalog.open(trajectory) if isinstance(trajectory, str) else trajectory
     edge = _edge(traj)
     # A: Q1 spectrum against a random direction's
-    kt, vq = dim("t0"), hv.Dimension("q", label=r"extreme eigenvalues of $Q_1$, $Q_w$")
+    kt, vq = dim("t0"), hv.Dimension("q", label="extreme eigenvalues")
     q1, qr = ds["q1_eigenvalue"], ds["qrand_eigenvalue"]
     half = q1.sizes["q1_index"] // 2
     T0 = np.repeat(ds["t0"].values[:, None], q1.sizes["q1_index"], 1)
@@ -733,7 +781,7 @@ def network_projections(ds: xr.Dataset, *, trajectory: xr.Dataset | str = "cifar
             * hv.Scatter((T0[:, half:].ravel(), q1.values[:, half:].ravel()), kt, vq,
                          label="$Q_1$, smallest").opts(color=PALETTE[1], s=14)
             * hv.Scatter((T0.ravel(), qr.values.ravel()), kt, vq, label="random $w$").opts(color=PALETTE[2], s=14))
-    left = _legend(left.opts(title=r"$Q_1 = \nabla^2 (v_1^\top f)$", ylim=(-7000, 10500)), 1, "top_left")
+    left = _legend(left.opts(title=r"$Q_1 = \nabla^2 (v_1^\top f)$", ylim=(-7000, 13000)), 1, "top_left")
     # B: two-step increment against 2 y z1 during the growth phase
     w = traj.sel(step=slice(traj.attrs.get("window_start"), traj.attrs.get("window_end")))
     w = w[["z1", "sharpness"]].dropna("step", subset=["z1"])
@@ -767,6 +815,9 @@ def network_projections(ds: xr.Dataset, *, trajectory: xr.Dataset | str = "cifar
         sim = simulate(ds, t0=int(t), modes=modes, steps=int(end - t), feedback=feedback)
         curves.append(hv.Curve((sim["network_step"].values, sim["sharpness"].values), kn, vs,
                                label=f"Taylor model, $t_0$ = {int(t)}").opts(color=PALETTE[i % 4], linewidth=1.2))
+    vals = np.concatenate([np.asarray(c.dimension_values(1), float) for c in curves])
+    lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
     right = _legend((hv.Overlay(curves) * edge_line(edge)).opts(
-        title=f"Taylor model: $k$ = {modes}, {feedback} feedback dirs."), 1, "bottom_left")
+        title=f"Taylor model: $k$ = {modes}, {feedback} feedback dirs.",
+        ylim=(lo - 0.6 * (hi - lo), hi + 0.05 * (hi - lo))), 1, "bottom_left")
     return finish([left, middle, right], 3)
