@@ -259,3 +259,29 @@ def test_self_stabilization_fates_match_the_sweep_with_default_recording():
     assert {1, 2, 3} <= set(np.unique(ss.status.values).tolist())  # converged, diverged and max_steps members
     np.testing.assert_allclose(ss.loss, sw.loss, rtol=1e-9)
     np.testing.assert_allclose(ss.final_sharpness, sw.final_sharpness, rtol=1e-9)
+
+
+def test_array_flow_on_a_one_datapoint_model_holds_the_edge():
+    """The array-level flow on a D = 1 model (the one-datapoint model's form): gradient flow against
+    the closed form of a linear model, and the edge held where gradient flow crosses it."""
+    Q = np.zeros((1, 2, 2))
+    out = d.flow(Q, [[1.0, 2.0]], [1.0], 0.1, [0.0, 1.0, 3.0], edge=False)
+    np.testing.assert_allclose(out["loss"], 0.5 * np.exp(-2 * 0.1 * 5.0 * np.array([0.0, 1.0, 3.0])), rtol=1e-9)
+    # a sharpening one-datapoint model: the sharpness of gradient flow rises (the GF path in θ does
+    # not depend on η, only its speed), so put the edge between its start and its end
+    Q = np.zeros((1, 3, 3))
+    Q[0] = np.diag([1.0, -0.1, 0.3])
+    J0, z0 = np.array([[0.2, 0.5, 0.1]]), np.array([-1.5])
+    gf = d.flow(Q, J0, z0, 1.0, np.linspace(0.0, 6.0, 61), edge=False)
+    s = gf["hessian_sharpness"]
+    assert s[-1] > 1.5 * s[0]
+    eta = 2.0 / (0.5 * (s[0] + s[-1]))
+    times = np.linspace(0.0, 6.0 / eta, 61)
+    gf2 = d.flow(Q, J0, z0, eta, times, edge=False)
+    cf = d.flow(Q, J0, z0, eta, times)
+    np.testing.assert_allclose(gf2["theta"], gf["theta"], rtol=1e-7, atol=1e-9)  # same path, rescaled time
+    hs = cf["hessian_sharpness"]
+    assert hs.max() <= 2.0 + 1e-6 and abs(hs[-1] - 2.0) < 1e-6 and gf2["hessian_sharpness"][-1] > 2.05
+    before = gf2["hessian_sharpness"] < 2.0 - 0.15
+    np.testing.assert_allclose(cf["theta"][before], gf2["theta"][before], rtol=0, atol=1e-12)
+    assert np.all(cf["predicted_loss"] >= cf["loss"])

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.linalg as _sl
 
 __all__ = ["model_state", "loss_gradient", "loss_hessian", "top_eigenpairs", "third_derivative",
-           "grad_sharpness", "self_stabilization_terms", "solve_sdcp", "central_velocity"]
+           "grad_sharpness", "self_stabilization_terms", "solve_sdcp", "central_velocity", "flow"]
 
 #: default half-width of the band of η λ below 2 whose eigenvalues enter the edge subspace
 EDGE_BAND = 0.1
@@ -448,3 +448,65 @@ def central_velocity(Q, J, z, eta, *, band=EDGE_BAND, kappa=EDGE_RATE):
         raise ValueError(f"kappa must be finite and in [0, inf); got {kappa!r}")
     v, X, U, lam, lmax, res = _central(Q, J, z, eta, float(band), float(kappa))
     return {"velocity": v, "X": X, "U": U, "edge_eigenvalues": lam, "lambda_max": lmax, "residual": res}
+
+
+def _flow_rhs(t, y, Q, J0, z0, eta, edge, band, kappa):
+    z, J = _state(Q, J0, z0, y)
+    return _central(Q, J, z, eta, band, kappa, edge)[0]
+
+
+def flow(Q, J0, z0, eta, times, *, theta0=None, edge=True, band=EDGE_BAND, kappa=EDGE_RATE, rtol=1e-10,
+         atol=1e-12, method="DOP853", max_evals=200_000):
+    """Central flow (``edge=True``) or gradient flow of any quadratic model, as plain arrays.
+
+    The array-level integrator behind :func:`eosdyn.qrm.central_flow`, for any
+    ``f(θ) = z₀ + J₀θ + ½Q(θ,θ)`` (the one-datapoint model, the reduced Taylor model of
+    :func:`eosdyn.taylor.reduced_model`): :func:`central_velocity` integrated from ``theta0``
+    (default 0) with :func:`eosdyn.kernels.integrate.solve_batch`, time in GD steps.
+
+    Returns a dict: ``theta`` (k × P samples, NaN after a stop), ``status`` (a
+    :data:`eosdyn.conventions.STATUS_VALUES` code: ``max_steps``, ``diverged`` or ``failed``),
+    ``t_stop``, and per sample ``loss``, ``hessian_sharpness`` (η λ_max(H)) and ``predicted_loss``
+    (L + ½⟨Σ, H⟩).
+
+    Examples
+    --------
+    >>> Q = np.zeros((1, 2, 2)); J0 = np.array([[1.0, 0.0]]); z0 = np.array([1.0])
+    >>> out = flow(Q, J0, z0, 0.5, [0.0, 2.0], edge=False)   # linear model: z(t) = z0 exp(-eta |J|^2 t)
+    >>> bool(abs(out["loss"][1] - 0.5 * np.exp(-2.0)) < 1e-9), int(out["status"])
+    (True, 3)
+    """
+    from .integrate import solve_batch
+
+    Q = _check_q(Q)
+    D, P, _ = Q.shape
+    J0 = _arr("J0", J0, 2)
+    z0 = _arr("z0", z0, 1)
+    if J0.shape != (D, P) or z0.shape != (D,):
+        raise ValueError(f"J0 must have shape {(D, P)} and z0 shape {(D,)} to match Q; got {J0.shape}, {z0.shape}")
+    eta = _check_eta(eta)
+    theta0 = np.zeros(P) if theta0 is None else _check_vec("theta0", theta0, P)
+    if not isinstance(edge, (bool, np.bool_)):
+        raise TypeError(f"edge must be True or False; got {edge!r}")
+    if not (np.isfinite(band) and 0 <= band < 2):
+        raise ValueError(f"band must be finite and in [0, 2); got {band!r}")
+    if not (np.isfinite(kappa) and kappa >= 0):
+        raise ValueError(f"kappa must be finite and in [0, inf); got {kappa!r}")
+    args = [(Q, J0, z0, eta, bool(edge), float(band), float(kappa))]
+    Y, st, ts = solve_batch(_flow_rhs, theta0[None], times, args, rtol=rtol, atol=atol, method=method,
+                            max_evals=max_evals)
+    Y = Y[0]
+    k = Y.shape[0]
+    out = {"theta": Y, "status": int(st[0]), "t_stop": float(ts[0]), "loss": np.full(k, np.nan),
+           "hessian_sharpness": np.full(k, np.nan), "predicted_loss": np.full(k, np.nan)}
+    for j in range(k):
+        if not np.all(np.isfinite(Y[j])):
+            continue
+        z, J = _state(Q, J0, z0, Y[j])
+        H = _hessian(Q, J, z)
+        L = 0.5 * float(z @ z)
+        _, X, U, _, lmax, _ = _central(Q, J, z, eta, float(band), float(kappa), bool(edge))
+        out["loss"][j] = L
+        out["hessian_sharpness"][j] = eta * float(_top(H, 1)[0][0])
+        out["predicted_loss"][j] = L + (0.5 * float(np.sum(X * (U.T @ H @ U))) if X.size else 0.0)
+    return out
