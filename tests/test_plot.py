@@ -104,3 +104,69 @@ def test_network_view_and_claim(tmp_path):
     up = int(np.sum((s0[:-1] < 2) & (s0[1:] >= 2)))
     assert f"{up} upward crossings" in rows[0]["measured"] and up >= 2
     assert rows[0]["verdict"] == "agrees" and rows[1]["verdict"] == "agrees"
+
+
+def test_symbols_label_known_variables():
+    """Axis labels are the mathematical symbols of names the conventions define."""
+    from eosdyn.conventions import VARIABLES
+    from eosdyn.plot import _style
+
+    assert set(_style.SYMBOLS) <= set(VARIABLES)
+    assert _style.symbol("sigma_z") == r"$\tilde{\sigma}_z$"
+    assert _style.symbol("mode") == VARIABLES["mode"][0].split(" (")[0]
+
+
+def _hlines(view):
+    import holoviews as hv
+
+    return [float(h.data) for h in view.traverse(lambda x: x, [hv.HLine])]
+
+
+def test_edge_comes_from_the_dataset():
+    """The edge of stability on sharpness axes is the dataset's edge (coordinate 'edge'), not a constant 2."""
+    ds = eosdyn.qrm.sweep(D=6, P=12, sigma_z=[0.1, 0.3], sigma_J2=0.2, seeds=[0], steps=30, record_every=1)
+    assert _hlines(plot.qrm_trajectories(ds)) == [2.0]
+    assert _hlines(plot.qrm_trajectories(ds.assign_coords(edge=1.5))) == [1.5]
+    t = np.arange(40)
+    net = xr.Dataset({"sharpness": (("step", "mode"), np.stack([1.5 + 0.1 * (-1.0) ** t, 0.5 + 0 * t], 1)),
+                      "z1": ("step", 0.1 * (-1.0) ** t)}, coords={"step": t, "edge": 1.5})
+    assert 1.5 in _hlines(plot.network_trajectory(net))
+
+
+def test_logy_draws_log10_with_power_ticks():
+    da = xr.DataArray([1.0, 1e-2, 1e-4], dims="step", coords={"step": [0, 1, 2]}, name="loss")
+    over = plot.trajectories(da, logy=True)
+    curve = over.Curve.I
+    np.testing.assert_allclose(curve.dimension_values(1), [0.0, -2.0, -4.0])
+    ticks = over.opts.get().kwargs["yticks"]
+    assert [t[0] for t in ticks] == [-4.0, -3.0, -2.0, -1.0, 0.0]
+
+
+@pytest.mark.skipif(not (eosdyn.catalog.builtin_catalog_dir() / "data" / "cifar_fcn_projections.nc").exists(),
+                    reason="stored cifar_fcn datasets not present")
+def test_figure6_view_panels():
+    """Figure 6: the fitted line through the plotted points is their least-squares slope (through the
+    origin, computed here independently); the Taylor curves start on the network's sharpness."""
+    import holoviews as hv
+
+    proj = eosdyn.catalog.open("cifar_fcn_projections")
+    traj = eosdyn.catalog.open("cifar_fcn_trajectory")
+    view = plot.network_projections(proj, trajectory=traj, t0=4200, steps=20)
+    left, middle, right = list(view)
+    # A: every extreme eigenvalue of Q1 and of the random direction is drawn
+    pts = np.concatenate([s.dimension_values(1) for s in left.traverse(lambda x: x, [hv.Scatter])])
+    np.testing.assert_allclose(np.sort(pts), np.sort(np.concatenate([proj.q1_eigenvalue.values.ravel(),
+                                                                     proj.qrand_eigenvalue.values.ravel()])))
+    # B: the fit line's slope is the least-squares slope of the scatter
+    sc = middle.traverse(lambda e: e, [hv.Scatter])[0]
+    x, y = sc.dimension_values(0), sc.dimension_values(1)
+    fit = [c for c in middle.traverse(lambda e: e, [hv.Curve]) if c.label.startswith("fit")][0]
+    fx, fy = fit.dimension_values(0), fit.dimension_values(1)
+    np.testing.assert_allclose((fy[1] - fy[0]) / (fx[1] - fx[0]), np.sum(x * y) / np.sum(x * x), rtol=1e-6)
+    assert abs(np.sum(x * y) / np.sum(x * x) - 1.0) < 0.3          # Δ₂z₁ ≈ 2 y z₁ (paper: slope 1)
+    # C: the Taylor model starts on the network's sharpness at t0
+    curves = {c.label: c for c in right.traverse(lambda e: e, [hv.Curve])}
+    net, tay = curves["network"], curves["Taylor model, $t_0$ = 4200"]
+    assert tay.dimension_values(0)[0] == 4200
+    np.testing.assert_allclose(tay.dimension_values(1)[0],
+                               net.dimension_values(1)[list(net.dimension_values(0)).index(4200)], rtol=1e-4)

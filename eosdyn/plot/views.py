@@ -399,7 +399,9 @@ def theorem41(ds: xr.Dataset):
         sz = sub["sigma_z"].values
         panels.append(_legend(over.opts(title=f"$D$ = {int(sub['D'])}, $P$ = {int(sub['P'])}",
                                         xticks=[(np.log10(v), f"{v:g}") for v in sz],
-                                        yticks=_log_ticks(float(allv.min()), float(allv.max()), powers_only=True)),
+                                        yticks=_log_ticks(float(allv.min()), float(allv.max()), powers_only=True),
+                                        ylim=(np.log10(allv.min()) - 0.3,
+                                              np.log10(allv.max()) + 0.45 * np.log10(allv.max() / allv.min()) + 0.5)),
                               1, "top_left"))
     return finish(panels, min(3, len(panels)))
 
