@@ -93,3 +93,17 @@ def test_on_a_qrm_run():
     assert float(dist.distance_gradient_flow.isel(step=1)) < 0.5 * step1
     out = analysis.time_averaged_loss(ds, windows=[2])
     assert out.sizes == {"window": 1, "step": 13}
+
+
+@pytest.mark.parametrize("kw, match", [(dict(rtol=-1.0), "rtol"), (dict(band=5.0), "band"), (dict(kappa=-1.0), "kappa"),
+                                       (dict(sigma_z=-1.0), "sigma_z"), (dict(steps=0), "steps"),
+                                       (dict(sigma_J2=[0.1, 0.2]), "sigma_J2")])
+def test_flow_comparison_checks_every_option_first(kw, match, monkeypatch):
+    import eosdyn.models.central as central
+
+    def boom(*a, **k):  # nothing may run before the checks
+        raise AssertionError("a producer ran before the options were checked")
+
+    monkeypatch.setattr(central, "self_stabilization", boom)
+    with pytest.raises(ValueError, match=match):
+        eosdyn.qrm.flow_comparison(**{**dict(D=3, P=4, steps=3), **kw})

@@ -448,8 +448,13 @@ def flow_comparison(*, D=60, P=120, sigma_z=0.35, sigma_J2=0.1, eta=1.0, seed=0,
     seed = check_int("seed", seed, 0)
     common = dict(D=D, P=P, sigma_z=sigma_z, sigma_J2=sigma_J2, eta=eta, seeds=[seed])
     for name, v in (("sigma_z", sigma_z), ("sigma_J2", sigma_J2), ("eta", eta)):
-        if np.ndim(v) != 0:
+        if isinstance(v, xr.DataArray) or np.ndim(v) != 0:
             raise ValueError(f"{name} must be a scalar for flow_comparison; got {v!r}")
+    # every option is checked before anything runs
+    _grid(D, P, sigma_z, None, sigma_J2, eta)
+    check_flow_options(rtol=rtol, atol=atol, method="DOP853", diverge_norm=FLOW_DIVERGE_NORM, max_evals=1)
+    check_range("band", band, 0.0, 2.0, hi_open=True)
+    check_range("kappa", kappa, 0.0, None)
     gd = self_stabilization(**common, steps=steps, record_every=1, stop="never", record_theta=True)
     times = np.arange(steps + 1, dtype=float)
     fl = dict(times=times, rtol=rtol, atol=atol, band=band, kappa=kappa, record_theta=True)
