@@ -195,6 +195,9 @@ def test_central_flow_equals_gradient_flow_before_the_edge_and_holds_it_after(fl
     assert np.median(np.abs(hs[first + 5:] - 2.0)) < 1e-6
     assert float(gf.hessian_sharpness[-1]) > 2.03  # gradient flow itself crosses the edge
     assert (cf.predicted_loss >= cf.loss).all() and float(cf.sdcp_residual.max()) < 1e-9
+    small = cf.edge_count <= cf.sizes["edge_mode"]
+    np.testing.assert_allclose(cf.oscillation_eigenvalues.sum("edge_mode").where(small),
+                               cf.oscillation_variance.where(small), rtol=1e-12, atol=0)
     assert int(cf.status) == STATUS_VALUES["max_steps"]
 
 

@@ -39,6 +39,8 @@ SS_EQUATIONS = ("GD θ' = θ − η Jᵀz on the QRM (Agarwala et al. 2023, Eq. 
 HESSIAN = "eta * lambda_max(H), H = J^T J + sum_a z_a Q_a (the loss Hessian in theta)"
 FLOW_MAX_EVALS = 200_000
 FLOW_DIVERGE_NORM = 1e100
+#: eigenvalues of Σ recorded by central_flow (largest first; tr Σ holds them all)
+EDGE_MODES = 4
 _FORCES = ("hessian_sharpness", "sharpening_force", "stabilization_strength", "predicted_oscillation")
 _PARAMS = (
     Param("D", "number of datapoints D", domain="integer >= 1", dim=False),
@@ -67,14 +69,16 @@ def _cf_diagnostics(Q, J0, z0, theta, eta, edge, band, kappa):
     H = _d._hessian(Q, J, z)
     lam, U = _d._top(H, 1)
     v, X, Ue, le, lmax, res = _d._central(Q, J, z, eta, band, kappa, edge)
+    eig = np.zeros(EDGE_MODES)
     if X.size:
-        w = np.clip(np.linalg.eigvalsh(X), 0.0, None)
+        w = np.clip(np.linalg.eigvalsh(X), 0.0, None)[::-1]
         var = float(np.sum(w))
         count = int(np.sum(w > 1e-12 * max(w.max(), 1e-300)))
         pred = loss + 0.5 * float(np.sum(X * (Ue.T @ H @ Ue)))
+        eig[:min(EDGE_MODES, w.size)] = w[:EDGE_MODES]
     else:
         var, count, pred = 0.0, 0, loss
-    return loss, eta * float(lam[0]), var, count, pred, res
+    return loss, eta * float(lam[0]), var, count, pred, res, eig
 
 
 def _cf_chunk(seeds, *, D, P, grid, times, tol, diverge_loss, options, edge, band, kappa, record_theta):
@@ -84,6 +88,7 @@ def _cf_chunk(seeds, *, D, P, grid, times, tol, diverge_loss, options, edge, ban
              "sdcp_residual")
     out = {v: np.full((S, B, k), np.nan) for v in names}
     out["edge_count"] = np.full((S, B, k), -1, np.int64)
+    eigs = np.full((S, B, k, EDGE_MODES), np.nan)
     th_out = np.full((S, B, k, P), np.nan) if record_theta else None
     per = {v: np.full((S, B), np.nan) for v in ("diverged_at", "converged_at", "t_stop", "final_sharpness",
                                                  "final_loss")}
@@ -107,7 +112,7 @@ def _cf_chunk(seeds, *, D, P, grid, times, tol, diverge_loss, options, edge, ban
                     continue
                 with np.errstate(all="ignore"):
                     try:
-                        L, hs, var, cnt, pred, res = _cf_diagnostics(Q, J0[b], z0[b], Y[j], eta, edge, band, kappa)
+                        L, hs, var, cnt, pred, res, eig = _cf_diagnostics(Q, J0[b], z0[b], Y[j], eta, edge, band, kappa)
                         z, J = _d._state(Q, J0[b], z0[b], Y[j])
                         sh = eta * float(lambda_max(J[None])[0])
                     except (ValueError, np.linalg.LinAlgError):
@@ -119,6 +124,7 @@ def _cf_chunk(seeds, *, D, P, grid, times, tol, diverge_loss, options, edge, ban
                 for v, x in zip(names, (sh, hs, L, pred, var, res)):
                     out[v][i, b, j] = x
                 out["edge_count"][i, b, j] = cnt
+                eigs[i, b, j] = eig
             if record_theta:
                 th_out[i, b] = Y
             L = out["loss"][i, b]
@@ -135,6 +141,7 @@ def _cf_chunk(seeds, *, D, P, grid, times, tol, diverge_loss, options, edge, ban
     dims = _seed_dims(grid)
     data = {v: (dims + ("time",), _member(a, S, grid)) for v, a in out.items()}
     data.update({v: (dims, _member(a, S, grid)) for v, a in per.items()})
+    data["oscillation_eigenvalues"] = (dims + ("time", "edge_mode"), _member(eigs, S, grid))
     if record_theta:
         data["theta"] = (dims + ("time", "param"), _member(th_out, S, grid))
     return xr.Dataset(data, coords={"seed": np.asarray(seeds, np.int64)})
@@ -180,7 +187,8 @@ def central_flow(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, 
     xarray.Dataset
         Dims: grid dims, ``seed``, ``time``; ``sharpness`` (η λ_max(J Jᵀ), as the QRM sweep),
         ``hessian_sharpness`` (η λ_max(H)), ``loss``, ``predicted_loss`` (L + ½⟨Σ, H⟩, the
-        predicted time-averaged GD loss), ``oscillation_variance`` (tr Σ), ``edge_count`` (rank of
+        predicted time-averaged GD loss), ``oscillation_variance`` (tr Σ), ``oscillation_eigenvalues``
+        (the largest four eigenvalues of Σ, on ``edge_mode``), ``edge_count`` (rank of
         Σ), ``sdcp_residual``; the flow fate schema (``status``, ``diverged_at``,
         ``converged_at``, ``t_stop``, ``final_sharpness``, ``final_loss``); a failed integration
         is a member with status ``failed``, never an exception.
@@ -219,8 +227,10 @@ def central_flow(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, 
                               edge=bool(edge), band=float(band), kappa=float(kappa),
                               record_theta=bool(record_theta))
     ds = _sweep.execute(chunk, plan, resume=resume, fingerprint=_fingerprint(cfg))
-    ds = ds.assign_coords(time=times, **_grid_coords(grid)).assign_coords(D=np.int64(D), P=np.int64(P))
-    keep = ["sharpness", "hessian_sharpness", "loss", "predicted_loss", "oscillation_variance", "edge_count",
+    ds = ds.assign_coords(time=times, edge_mode=np.arange(EDGE_MODES, dtype=np.int64), **_grid_coords(grid))
+    ds = ds.assign_coords(D=np.int64(D), P=np.int64(P))
+    keep = ["sharpness", "hessian_sharpness", "loss", "predicted_loss", "oscillation_variance",
+            "oscillation_eigenvalues", "edge_count",
             "sdcp_residual", "status", "diverged_at", "converged_at", "t_stop", "final_sharpness", "final_loss"]
     ds = ds[keep + (["theta"] if record_theta else [])]
     roles = dict(sharpness="sharpness", loss="loss")
