@@ -435,7 +435,7 @@ def _nullcline_curves(hv, kw, zs, *, two_step=False):
         lab = (r"$\tilde{z}_{t+1} = \tilde{z}_t$", "$T_{t+1} = T_t$")
     kz, kT = dim("z"), dim("T")
     return (hv.Curve((zs, fz), kz, kT, label=lab[0]).opts(color=PALETTE[0], linewidth=2)
-            * hv.Curve((zs, fT), kz, kT, label=lab[1]).opts(color=PALETTE[1], linewidth=2))
+            * hv.Curve((zs, fT), kz, kT, label=lab[1]).opts(color=PALETTE[1], linewidth=2, linestyle="--"))
 
 
 def _forbidden(hv, kw, zr, Tr, n=120):
@@ -531,11 +531,11 @@ def eos_trajectories(ds: xr.Dataset):
     paths = []
     for i, ((lab, mz), (_, mT)) in enumerate(zip(_members(ev["residual"], "step", MAX_CURVES),
                                                  _members(ev["curvature"], "step", MAX_CURVES))):
-        paths.append(hv.Scatter((mz.values, mT.values), kz, kT).opts(s=3, alpha=0.6,
+        paths.append(hv.Scatter((mz.values, mT.values), kz, kT).opts(s=5, alpha=0.7,
                                                                      color=PALETTE[i % len(PALETTE)]))
     starts = hv.Scatter((zvar.isel(step=0).values.ravel(), Tvar.isel(step=0).values.ravel()), kz, kT).opts(
         marker="X", s=60, color="black")
-    middle = (hv.Overlay(paths) * starts * _nullcline_curves(hv, kw, zs, two_step=True) * edge_line(edge)).opts(
+    middle = (_nullcline_curves(hv, kw, zs, two_step=True) * edge_line(edge) * hv.Overlay(paths) * starts).opts(
         title="even iterates", xlim=(zs[0], zs[-1]), ylim=(Tlo - Tpad, Thi + Tpad))
     y = eos_coordinate(ds, method="two_step_nullcline")
     y.name = "y"
