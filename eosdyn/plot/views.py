@@ -438,6 +438,26 @@ def _nullcline_curves(hv, kw, zs, *, two_step=False):
             * hv.Curve((zs, fT), kz, kT, label=lab[1]).opts(color=PALETTE[1], linewidth=2, linestyle="--"))
 
 
+def _sign_arrows(hv, kw, zr, Tr, *, two_step=False, n=9):
+    """Arrows on an ``n`` × ``n`` grid of allowed points giving the signs of the changes of z̃ and T
+    under the one-step (or two-step) map of :mod:`eosdyn.theory.toy` (as in the paper's phase portraits)."""
+    from ..theory import toy as theory
+
+    dz, dT = (zr[1] - zr[0]) / n, (Tr[1] - Tr[0]) / n
+    Z, T = np.meshgrid(zr[0] + dz * (np.arange(n) + 0.5), Tr[0] + dT * (np.arange(n) + 0.5))
+    ok = np.asarray(theory.allowed_region(Z, T, **kw), bool)
+    step = theory.two_step_map if two_step else theory.one_step_map
+    with np.errstate(all="ignore"):
+        Z1, T1 = (np.asarray(v, float) for v in step(Z, T, **kw))
+    sx, sy = np.sign(Z1 - Z), np.sign(T1 - T)
+    ok &= np.isfinite(sx) & np.isfinite(sy) & ((sx != 0) | (sy != 0))
+    # direction in screen units (the grid cell's width and height), so diagonal arrows look diagonal
+    ang = np.arctan2(sy * dT, sx * dz)
+    ang = np.arctan2(np.sin(ang) / dT, np.cos(ang) / dz)
+    return hv.VectorField((Z[ok], T[ok], ang[ok], np.ones(int(ok.sum()))), [dim("z"), dim("T")]).opts(
+        color="black", magnitude="Magnitude", pivot="mid", alpha=0.7, scale=1.8)
+
+
 def _forbidden(hv, kw, zr, Tr, n=120):
     from ..theory import toy as theory
 
@@ -535,7 +555,9 @@ def eos_trajectories(ds: xr.Dataset):
                                                                      color=PALETTE[i % len(PALETTE)]))
     starts = hv.Scatter((zvar.isel(step=0).values.ravel(), Tvar.isel(step=0).values.ravel()), kz, kT).opts(
         marker="X", s=60, color="black")
-    middle = (_nullcline_curves(hv, kw, zs, two_step=True) * edge_line(edge) * hv.Overlay(paths) * starts).opts(
+    arrows = _sign_arrows(hv, kw, (zs[0], zs[-1]), (Tlo - Tpad, Thi + Tpad), two_step=True, n=6)
+    middle = (arrows * _nullcline_curves(hv, kw, zs, two_step=True) * edge_line(edge) * hv.Overlay(paths)
+              * starts).opts(
         title="even iterates", xlim=(zs[0], zs[-1]), ylim=(Tlo - Tpad, Thi + Tpad))
     y = eos_coordinate(ds, method="two_step_nullcline")
     y.name = "y"
@@ -633,7 +655,8 @@ def phase_portraits(ds: xr.Dataset):
         dpts = hv.Points((sub["z0"].values[div], sub["T0"].values[div]), [kz, kT]).opts(
             marker="x", color=PALETTE[3], s=14)
         zs = np.linspace(*zr, 300)
-        over = _forbidden(hv, kw, zr, Tr) * pts * dpts * _nullcline_curves(hv, kw, zs) * edge_line(edge)
+        over = (_forbidden(hv, kw, zr, Tr) * pts * dpts * _sign_arrows(hv, kw, zr, Tr, n=6)
+                * _nullcline_curves(hv, kw, zs) * edge_line(edge))
         panels.append(over.opts(title=_esc(_param_text(kw) + (" (×: diverged)" if div.any() else "")), xlim=zr, ylim=Tr, show_legend=False))
     panels.append(histogram(_valid_final(ds), bins=40, label="final_sharpness",
                             title="all panels, not diverged (dashed: edge)", vline=edge))
