@@ -124,6 +124,16 @@ def edge_line(edge: float, label: str | None = None):
     return hv.HLine(float(edge), **kw).opts(color=EDGE_COLOR, linestyle="--", linewidth=1.2)
 
 
+def colorbar_edge(edge: float):
+    """A HoloViews hook that marks the edge of stability on an element's colour bar (a black line)."""
+    def hook(plot, element):
+        cbar = plot.handles.get("cbar")
+        if cbar is not None:
+            cbar.ax.axhline(float(edge), color=EDGE_COLOR, linewidth=1.5, linestyle="--")
+
+    return hook
+
+
 # --------------------------------------------------------------------------- fitting and checks
 def _draw(fig):
     """Draw ``fig`` (on an Agg canvas when it has none that renders) and return its renderer."""

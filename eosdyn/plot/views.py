@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ._style import (CMAP, CMAP_DIVERGING, EDGE_COLOR, PALETTE, dim, edge_line, finish, symbol)
+from ._style import (CMAP, CMAP_DIVERGING, EDGE_COLOR, PALETTE, colorbar_edge, dim, edge_line, finish, symbol)
 
 #: most curves drawn per panel (members beyond are thinned evenly)
 MAX_CURVES = 12
@@ -329,6 +329,7 @@ def phase_diagrams(ds: xr.Dataset):
         lx, ly = np.log10(_log_edges(xs)), np.log10(_log_edges(ys))
         mesh = hv.QuadMesh((lx, ly, med), [kx, ky], vz).opts(
             cmap=CMAP_DIVERGING, clim=(edge - 2.0, edge + 2.0), colorbar=True, bgcolor="#bbbbbb",
+            hooks=[colorbar_edge(edge)],
             colorbar_opts={"label": symbol("median_sharpness")},
             xticks=_log_ticks(xs.min(), xs.max()), yticks=_log_ticks(ys.min(), ys.max()))
         fd = st["frac_diverged"].transpose("sigma_J", "sigma_z").values if "frac_diverged" in st else \
@@ -650,6 +651,7 @@ def phase_portraits(ds: xr.Dataset):
         final = _valid_final(sub)
         pts = hv.Points((sub["z0"].values, sub["T0"].values, final),
                         [kz, kT], vf).opts(color=vf.name, cmap=CMAP, s=18, colorbar=True, clim=(0, 2 * edge),
+                                           hooks=[colorbar_edge(edge)],
                                            colorbar_opts={"label": vf.label})
         div = np.isnan(final)
         dpts = hv.Points((sub["z0"].values[div], sub["T0"].values[div]), [kz, kT]).opts(
@@ -688,7 +690,8 @@ def final_T_distribution(ds: xr.Dataset):
     final = _valid_final(ds)
     kz, kT, vf = dim("z"), dim("T"), dim("final_sharpness")
     pts = hv.Points((ds["z0"].values, ds["T0"].values, final), [kz, kT], vf).opts(
-        color=vf.name, cmap=CMAP, s=8, colorbar=True, colorbar_opts={"label": vf.label})
+        color=vf.name, cmap=CMAP, s=8, colorbar=True, colorbar_opts={"label": vf.label},
+        hooks=[colorbar_edge(edge)])
     zs = np.linspace(*zr, 300)
     left = _legend((pts * _nullcline_curves(hv, kw, zs, two_step=True) * edge_line(edge)).opts(
         title=_esc(f"initialisations, {_param_text(kw)}"), xlim=zr, ylim=Tr), 1, "top_left")
