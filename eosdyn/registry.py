@@ -48,7 +48,7 @@ _CLAIMS = ("claim_figure1", "claim_figure2", "claim_theorem31", "claim_figure7",
            "claim_momentum_edge", "claim_adam_edge", "claim_sgd_batch_sharpness")
 _VIEWS = ("auto", "loss_landscape", "eos_trajectories", "final_sharpness_vs_eps", "phase_portraits",
           "final_T_distribution", "qrm_trajectories", "phase_diagrams", "rnl", "theorem41",
-          "network_trajectory")
+          "network_trajectory", "network_projections")
 
 # continuous-time models (catalogs/flows.yaml)
 _CLAIMS += ("claim_central_flow_qrm", "claim_self_stabilization_qrm")
