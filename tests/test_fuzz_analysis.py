@@ -426,6 +426,96 @@ def test_fuzz_map_jacobian(z, T, lam, E, n):
 def test_every_public_analysis_is_fuzzed():
     fuzzed = {"two_step", "even", "odd", "two_step_pairs", "classify", "fit_limit", "limiting_two_cycle",
               "final_sharpness_stats", "phase_table", "eos_coordinate", "nonlinearity_ratio", "fit_increments",
-              "fixed_points", "period_two_orbits", "map_jacobian"}
+              "fixed_points", "period_two_orbits", "map_jacobian", "time_averaged_loss", "flow_distances",
+              "separation_step", "measured_oscillation"}
     public = {n for n in A.__all__ if callable(getattr(A, n))}
     assert public == fuzzed, public ^ fuzzed
+
+
+# --------------------------------------------------------------------------- the flow comparisons
+
+_METHODS = ["gd", "gradient_flow", "central_flow"]
+
+
+@st.composite
+def comparison(draw):
+    """A small dataset shaped like eosdyn.qrm.flow_comparison's (method, step, param), sometimes
+    with a method missing, a variable missing, a wrong dim, NaN/±inf or non-float data."""
+    n = draw(st.integers(0, 12))
+    p = draw(st.integers(1, 3))
+    methods = list(_METHODS)
+    if draw(st.integers(0, 8)) == 0:
+        methods = methods[: draw(st.integers(0, 2))]
+    m = len(methods)
+    th = np.array(draw(st.lists(FLOATS, min_size=m * n * p, max_size=m * n * p)), float).reshape(m, n, p)
+    loss = np.array(draw(st.lists(FLOATS, min_size=2 * m * n, max_size=2 * m * n)), float).reshape(2, m, n)
+    if draw(st.booleans()):
+        th, loss = np.nan_to_num(th, nan=0.5, posinf=3.0, neginf=-3.0), np.abs(np.nan_to_num(loss, nan=0.5,
+                                                                                            posinf=3.0, neginf=3))
+    step_dim = "step" if draw(st.integers(0, 10)) else "time"
+    ds = xr.Dataset({"theta": (("method", step_dim, "param"), th), "loss": (("method", step_dim), loss[0]),
+                     "predicted_loss": (("method", step_dim), loss[1])}, coords={"method": methods})
+    if step_dim == "step" and draw(st.booleans()):
+        ds = ds.assign_coords(step=np.arange(n))
+    drop = draw(st.sampled_from([None] * 6 + ["theta", "loss", "predicted_loss"]))
+    if drop:
+        ds = ds.drop_vars(drop)
+    if draw(st.integers(0, 10)) == 0:
+        ds = ds["theta"] if "theta" in ds else ds.to_array()
+    return ds
+
+
+@given(comparison(), st.sampled_from(["time_averaged_loss", "flow_distances", "separation_step"]), st.data())
+@settings(max_examples=150)
+def test_fuzz_flow_comparisons(ds, func, dd):
+    finite = isinstance(ds, xr.Dataset) and _finite_real(ds)
+    if func == "time_averaged_loss":
+        windows = dd.draw(opt(st.lists(st.integers(1, 12), min_size=1, max_size=3)), label="windows")
+        kw = {} if windows is None else {"windows": windows}
+
+        def check(r):
+            if finite:
+                _no_inf(r)
+                w = r["window"].values
+                gd = ds["loss"].values[list(ds["method"].values).index("gd")]
+                for i, wi in enumerate(w):             # independent truth: the mean over each window
+                    for t in range(len(gd) - wi + 1):
+                        np.testing.assert_allclose(r["time_averaged_loss"].values[i, t], gd[t:t + wi].mean(),
+                                                   rtol=1e-12, atol=1e-300)
+        names = _names("windows", "method", "predicted_loss", "loss")
+    elif func == "flow_distances":
+        kw = {}
+
+        def check(r):
+            if finite:
+                _no_inf(r)
+                th = ds["theta"]
+                m = list(th["method"].values)         # (isel: xarray's sel keeps the dim of an empty array)
+                ref = np.linalg.norm(th.values[m.index("gd")] - th.values[m.index("gradient_flow")], axis=-1)
+                np.testing.assert_allclose(r["distance_gradient_flow"].values, ref, rtol=1e-12)
+        names = _names("method", "theta")
+    else:
+        rtol = dd.draw(opt(st.floats(1e-6, 1)), label="rtol")
+        kw = {} if rtol is None else {"rtol": rtol}
+
+        def check(r):
+            assert int(r) == -1 or int(r) in ds["step"].values.tolist()
+        names = _names("rtol", "method", "theta")
+    run(func, lambda: getattr(A, func)(ds, **kw), names, check)
+
+
+@given(data(), st.sampled_from(["step", "seed", "nope", 3]))
+@settings(max_examples=80)
+def test_fuzz_measured_oscillation(x, dim):
+    th = x.to_array() if isinstance(x, xr.Dataset) else x
+    if th.ndim and "step" in th.dims and th.dims[-1] != "step":
+        th = th.rename({th.dims[-1]: "param"})
+
+    def check(r):
+        assert isinstance(r, xr.DataArray)
+        if _finite_real(th):
+            _no_inf(r)
+            assert (r.fillna(0) >= 0).all()
+
+    run("measured_oscillation", lambda: A.measured_oscillation(th, dim=dim), _names("theta", "dim", "param"),
+        check)

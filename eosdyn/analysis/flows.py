@@ -29,6 +29,11 @@ def _check_comparison(ds, need=("loss",)):
         raise ValueError("ds must have a 'step' dim")
 
 
+def _method(x: xr.DataArray, name: str) -> xr.DataArray:
+    """``x`` at one method, by position (xarray's ``sel`` keeps the dim of an empty array)."""
+    return x.isel(method=list(x["method"].values).index(name), drop=True)
+
+
 def time_averaged_loss(ds: xr.Dataset, windows=(2, 4, 6, 8, 10)) -> xr.Dataset:
     """GD's loss averaged over windows of ``w`` consecutive steps against the central flow's prediction.
 
@@ -59,20 +64,33 @@ def time_averaged_loss(ds: xr.Dataset, windows=(2, 4, 6, 8, 10)) -> xr.Dataset:
     [[0.0, 0.0, 0.0, nan]]
     """
     _check_comparison(ds, ("loss", "predicted_loss"))
-    ws = np.atleast_1d(np.asarray(windows))
+    try:
+        ws = np.atleast_1d(np.asarray(windows))
+    except (TypeError, ValueError):
+        ws = np.array([], dtype=object)
     if ws.ndim != 1 or ws.size == 0 or ws.dtype.kind not in "iu" or (ws < 1).any():
         raise ValueError(f"windows must be a non-empty sequence of integers >= 1; got {windows!r}")
-    gd = ds["loss"].sel({"method": "gd"}, drop=True)
-    pred = ds["predicted_loss"].sel({"method": "central_flow"}, drop=True)
-    avg, prd = [], []
-    for w in ws.tolist():
-        avg.append(gd.rolling(step=w).mean().shift(step=-(w - 1)))
-        prd.append(pred.rolling(step=w).mean().shift(step=-(w - 1)))
-    win = xr.DataArray(ws.astype(np.int64), dims="window")
-    out = xr.Dataset({"time_averaged_loss": xr.concat(avg, dim=win),
-                      "predicted_loss": xr.concat(prd, dim=win)})
-    out["loss_relative_error"] = out["time_averaged_loss"] / out["predicted_loss"] - 1.0
-    return out.assign_coords(window=ws.astype(np.int64))
+    ws = ws.astype(np.int64)
+    gd = _method(ds["loss"], "gd").transpose(..., "step")
+    pred = _method(ds["predicted_loss"], "central_flow").transpose(..., "step")
+    n = gd.sizes["step"]
+
+    def window_means(x, w):               # mean over steps t ... t+w-1; NaN where the window runs out
+        out = np.full(x.shape, np.nan)
+        if w <= n:
+            win = np.lib.stride_tricks.sliding_window_view(np.asarray(x, dtype=float), w, axis=-1)
+            out[..., : n - w + 1] = win.mean(axis=-1)
+        return out
+
+    win = xr.DataArray(ws, dims="window")
+    dims = ("window",) + gd.dims
+    out = xr.Dataset({"time_averaged_loss": (dims, np.stack([window_means(gd.values, w) for w in ws.tolist()])),
+                      "predicted_loss": (dims, np.stack([window_means(pred.values, w) for w in ws.tolist()]))},
+                     coords={k: v for k, v in gd.coords.items() if set(v.dims) <= set(gd.dims)})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = out["time_averaged_loss"] / out["predicted_loss"] - 1.0
+    out["loss_relative_error"] = rel.where(np.isfinite(rel))        # NaN where the prediction is 0
+    return out.assign_coords(window=win)
 
 
 def flow_distances(ds: xr.Dataset) -> xr.Dataset:
@@ -93,10 +111,10 @@ def flow_distances(ds: xr.Dataset) -> xr.Dataset:
     """
     _check_comparison(ds, ("theta",))
     th = ds["theta"]
-    gd = th.sel({"method": "gd"}, drop=True)
+    gd = _method(th, "gd")
 
     def dist(m):
-        return np.sqrt(((gd - th.sel({"method": m}, drop=True)) ** 2).sum("param", skipna=False))
+        return np.sqrt(((gd - _method(th, m)) ** 2).sum("param", skipna=False))
 
     return xr.Dataset({"distance_central_flow": dist("central_flow"),
                        "distance_gradient_flow": dist("gradient_flow")})
@@ -120,11 +138,15 @@ def separation_step(ds: xr.Dataset, *, rtol: float = 0.01) -> xr.DataArray:
     if not (isinstance(rtol, (int, float, np.floating)) and np.isfinite(rtol) and rtol > 0):
         raise ValueError(f"rtol must be finite and in (0, inf); got {rtol!r}")
     th = ds["theta"]
-    gd = th.sel({"method": "gd"}, drop=True)
+    gd = _method(th, "gd")
+    step = ds["step"].values if "step" in ds.coords else np.arange(ds.sizes["step"])
+    if step.size == 0:
+        return xr.DataArray(np.int64(-1), name="separation_step", attrs={"rtol": float(rtol)})
     moved = np.sqrt(((gd - gd.isel(step=0)) ** 2).sum("param"))
-    d = np.sqrt(((gd - th.sel({"method": "gradient_flow"}, drop=True)) ** 2).sum("param", skipna=False))
-    sep = (d > rtol * moved).values
-    step = ds["step"].values
+    d = np.sqrt(((gd - _method(th, "gradient_flow")) ** 2).sum("param", skipna=False))
+    sep = (d > rtol * moved).transpose("step", ...).values
+    if sep.ndim > 1:
+        raise ValueError("ds['theta'] must have dims ('method', 'step', 'param') only (one member)")
     val = int(step[np.argmax(sep)]) if sep.any() else -1
     return xr.DataArray(np.int64(val), name="separation_step", attrs={"rtol": float(rtol)})
 
