@@ -39,7 +39,9 @@ def test_wheel_install_ships_catalog(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     wheel = next(dist.glob("*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert any(n.endswith("data/share/eosdyn/catalogs/eosdyn.yaml") for n in names)
+    shipped = sorted(f.name for f in (ROOT / "catalogs").glob("*.yaml"))
+    for f in shipped:                          # every catalog file ships, not only eosdyn.yaml
+        assert any(n.endswith(f"data/share/eosdyn/catalogs/{f}") for n in names), f
     # Install the wheel by the wheel spec's layout (never run pip install here: it would act on the
     # running environment): purelib -> site-packages, <name>.data/data/* -> the prefix.
     prefix = tmp_path / "prefix"
@@ -56,7 +58,8 @@ def test_wheel_install_ships_catalog(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(site))
     env.pop("EOSDYN_CATALOG_PATH", None)
     code = ("import eosdyn.catalog as c, sys; d = c.builtin_catalog_dir(); print(d); "
-            "print(c.Path(c.__file__).resolve()); print(sorted(c.list()) == sorted(c.load(d / 'eosdyn.yaml')))")
+            "print(c.Path(c.__file__).resolve()); "
+            "print(sorted(c.list()) == sorted(n for f in sorted(d.glob('*.yaml')) for n in c.load(f)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                          check=True).stdout.split("\n")
     assert Path(out[0]) == prefix / "share" / "eosdyn" / "catalogs"

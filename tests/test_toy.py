@@ -575,7 +575,11 @@ def test_property_two_param_a_and_stop(a, E, z0, T0, steps, stop, every):
     elif c >= 0:
         assert status == STATUS_VALUES["converged"]
     else:
-        assert status == STATUS_VALUES["max_steps"] and last in (steps, 0)
+        # the record grid is 0, k, 2k, ... (record_every=k), so the last recorded step is the last
+        # multiple of k; every step (k=1) or step 0 and the run's last step (None) end at ``steps``
+        grid_last = steps if every in (1, None) else steps - steps % every
+        assert status == STATUS_VALUES["max_steps"] and last in (grid_last, 0)
+        assert int(ds.steps_taken) == steps
     if stop != "never" and (d >= 0 or c >= 0):
         assert int(ds.steps_taken) == (d if d >= 0 else c)  # a batch of one stops at its fate
 
