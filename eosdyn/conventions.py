@@ -164,6 +164,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "predicted_oscillation": ("predicted squared oscillation amplitude along the top Hessian eigenvector, 2α/β", "1"),
     "predicted_loss": ("predicted time-averaged loss L + ½⟨Σ, H⟩ of the central flow", "1"),
     "oscillation_variance": ("trace of the central flow's oscillation covariance Σ", "1"),
+    "final_predicted_loss": ("central flow's predicted time-averaged loss at the member's last sample", "1"),
+    "final_oscillation_variance": ("trace of the oscillation covariance Σ at the member's last sample", "1"),
     "oscillation_eigenvalues": ("eigenvalues of the central flow's oscillation covariance Σ, largest first", "1"),
     "edge_mode": ("index of an eigenvalue of Σ (0 = largest)", "1"),
     "edge_count": ("rank of Σ: Hessian eigenvalues held at the edge η λ = 2 (-1: not sampled)", "1"),

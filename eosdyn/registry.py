@@ -40,7 +40,7 @@ __all__ = ["KINDS", "UntrustedFunctionError", "register", "register_recipe", "re
 KINDS = ("recipe", "view", "claim")
 
 _TOY = ("one_datapoint", "hierarchy", "two_param", "catapult", "linear", "uv",
-        "two_param_flow", "hierarchy_flow", "one_datapoint_flow")
+        "two_param_flow", "hierarchy_flow", "one_datapoint_flow", "one_datapoint_central_flow")
 _RECIPES = ("phase_portrait", "random_initialisations", "qrm_phase_diagrams", "rnl_monte_carlo",
             "theorem41_monte_carlo", "sgd_batch_sizes")
 _CLAIMS = ("claim_figure1", "claim_figure2", "claim_theorem31", "claim_figure7", "claim_figure9",

@@ -88,6 +88,17 @@ def test_fuzz_one_datapoint_flow(Q, theta0, E, eta, times, max_evals):
             ["Q", "theta0", "E", "eta", "times"], counter_key=KEY, allow_nan=_FLOW_NAN)
 
 
+@pytest.mark.timeout(120)
+@settings(max_examples=40)
+@given(Q=vec, theta0=vec, E=wild, eta=wild, times=times_s, max_evals=evals_s,
+       band=st.sampled_from([0.1, 0.0, 1.5, 2.0, -0.1, float("nan"), "0.1"]),
+       kappa=st.sampled_from([4.0, 0.0, -1.0, float("inf"), True]))
+def test_fuzz_one_datapoint_central_flow(Q, theta0, E, eta, times, max_evals, band, kappa):
+    outcome(lambda: toy.one_datapoint_central_flow(Q=Q, theta0=theta0, E=E, eta=eta, times=times,
+                                                   max_evals=max_evals, band=band, kappa=kappa),
+            ["Q", "theta0", "E", "eta", "times", "band", "kappa"], counter_key=KEY, allow_nan=_FLOW_NAN)
+
+
 @pytest.mark.timeout(60)
 @given(eps=st.floats(0.01, 1.0), z0=small, T0=st.floats(0.0, 4.0), times=times_s)
 def test_fuzz_two_param_flow_default_budget(eps, z0, T0, times):

@@ -33,7 +33,8 @@ import numpy as np
 import scipy.linalg as _sl
 
 __all__ = ["model_state", "loss_gradient", "loss_hessian", "top_eigenpairs", "third_derivative",
-           "grad_sharpness", "self_stabilization_terms", "solve_sdcp", "central_velocity", "flow"]
+           "grad_sharpness", "self_stabilization_terms", "solve_sdcp", "central_velocity", "flow",
+           "flow_observables"]
 
 #: default half-width of the band of η λ below 2 whose eigenvalues enter the edge subspace
 EDGE_BAND = 0.1
@@ -442,11 +443,8 @@ def central_velocity(Q, J, z, eta, *, band=EDGE_BAND, kappa=EDGE_RATE):
     """
     Q, J, z = _check_state(Q, J, z)
     eta = _check_eta(eta)
-    if not (np.isfinite(band) and 0 <= band < 2):
-        raise ValueError(f"band must be finite and in [0, 2); got {band!r}")
-    if not (np.isfinite(kappa) and kappa >= 0):
-        raise ValueError(f"kappa must be finite and in [0, inf); got {kappa!r}")
-    v, X, U, lam, lmax, res = _central(Q, J, z, eta, float(band), float(kappa))
+    band, kappa = _check_band_kappa(band, kappa)
+    v, X, U, lam, lmax, res = _central(Q, J, z, eta, band, kappa)
     return {"velocity": v, "X": X, "U": U, "edge_eigenvalues": lam, "lambda_max": lmax, "residual": res}
 
 
@@ -488,11 +486,8 @@ def flow(Q, J0, z0, eta, times, *, theta0=None, edge=True, band=EDGE_BAND, kappa
     theta0 = np.zeros(P) if theta0 is None else _check_vec("theta0", theta0, P)
     if not isinstance(edge, (bool, np.bool_)):
         raise TypeError(f"edge must be True or False; got {edge!r}")
-    if not (np.isfinite(band) and 0 <= band < 2):
-        raise ValueError(f"band must be finite and in [0, 2); got {band!r}")
-    if not (np.isfinite(kappa) and kappa >= 0):
-        raise ValueError(f"kappa must be finite and in [0, inf); got {kappa!r}")
-    args = [(Q, J0, z0, eta, bool(edge), float(band), float(kappa))]
+    band, kappa = _check_band_kappa(band, kappa)
+    args = [(Q, J0, z0, eta, bool(edge), band, kappa)]
     Y, st, ts = solve_batch(_flow_rhs, theta0[None], times, args, rtol=rtol, atol=atol, method=method,
                             max_evals=max_evals)
     Y = Y[0]
@@ -500,13 +495,51 @@ def flow(Q, J0, z0, eta, times, *, theta0=None, edge=True, band=EDGE_BAND, kappa
     out = {"theta": Y, "status": int(st[0]), "t_stop": float(ts[0]), "loss": np.full(k, np.nan),
            "hessian_sharpness": np.full(k, np.nan), "predicted_loss": np.full(k, np.nan)}
     for j in range(k):
-        if not np.all(np.isfinite(Y[j])):
-            continue
-        z, J = _state(Q, J0, z0, Y[j])
-        H = _hessian(Q, J, z)
-        L = 0.5 * float(z @ z)
-        _, X, U, _, lmax, _ = _central(Q, J, z, eta, float(band), float(kappa), bool(edge))
-        out["loss"][j] = L
-        out["hessian_sharpness"][j] = eta * float(_top(H, 1)[0][0])
-        out["predicted_loss"][j] = L + (0.5 * float(np.sum(X * (U.T @ H @ U))) if X.size else 0.0)
+        if np.all(np.isfinite(Y[j])):
+            o = flow_observables(Q, J0, z0, Y[j], eta, band, kappa, bool(edge))
+            for name in ("loss", "hessian_sharpness", "predicted_loss"):
+                out[name][j] = o[name]
     return out
+
+
+def _check_band_kappa(band, kappa) -> tuple[float, float]:
+    """``band`` in [0, 2) and ``kappa`` ≥ 0, as floats (the central flow's edge options)."""
+    for name, v in (("band", band), ("kappa", kappa)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a real number; got {v!r}")
+    if not (np.isfinite(band) and 0 <= band < 2):
+        raise ValueError(f"band must be finite and in [0, 2); got {band!r}")
+    if not (np.isfinite(kappa) and kappa >= 0):
+        raise ValueError(f"kappa must be finite and in [0, inf); got {kappa!r}")
+    return float(band), float(kappa)
+
+
+def flow_observables(Q, J0, z0, theta, eta, band=EDGE_BAND, kappa=EDGE_RATE, edge=True) -> dict:
+    """What a central flow records at one state θ of ``f(θ) = z₀ + J₀θ + ½Q(θ,θ)``.
+
+    ``loss`` ½‖z‖², ``hessian_sharpness`` η λ_max(H), ``predicted_loss`` L + ½⟨Σ, H⟩ (the
+    predicted time-averaged GD loss) and ``oscillation_variance`` tr Σ, with Σ = U X Uᵀ of
+    :func:`central_velocity` (0 below the edge or with ``edge=False``).
+
+    Examples
+    --------
+    >>> Q = np.zeros((1, 2, 2)); J0 = np.array([[2.0, 0.0]]); z0 = np.array([1.0])
+    >>> o = flow_observables(Q, J0, z0, [0.0, 0.0], 0.25)     # H = J0ᵀJ0: λ_max = 4, η λ = 1
+    >>> o["loss"], o["hessian_sharpness"], o["oscillation_variance"]
+    (0.5, 1.0, 0.0)
+    """
+    Q = _check_q(Q)
+    D, P, _ = Q.shape
+    J0, z0 = _arr("J0", J0, 2), _arr("z0", z0, 1)
+    theta = _check_vec("theta", theta, P)
+    if J0.shape != (D, P) or z0.shape != (D,):
+        raise ValueError(f"J0 must have shape {(D, P)} and z0 shape {(D,)} to match Q; got {J0.shape}, {z0.shape}")
+    eta = _check_eta(eta)
+    band, kappa = _check_band_kappa(band, kappa)
+    z, J = _state(Q, J0, z0, theta)
+    H = _hessian(Q, J, z)
+    L = 0.5 * float(z @ z)
+    _, X, U, _, _, _ = _central(Q, J, z, eta, band, kappa, bool(edge))
+    return {"loss": L, "hessian_sharpness": eta * float(_top(H, 1)[0][0]),
+            "predicted_loss": L + (0.5 * float(np.sum(X * (U.T @ H @ U))) if X.size else 0.0),
+            "oscillation_variance": float(np.trace(X)) if X.size else 0.0}

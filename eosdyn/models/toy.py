@@ -44,7 +44,7 @@ from ..systems import Param, System, register
 from ..theory.toy import _allowed, second_eigenvalue
 
 __all__ = ["two_param", "catapult", "linear", "uv", "hierarchy", "one_datapoint",
-           "two_param_flow", "hierarchy_flow", "one_datapoint_flow"]
+           "two_param_flow", "hierarchy_flow", "one_datapoint_flow", "one_datapoint_central_flow"]
 
 _REF = "Agarwala, Pedregosa & Pennington (2023)"
 _GD_OPTIONS = ("steps", "record_every", "stop", "tol", "diverge_loss", "dtype")
@@ -784,3 +784,102 @@ def one_datapoint_flow(*, Q, theta0, E=0.0, eta, times, tol=C.TOL, diverge_loss=
     """
     opts, model = _flow_opts(dict(locals()))
     return flow.run(_DATAPOINT_FLOW, {**model, **opts}, model, **opts)
+
+
+# --------------------------------------------------------------------------- central flow (issue 15)
+def _prepare_datapoint_central(*, band, kappa, **model):
+    from ..kernels.derivatives import _check_band_kappa
+
+    band, kappa = _check_band_kappa(band, kappa)
+    inp = _datapoint_inputs(**model)
+    P = inp.shared.shape[0]
+    Q3 = np.ascontiguousarray(inp.shared[None])          # D = 1: f(θ) = −E/2 + ½ θᵀQθ, J₀ = 0
+    args = [(Q3, np.zeros((1, P)), np.array([-0.5 * float(inp.prm[i, 0])]), float(inp.prm[i, 1]), True, band,
+             kappa) for i in range(inp.y0.shape[0])]
+    inp.central = (band, kappa)
+    return inp, args
+
+
+def _rhs_datapoint_central(t, y, Q, J0, z0, eta, edge, band, kappa):
+    from ..kernels.derivatives import _flow_rhs
+
+    return _flow_rhs(t, y, Q, J0, z0, eta, edge, band, kappa)
+
+
+def _observe_datapoint_central(Y, inp):
+    from ..kernels.derivatives import flow_observables
+
+    out = _observe_datapoint(Y, inp)
+    band, kappa = inp.central
+    n, K, _ = Y.shape
+    extra = {k: np.full((n, K), np.nan) for k in ("hessian_sharpness", "predicted_loss", "oscillation_variance")}
+    Q3 = inp.shared[None]
+    for i in range(n):
+        eta, z0 = float(inp.prm[i, 1]), np.array([-0.5 * float(inp.prm[i, 0])])
+        for k in range(K):
+            if np.all(np.isfinite(Y[i, k])):
+                o = flow_observables(Q3, np.zeros((1, Y.shape[2])), z0, Y[i, k], eta, band, kappa)
+                for name in extra:
+                    extra[name][i, k] = o[name]
+    return {**out, **{k: (v, ()) for k, v in extra.items()}}
+
+
+_DATAPOINT_CENTRAL_ATTRS = {
+    **_DATAPOINT_ATTRS,
+    "predicted_loss": {"long_name": "central flow's predicted time-averaged GD loss L + ½⟨Σ, H⟩"},
+}
+_DATAPOINT_CENTRAL = flow.Flow(register(System(
+    name=_DATAPOINT.record.name.replace("one_datapoint", "one_datapoint_central_flow"), kind="flow",
+    title="One-datapoint quadratic model, central flow in parameter space",
+    equations="dθ/dt = −η [∇L + ½ Σ_ij X_ij ∇³L[u_i, u_j]] (Cohen et al. 2025) on Eq. 4 of " + _REF,
+    params=_DATAPOINT.record.params, state=_DATAPOINT.record.state, roles=_DATAPOINT.record.roles,
+    example={"Q": [1.0, -0.1], "theta0": [1.0, 0.5], "eta": [0.1, 0.9], "times": [0.0, 2.0, 5.0]},
+    function=_DATAPOINT.record.function.replace("one_datapoint", "one_datapoint_central_flow"),
+    flow_of=_DATAPOINT.record.name, options=_FLOW_OPTIONS, defaults={**_FLOW_DEFAULTS, "rtol": 1e-10,
+                                                                      "atol": 1e-12},
+    initial=_DATAPOINT.record.initial,
+    notes="exact Hessian eigenpairs and third derivatives (eosdyn.kernels.derivatives); before the edge it "
+          "is one_datapoint_flow")),
+    _prepare_datapoint_central, _rhs_datapoint_central, _observe_datapoint_central,
+    var_attrs=_DATAPOINT_CENTRAL_ATTRS)
+
+
+def one_datapoint_central_flow(*, Q, theta0, E=0.0, eta, times, tol=C.TOL, diverge_loss=None, rtol=1e-10,
+                               atol=1e-12, method="DOP853", max_evals=MAX_EVALS, band=0.1,
+                               kappa=4.0) -> xr.Dataset:
+    """Central flow of the one-datapoint model in parameter space, time in GD steps.
+
+    The central flow of Cohen et al. (2025) with the model's exact derivatives
+    (:func:`eosdyn.kernels.derivatives.central_velocity`): gradient flow
+    (:func:`one_datapoint_flow`) while η λ_max(H) < 2 − ``band``; at the edge the oscillation
+    term ``½ σ² ∇³L[u, u]`` (σ² from the complementarity problem, one eigenvalue here) keeps
+    η λ_max(H) at 2. Definitions and the stabilisation ``kappa``: ``docs/flows.md``.
+
+    Parameters
+    ----------
+    Q, theta0, E, eta
+        As in :func:`one_datapoint` (arrays become dims).
+    times, tol, diverge_loss, rtol, atol, method, max_evals
+        As in :func:`one_datapoint_flow` (``rtol`` default 1e-10, ``atol`` 1e-12).
+    band : float, default 0.1
+        Eigenvalues with η λ ≥ 2 − ``band`` form the edge subspace (in [0, 2)).
+    kappa : float, default 4.0
+        Rate (per step) at which η λ on the edge subspace relaxes to 2 (≥ 0).
+
+    Returns
+    -------
+    xarray.Dataset
+        The variables of :func:`one_datapoint_flow` and ``hessian_sharpness`` (η λ_max(H)),
+        ``predicted_loss`` (L + ½⟨Σ, H⟩) and ``oscillation_variance`` (tr Σ); the flow fates.
+
+    Examples
+    --------
+    >>> import eosdyn
+    >>> ds = eosdyn.toy.one_datapoint_central_flow(Q=[1.0, -0.1], theta0=[1.0, 0.5], eta=0.1,
+    ...                                            times=[0.0, 5.0])
+    >>> gf = eosdyn.toy.one_datapoint_flow(Q=[1.0, -0.1], theta0=[1.0, 0.5], eta=0.1, times=[0.0, 5.0])
+    >>> bool(abs(ds.loss - gf.loss).max() < 1e-8)      # far below the edge: gradient flow
+    True
+    """
+    opts, model = _flow_opts(dict(locals()))
+    return flow.run(_DATAPOINT_CENTRAL, {**model, **opts}, model, **opts)
