@@ -2,7 +2,7 @@
 
 Gradient descent maps :func:`two_param`, :func:`catapult`, :func:`linear`, :func:`uv`, :func:`hierarchy`,
 :func:`one_datapoint` and the gradient flows :func:`two_param_flow`, :func:`hierarchy_flow`,
-:func:`one_datapoint_flow`; the implementation lives in :mod:`eosdyn.models.toy`, and this
+:func:`one_datapoint_flow` and the central flow :func:`one_datapoint_central_flow`; the implementation lives in :mod:`eosdyn.models.toy`, and this
 module re-exports exactly its public names (``__all__``). See ``docs/toy.md``.
 
 Examples
