@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 try:  # the house style (eosdyn/plot/_style.py, views.py)
-    from ._style import PALETTE, dim, edge_line, finish
+    from ._style import PALETTE, dim, edge_line, finish, symbol
     from .views import _hv, _legend, _role
 except ImportError:  # pragma: no cover - a checkout without the style modules
     from . import _hv, _role
@@ -66,7 +66,7 @@ def _settled(ds: xr.Dataset, da: xr.DataArray) -> xr.DataArray:
 def _groups(ds: xr.Dataset, hdim: str | None):
     vals = np.atleast_1d(ds[hdim].values) if hdim else [None]
     for i, v in enumerate(vals):
-        yield i, v, (f"{hdim} = {v:g}" if hdim else "")
+        yield i, v, (f"{symbol(hdim)} = {v:g}" if hdim else "")
 
 
 #: axis labels of the optimizers' own sharpness variables
@@ -148,9 +148,12 @@ def edge_trajectories(ds: xr.Dataset):
     hdim = _hyper_dim(ds)
     x = "sigma_z" if "sigma_z" in da.dims else None
     med = _median_over(da, tuple(d for d in (x, hdim, "step") if d))
-    ks, vy = dim("step"), dim(own, label=_LABELS.get(own))
+    from .views import _log_ticks
+
+    ks = dim("step")
+    vy = hv.Dimension(f"log10_{own}", label=_LABELS.get(own, own))    # log10 on a linear axis
     vr = hv.Dimension("ratio", label="sharpness / edge")
-    left, right, k = [], [], 0
+    left, right, k, seen = [], [], 0, []
     for _, v, lab in _groups(ds, hdim):
         m = med.sel({hdim: v}) if hdim else med
         e = _edge_at(ds, hdim, v)
@@ -158,13 +161,21 @@ def edge_trajectories(ds: xr.Dataset):
         for s in xs:
             mm = m.sel({x: s}) if x else m
             mm = mm.isel(step=slice(1, None)) if mm.sizes["step"] > 2 else mm  # step 0: P = ε, no scale
-            name = ", ".join(p for p in (lab, f"sigma_z = {s:g}" if x else "") if p) or "median"
+            name = ", ".join(p for p in (lab, f"{symbol('sigma_z')} = {s:g}" if x else "") if p) or "median"
             c = PALETTE[k % len(PALETTE)]
             k += 1
-            left.append(hv.Curve((mm["step"].values, mm.values), ks, vy, label=name).opts(color=c))
-            right.append(hv.Curve((mm["step"].values, mm.values / e), ks, vr, label=name).opts(color=c))
-        left.append(edge_line(e))
-    a = _legend(hv.Overlay(left).opts(title="sharpness (median over seeds), edges dashed", logy=True), 0)
+            y = np.asarray(mm.values, float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ly = np.where(y > 0, np.log10(np.abs(y)), np.nan)
+            seen.append(y)
+            left.append(hv.Curve((mm["step"].values, ly), ks, vy, label=name).opts(color=c))
+            right.append(hv.Curve((mm["step"].values, y / e), ks, vr, label=name).opts(color=c))
+        seen.append(np.array([e]))
+        left.append(hv.HLine(float(np.log10(e))).opts(color="#000000", linestyle="--", linewidth=1.2))
+    vals = np.concatenate([np.ravel(a) for a in seen])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    yt = {"yticks": _log_ticks(float(vals.min()), float(vals.max()))} if vals.size else {}
+    a = _legend(hv.Overlay(left).opts(title="sharpness (median over seeds), edges dashed", **yt), 0)
     b = _legend((hv.Overlay(right) * edge_line(1.0)).opts(title="relative to the edge", ylim=(0, 1.6)), 1,
                 "top_left")
     return finish([a, b], 2)
