@@ -77,6 +77,8 @@ def _table() -> dict[str, dict[str, tuple[str, str]]]:
         recipe[f"eosdyn.models.central.{f}"] = ("eosdyn.models.central", f)
     recipe["eosdyn.taylor.simulate"] = ("eosdyn.models.taylor", "simulate")
     recipe["eosdyn.models.taylor.simulate"] = ("eosdyn.models.taylor", "simulate")
+    recipe["eosdyn.taylor.central_flow"] = ("eosdyn.models.taylor", "central_flow")
+    recipe["eosdyn.models.taylor.central_flow"] = ("eosdyn.models.taylor", "central_flow")
     for f in _RECIPES:
         recipe[f"eosdyn.recipes.{f}"] = ("eosdyn.recipes", f)
     claim = {f"eosdyn.claims.{f}": ("eosdyn.claims", f) for f in _CLAIMS}

@@ -1,7 +1,7 @@
 """The second-order Taylor model of the real network (Appendix D.3): the public namespace.
 
 :func:`simulate` runs GD on the k-mode quadratic model built from stored projections,
-:func:`reduced_model` returns that model as arrays and :func:`projections_sha256` the digest
+:func:`central_flow` its central flow (or gradient flow), :func:`reduced_model` returns that model as arrays and :func:`projections_sha256` the digest
 that identifies projections in a dataset's provenance; the implementation lives in
 :mod:`eosdyn.models.taylor`, and this module re-exports exactly its public names
 (``__all__``). See ``docs/network.md``.

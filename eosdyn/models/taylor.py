@@ -542,3 +542,157 @@ register(System(
           "trajectory); loss = ½ Σ z̃_i² is the reduced model's own loss. The initial state z_tilde is "
           "projections.z_tilde at t0 (not a scalar parameter).",
 ))
+
+
+# --------------------------------------------------------------------------- central flow (issue 15)
+CENTRAL_NAME = "eosdyn.taylor.central_flow"
+
+
+class _TaylorFlowInputs:
+    """The one member of a Taylor-model flow: the reduced arrays, its coordinates, φ₀ = 0."""
+
+    def __init__(self, Q, J0, z0, eta_eff, coords, edge, band, kappa):
+        from ..drivers._common import Members
+
+        self.Q, self.J0, self.z0, self.eta_eff = Q, J0, z0, eta_eff
+        self.edge, self.band, self.kappa = edge, band, kappa
+        self.members = Members({})
+        self.y0 = np.zeros((1, J0.shape[1]))
+        self.coords = coords
+
+
+def _taylor_flow_rhs(t, y, Q, J0, z0, eta, edge, band, kappa):
+    from ..kernels.derivatives import _flow_rhs
+
+    return _flow_rhs(t, y, Q, J0, z0, eta, edge, band, kappa)
+
+
+def _taylor_flow_observe(Y, inp):
+    from ..kernels.derivatives import flow_observables, model_state
+
+    n, K, _ = Y.shape
+    k = inp.z0.size
+    out = {name: np.full((n, K), np.nan) for name in ("sharpness", "hessian_sharpness", "loss", "predicted_loss",
+                                                      "oscillation_variance")}
+    z_t = np.full((n, K, k), np.nan)
+    for i in range(n):
+        for j in range(K):
+            if not np.all(np.isfinite(Y[i, j])):
+                continue
+            z, J = model_state(inp.Q, inp.J0, inp.z0, Y[i, j])
+            o = flow_observables(inp.Q, inp.J0, inp.z0, Y[i, j], inp.eta_eff, inp.band, inp.kappa, inp.edge)
+            for name in ("hessian_sharpness", "loss", "predicted_loss", "oscillation_variance"):
+                out[name][i, j] = o[name]
+            out["sharpness"][i, j] = inp.eta_eff * float(np.linalg.eigvalsh(J @ J.T)[-1])
+            z_t[i, j] = z
+    return {**{name: (v, ()) for name, v in out.items()}, "z_tilde": (z_t, ("mode",)), "phi": (Y, ("param",))}
+
+
+_FLOW_ATTRS = {
+    "sharpness": {"long_name": "sharpness η λ_max / n of the reduced NTK (edge at 2)", "units": "1"},
+    "hessian_sharpness": {"long_name": "Hessian sharpness (η/n) λ_max(H) of the reduced model", "units": "1"},
+    "loss": {"long_name": "loss of the reduced model ½ Σ_i z̃_i² over the kept modes", "units": "1"},
+    "phi": {"long_name": "parameters φ of the reduced model along (u_1..u_k, w_1..w_m)", "units": "1"},
+    "final_phi": {"long_name": "parameters φ at the member's last sample", "units": "1"},
+}
+
+
+def central_flow(projections, *, t0=None, modes=None, feedback: int = 0, times, edge: bool = True,
+                 band: float = 0.1, kappa: float = 4.0, tol: float = 0.0, diverge_loss: float = 1e8,
+                 rtol: float = 1e-10, atol: float = 1e-12, method: str = "DOP853", max_evals: int = 200_000,
+                 projections_sha256: str | None = None, projections_file_sha256: str | None = None) -> xr.Dataset:
+    """Central flow (or, with ``edge=False``, gradient flow) of the k-mode Taylor model around t₀.
+
+    The flow sibling of :func:`simulate`: the reduced model of :func:`reduced_model`
+    (f(φ) = z̃₀ + J₀φ + ½Q̃(φ, φ), learning rate η/n) integrated from φ = 0 with the model's exact
+    derivatives (:func:`eosdyn.kernels.derivatives.central_velocity`), time in GD steps of the
+    reduced model (``network_step`` = t₀ + time). Definitions: ``docs/flows.md``.
+
+    Parameters
+    ----------
+    projections, t0, modes, feedback, projections_sha256, projections_file_sha256
+        As in :func:`simulate`.
+    times : 1-D array
+        Sample times in GD steps (finite, ≥ 0, strictly increasing).
+    edge : bool, default True
+        False: gradient flow (no oscillation term).
+    band, kappa : float
+        The edge subspace (η λ ≥ 2 − ``band``, in [0, 2)) and the relaxation rate to the edge
+        (≥ 0), as in :func:`eosdyn.qrm.central_flow`.
+    tol, diverge_loss : float
+        Converged once ``loss`` < tol (default 0: never), diverged once above ``diverge_loss``.
+    rtol, atol, method, max_evals
+        Integrator options (:func:`eosdyn.kernels.integrate.solve_batch`).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``time``, ``mode``, ``param``: ``sharpness`` ((η/n) λ_max of the reduced NTK),
+        ``hessian_sharpness``, ``loss``, ``predicted_loss`` (L + ½⟨Σ, H⟩), ``oscillation_variance``
+        (tr Σ), ``z_tilde``, ``phi``; the flow fates (``status``, ``diverged_at``,
+        ``converged_at``, ``t_stop``) and ``final_*``; a failed integration is the status
+        ``failed``, never an exception.
+
+    Examples
+    --------
+    >>> import eosdyn
+    >>> ds = eosdyn.taylor.central_flow("cifar_fcn_projections", t0=4200, modes=2, times=[0.0, 1.0, 2.0])
+    >>> ds.z_tilde.dims, str(eosdyn.conventions.decode_status(ds.status).item())
+    (('time', 'mode'), 'max_steps')
+    """
+    from .._validate import check_times
+    from ..drivers import flow as _flow
+    from ..kernels.derivatives import _check_band_kappa
+
+    if not isinstance(edge, (bool, np.bool_)):
+        raise TypeError(f"edge must be True or False; got {edge!r}")
+    band, kappa = _check_band_kappa(band, kappa)
+    tv = check_times(times)
+    for name, value in (("projections_sha256", projections_sha256),
+                        ("projections_file_sha256", projections_file_sha256)):
+        if value is not None and not (isinstance(value, str) and len(value) == 64
+                                      and all(c in "0123456789abcdef" for c in value)):
+            raise ValueError(f"{name} must be 64 lower-case hexadecimal digits or None; got {value!r}")
+    ds_in, source_params, source_text = _resolve_source(projections, projections_sha256, projections_file_sha256)
+    Q, J0, z0, eta_eff, t0 = reduced_model(ds_in, t0=t0, modes=modes, feedback=feedback)
+    eta, n = _eta_and_n(ds_in)
+    k, p_dim = z0.size, J0.shape[1]
+    coords = {"mode": np.arange(k, dtype=np.int64), "t0": np.int64(t0), "eta": np.float64(eta),
+              "n_examples": np.int64(n), "D": np.int64(k), "P": np.int64(p_dim), "edge": np.float64(2.0)}
+    Q, J0, z0 = (np.asarray(a, dtype=np.float64) for a in (Q, J0, z0))
+    inp = _TaylorFlowInputs(Q, J0, z0, float(eta_eff), coords, bool(edge), band, kappa)
+    spec = _flow.Flow(_CENTRAL_RECORD, lambda **_: (inp, [(Q, J0, z0, float(eta_eff), bool(edge), band, kappa)]),
+                      _taylor_flow_rhs, _taylor_flow_observe, var_attrs=_FLOW_ATTRS)
+    params = {**source_params, "t0": t0, "modes": k, "feedback": p_dim - k, "times": tv.tolist(),
+              "edge": bool(edge), "band": band, "kappa": kappa, "tol": tol, "diverge_loss": diverge_loss,
+              "rtol": rtol, "atol": atol, "method": method, "max_evals": max_evals}
+    ds = _flow.run(spec, params, {}, times=times, tol=tol, diverge_loss=diverge_loss, rtol=rtol, atol=atol,
+                   method=method, max_evals=max_evals)
+    ds = ds.assign_coords(network_step=("time", t0 + ds["time"].values))
+    ds["network_step"].attrs = {"long_name": "network GD step t0 + time", "units": "1"}
+    ds.attrs.update(projections_source=source_text, projections_sha256=source_params["projections_sha256"],
+                    edge_band=band, edge_rate=kappa, flow="central" if edge else "gradient")
+    return ds
+
+
+_CENTRAL_RECORD = register(System(
+    name=CENTRAL_NAME, kind="flow",
+    title="second-order Taylor model of the CIFAR FCN around t0, central flow",
+    equations="dφ/dt = −(η/n) [∇L + ½ Σ_ij X_ij ∇³L[u_i, u_j]] (Cohen et al. 2025) on " + EQUATIONS,
+    params=(
+        Param("projections", "projections of the network (catalog entry, NetCDF path or Dataset)",
+              domain="a cifar_fcn_projections dataset", dim=False),
+        Param("t0", "GD step t0 of the expansion point", domain="one of projections.t0", dim=False),
+        Param("modes", "number k of top NTK modes", domain="[1, stored modes]", dim=False),
+        Param("feedback", "number of feedback directions", domain="[0, stored feedback directions]", dim=False),
+    ),
+    state=("z_tilde",),
+    roles={"residual": "z_tilde", "sharpness": "sharpness", "loss": "loss"},
+    example={"projections": CATALOG_NAME, "t0": 4200, "modes": 3, "feedback": 1, "times": [0.0, 2.0, 5.0]},
+    function="eosdyn.models.taylor.central_flow", flow_of=PUBLIC_NAME,
+    options=("times", "tol", "diverge_loss", "rtol", "atol", "max_evals"),
+    defaults={"tol": 0.0, "diverge_loss": 1e8, "rtol": 1e-10, "atol": 1e-12, "max_evals": 200_000},
+    notes="φ0 = 0 (the expansion point); exact Hessian eigenpairs and third derivatives of the reduced model.",
+))
+
+__all__ += ["central_flow"]
