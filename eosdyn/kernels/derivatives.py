@@ -367,6 +367,26 @@ def grad_sharpness(Q, J, z):
     return float(lam[0]), u, _third(Q, J, u, u)
 
 
+def _force_rows(Q, J, z):
+    """``(S, α, β)`` of each row of ``J`` (n, D, P), ``z`` (n, D): the top Hessian eigenvalue,
+    α = −∇L·∇S and β = ‖∇S‖² (float64; NaN where the state is not finite)."""
+    Q = np.asarray(Q, np.float64)
+    n = J.shape[0]
+    out = np.full((3, n), np.nan)
+    for i in range(n):
+        Ji, zi = np.asarray(J[i], np.float64), np.asarray(z[i], np.float64)
+        if not (np.isfinite(Ji).all() and np.isfinite(zi).all()):
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            H = _hessian(Q, Ji, zi)
+            if not np.isfinite(H).all():
+                continue
+            lam, U = _top(H, 1)
+            dS = _third(Q, Ji, U[:, 0], U[:, 0])
+            out[:, i] = lam[0], -float((Ji.T @ zi) @ dS), float(dS @ dS)
+    return out
+
+
 def self_stabilization_terms(Q, J, z, eta):
     """The self-stabilization quantities of Damian, Nichani, Lee (ICLR 2023) at one state.
 

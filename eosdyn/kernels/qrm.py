@@ -46,6 +46,7 @@ import numpy as np
 from .._validate import (HYPERPARAMETER_RANGES, _fmt_interval, check_batch_size, check_int, check_optimizer,
                          check_stop)
 from ..conventions import STATUS_VALUES
+from .derivatives import _force_rows
 from .lambda_max import _lambda_max_rows, hessian_lambda_max, lambda_max
 
 RUNNING = 0  # internal state of a row still iterating (never in a dataset)
@@ -267,6 +268,8 @@ def _fused_step(J, M, z, g, zm1, loss, status, stop_at, cyc_count, eta, t_new,
 OPTIMIZER_CODES = {"gd": 0, "momentum": 1, "nesterov": 2, "rmsprop": 3, "adam": 4}
 #: the sharpness variants :func:`run_gd` can record besides ``sharpness``
 SHARPNESS_VARIANTS = ("hessian_sharpness", "preconditioned_sharpness", "batch_sharpness")
+#: the self-stabilization quantities :func:`run_gd` records with ``record_forces=True``
+FORCE_VARIABLES = ("sharpening_force", "stabilization_strength", "predicted_oscillation")
 
 
 @nb.njit(cache=True, nogil=True)
@@ -573,7 +576,8 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
            record_mask=None, record_sharpness=True, record_z=False, return_J=False,
            cycle_tol=None, cycle_window=200, compact_fraction=0.125, max_memory="2GB",
            stop="member", optimizer="gd", momentum=None, beta1=None, beta2=None, epsilon=None,
-           batch_size=None, batch_seed=None, sharpness_variants=(), batch_samples=32) -> GDResult:
+           batch_size=None, batch_seed=None, sharpness_variants=(), batch_samples=32,
+           record_forces=False) -> GDResult:
     """Gradient descent (Eq. 25-26) and its variants for a batch of ``(J, z)`` sharing one ``Q``.
 
     With ``optimizer="gd"`` and full batches every step is the fused GD update of the module
@@ -668,6 +672,13 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
         η gᵀHg/‖g‖² for full batches).
     batch_samples : int, default 32
         Monte Carlo batches of ``batch_sharpness`` (1 to 10⁶).
+    record_forces : bool, default False
+        Also record (like the variants, in ``variants``/``final_variants``) the
+        self-stabilization quantities of Damian, Nichani & Lee (2023) of the recorded state:
+        ``sharpening_force`` α = −∇L·∇S, ``stabilization_strength`` β = ‖∇S‖² and
+        ``predicted_oscillation`` 2α/β (S = λ_max(H), ∇S in closed form,
+        :mod:`eosdyn.kernels.derivatives`); one top eigenpair of the P × P Hessian per member
+        and recorded step.
 
     Returns
     -------
@@ -718,6 +729,10 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
     if "preconditioned_sharpness" in variants and optimizer not in ("rmsprop", "adam"):
         raise ValueError(f"preconditioned_sharpness needs optimizer 'rmsprop' or 'adam'; got {optimizer!r}")
     batch_samples = check_int("batch_samples", batch_samples, 1, 10**6)
+    if not isinstance(record_forces, (bool, np.bool_)):
+        raise TypeError(f"record_forces must be True or False; got {record_forces!r}")
+    if record_forces:
+        variants = variants + FORCE_VARIABLES
     if batch_seed is None:
         batch_seed = np.random.SeedSequence(0)
     elif not isinstance(batch_seed, np.random.SeedSequence):
@@ -796,7 +811,24 @@ def run_gd(Q, J0, z0, eta, max_steps, record_every=0, *, tol=1e-12, diverge_loss
         c1, c2 = opt.corrections(1)
         _directions(opt.kind, status, g, d, s1, s2, eta, opt.mom, opt.b1, opt.b2, opt.eps, c1, c2)
 
+    force_memo = {}
+
+    def forces_of(pos, at):  # (S, α, β) of the working rows ``pos``, once per state
+        key = (t, pos.tobytes(), np.asarray(at).tobytes())
+        if key not in force_memo:
+            force_memo.clear()
+            force_memo[key] = _force_rows(Q, J[pos], z[pos])
+        return force_memo[key]
+
     def variant_values(name, pos, at):  # η × the variant of the working rows ``pos`` at steps ``at``
+        if name in FORCE_VARIABLES:      # (the forces are not scaled by η)
+            S, alpha, beta = forces_of(pos, at)
+            if name == "sharpening_force":
+                return alpha
+            if name == "stabilization_strength":
+                return beta
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(beta > 0, 2.0 * alpha / beta, np.nan)
         if name == "hessian_sharpness":
             v = hessian_lambda_max(Q, J[pos], z[pos])
         elif name == "preconditioned_sharpness":

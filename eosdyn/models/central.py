@@ -300,13 +300,9 @@ def _gd_member(Q, J0, z0, eta, steps, every, tol, diverge_loss, stop, record_the
 
 
 def _force_terms(Q, J, z, eta):
-    lam, U = _d._top(_d._hessian(Q, J, z), 1)
-    u = U[:, 0]
-    dS = _d._third(Q, J, u, u)
-    alpha = -float((J.T @ z) @ dS)
-    beta = float(dS @ dS)
-    return {"hessian_sharpness": eta * float(lam[0]), "sharpening_force": alpha, "stabilization_strength": beta,
-            "predicted_oscillation": 2.0 * alpha / beta if beta > 0 else np.nan}
+    S, alpha, beta = _d._force_rows(Q, J[None], z[None])[:, 0]
+    return {"hessian_sharpness": eta * float(S), "sharpening_force": float(alpha),
+            "stabilization_strength": float(beta), "predicted_oscillation": 2.0 * alpha / beta if beta > 0 else np.nan}
 
 
 def _ss_chunk(seeds, *, D, P, grid, steps, every, stop, tol, diverge_loss, record_theta, forces):

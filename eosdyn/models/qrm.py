@@ -40,7 +40,7 @@ from .._validate import (check_batch_size, check_dtype, check_gd_options, check_
 from ..conventions import STATUS_VALUES, config_json, fate_variables, label, set_roles
 from ..kernels.integrate import check_flow_options, solve_batch
 from ..kernels.lambda_max import lambda_max
-from ..kernels.qrm import (MAX_STEPS_LIMIT, SHARPNESS_VARIANTS, check_budget, check_representable, initial_values,
+from ..kernels.qrm import (FORCE_VARIABLES, MAX_STEPS_LIMIT, SHARPNESS_VARIANTS, check_budget, check_representable, initial_values,
                            parse_memory, q_operator, real_scalar, run_gd)
 from ..systems import Param, System, register
 from ..theory.optim import optimizer_edge
@@ -263,9 +263,11 @@ def _seed_dims(grid) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------- GD sweep
 def _sweep_chunk(seeds: np.ndarray, *, D, P, grid, steps, every, stop, rmask, tol, diverge_loss,
                  cycle_tol, cycle_window, dtype, compact_fraction, max_memory, optimizer="gd", hyper_names=(),
-                 batch_size=None, variants=()) -> xr.Dataset:
+                 batch_size=None, variants=(), forces=False) -> xr.Dataset:
     """All grid points of each seed in ``seeds``; one batch (one shared Q) per seed, eta and
     optimizer hyperparameters."""
+    kernel_variants = tuple(variants)
+    variants = kernel_variants + (FORCE_VARIABLES if forces else ())  # everything recorded like sharpness
     sz, sj, eta_flat = grid.flat("sigma_z"), grid.flat("sigma_J"), grid.flat("eta")
     if hyper_names:
         groups = _step_groups(np.stack([eta_flat] + [grid.flat(h) for h in hyper_names], axis=1))
@@ -286,7 +288,8 @@ def _sweep_chunk(seeds: np.ndarray, *, D, P, grid, steps, every, stop, rmask, to
             extra = {}
             if optimizer != "gd" or batch_size is not None or variants:
                 extra = dict(optimizer=optimizer, **dict(zip(hyper_names, hv)), batch_size=batch_size,
-                             batch_seed=np.random.SeedSequence(int(s), spawn_key=(3,)), sharpness_variants=variants)
+                             batch_seed=np.random.SeedSequence(int(s), spawn_key=(3,)),
+                             sharpness_variants=kernel_variants, **({"record_forces": True} if forces else {}))
             # record_every=None with variants: record step 0 only (the last step comes from the finals)
             rec = every if (every or not variants) else steps + 1
             res = run_gd(Q, Jg, zg, eta, steps, rec, tol=tol, diverge_loss=diverge_loss,
@@ -326,7 +329,7 @@ def _final_steps(ds: xr.Dataset) -> xr.Dataset:
     n = int(ds["steps_taken"].max())
     ran = (ds["steps_taken"] == n) & ds["recorded"]
     out = ds.drop_vars("recorded")
-    for k in ("sharpness", "loss") + tuple(v for v in SHARPNESS_VARIANTS if v in ds):
+    for k in ("sharpness", "loss") + tuple(v for v in SHARPNESS_VARIANTS + FORCE_VARIABLES if v in ds):
         last = ds[f"final_{k}"].where(ran)
         out[k] = xr.concat([ds[k].isel(record=0), last], dim="record").transpose(*ds[k].dims)
     steps = np.array([0, n], np.int64)
@@ -340,7 +343,7 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, 
           record_points=None, stop="member", tol=1e-12, diverge_loss=1e8, dtype="float64",
           cycle_tol=None, cycle_window=200, compact_fraction=0.125, max_memory="2GB", chunk_size=None,
           resume=None, scheduler=None, blas_threads=1, optimizer="gd", momentum=None, beta1=None, beta2=None,
-          epsilon=None, batch_size=None, sharpness_variants=None) -> xr.Dataset:
+          epsilon=None, batch_size=None, sharpness_variants=None, forces=False) -> xr.Dataset:
     """GD (or momentum, Nesterov, RMSProp, Adam, minibatch SGD) on random quadratic regression
     models over a (σ̃_z, σ̃_J, η, hyperparameters) grid × seeds.
 
@@ -418,6 +421,14 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, 
         ``preconditioned_sharpness`` for rmsprop/adam, ``batch_sharpness`` for minibatch
         gd/momentum/nesterov. Each costs an eigen-decomposition of a P × P matrix per member
         and recorded step.
+    forces : bool, default False
+        Also record the self-stabilization quantities of Damian, Nichani & Lee (2023) like
+        ``sharpness`` (every ``record_every`` steps, or at step 0 and the stops; ``final_``
+        values): ``sharpening_force`` α = −∇L·∇S, ``stabilization_strength`` β = ‖∇S‖² and
+        ``predicted_oscillation`` 2α/β, S = λ_max(H) with ∇S in closed form (exact for the
+        QRM; :func:`eosdyn.kernels.derivatives.self_stabilization_terms`). One top eigenpair
+        of the P × P Hessian per member and recorded step (cost: docs/benchmarks.md); the
+        trajectories are unchanged.
 
     Returns
     -------
@@ -462,6 +473,10 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, 
     if batch_size == D:
         batch_size = None  # the full batch
     variants = _variants(optimizer, batch_size, sharpness_variants)
+    if not isinstance(forces, (bool, np.bool_)):
+        raise TypeError(f"forces must be True or False; got {forces!r}")
+    forces = bool(forces)
+    recorded = variants + (FORCE_VARIABLES if forces else ())
     D, P, grid, given = _grid(D, P, sigma_z, sigma_J, sigma_J2, eta, hyper)
     steps, every, stop, tol, diverge_loss, dt = check_gd_options(
         steps=steps, record_every=record_every, stop=stop, tol=tol, diverge_loss=diverge_loss, dtype=dtype,
@@ -481,7 +496,7 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, 
     n_rec = steps // every + 1 if every else 2
     need = estimate_memory(D=D, P=P, n_points=n_points, n_seeds=n_seeds, n_record_points=n_points,
                            n_records=n_rec, itemsize=dt.itemsize, concurrent=plan.concurrent,
-                           n_variants=len(variants), optimizer_state=optimizer != "gd" or batch_size is not None)
+                           n_variants=len(recorded), optimizer_state=optimizer != "gd" or batch_size is not None)
     check_budget(need, budget, f"this sweep ({n_points} grid points x {n_seeds} seeds, {n_rec} recorded steps, "
                  f"D={D}, P={P})", "record fewer steps (record_every=), use fewer seeds or grid points, "
                  "or raise max_memory")
@@ -491,12 +506,15 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, 
                   cycle_tol=cycle_tol, cycle_window=cycle_window, compact_fraction=compact_fraction)
     if optimizer != "gd" or batch_size is not None or variants:  # GD runs keep today's configuration
         params.update(optimizer=optimizer, batch_size=batch_size, sharpness_variants=list(variants))
+    if forces:
+        params["forces"] = True
     cfg = {"function": "eosdyn.qrm.sweep", "parameters": params}
     fingerprint = _fingerprint(cfg)
     chunk = functools.partial(_sweep_chunk, D=D, P=P, grid=grid, every=every, rmask=rmask, tol=tol,
                               diverge_loss=diverge_loss, cycle_tol=cycle_tol, cycle_window=cycle_window,
                               dtype=dt, compact_fraction=compact_fraction, max_memory=budget, optimizer=optimizer,
-                              hyper_names=tuple(hyper), batch_size=batch_size, variants=variants)
+                              hyper_names=tuple(hyper), batch_size=batch_size, variants=variants,
+                              forces=forces)
     if stop == "batch":  # pass 1: each member's fate; pass 2: everyone runs to the last fate
         fates = _sweep.execute(functools.partial(chunk, steps=steps, stop="member"), plan,
                                resume=None if resume is None else Path(resume) / "fates",
@@ -518,8 +536,8 @@ def sweep(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, seeds, steps, 
                            ds["converged_at"].values)
     for k, v in fates.items():
         ds[k] = (ds[k].dims, v)
-    ds = ds[["sharpness", "loss", *variants, "status", "steps_taken", "diverged_at", "converged_at",
-             "final_sharpness", "final_loss", *(f"final_{v}" for v in variants)]]
+    ds = ds[["sharpness", "loss", *recorded, "status", "steps_taken", "diverged_at", "converged_at",
+             "final_sharpness", "final_loss", *(f"final_{v}" for v in recorded)]]
     ds = ds.assign_coords(edge=_edge_coord(optimizer, hyper, grid))
     set_roles(ds, sharpness=own_sharpness(optimizer, batch_size), loss="loss")
     attrs = {"sigma_convention": SIGMA_CONVENTION, "Q_convention": Q_CONVENTION,
@@ -791,8 +809,8 @@ register(System(
              "record_every": 1},
     function="eosdyn.models.qrm.sweep", random=True,
     options=("steps", "record_every", "stop", "tol", "diverge_loss", "dtype", "seeds", "optimizer", "batch_size",
-             "sharpness_variants"),
-    defaults={**DEFAULTS, "optimizer": "gd", "batch_size": None, "sharpness_variants": None},
+             "sharpness_variants", "forces"),
+    defaults={**DEFAULTS, "optimizer": "gd", "batch_size": None, "sharpness_variants": None, "forces": False},
     notes="The state (z, J) is not recorded (D + D P numbers per member and step); the dataset "
           "records sharpness and loss. cycle_tol (opt-in early stop) needs stop='member'. "
           "optimizer= (gd, momentum, nesterov, rmsprop, adam; hyperparameters momentum, beta1, beta2, "

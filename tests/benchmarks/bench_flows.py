@@ -66,3 +66,14 @@ def test_sweep_50_steps_batch20(benchmark):
                                          sigma_J=np.full(20, np.sqrt(0.1)))
     with threadpool_limits(1):
         benchmark(lambda: run_gd(Q, J0, z0, 1.0, 50, 0))
+
+
+@pytest.mark.parametrize("forces", [False, True], ids=["plain", "forces_every_100"])
+def test_sweep_with_forces(benchmark, forces):
+    """A sweep of 40 members × 1000 steps at D=60, P=120 with the forces recorded every 100 steps
+    (11 records) against none: the overhead of ``forces=True`` (issue 15)."""
+    kw = dict(D=D, P=P, sigma_z=np.linspace(0.2, 0.4, 20), sigma_J2=0.1, seeds=2, steps=1000, record_every=100,
+              stop="never", forces=forces)
+    with threadpool_limits(limits=1):
+        eosdyn.qrm.sweep(**{**kw, "steps": 2})   # compile
+        benchmark.pedantic(lambda: eosdyn.qrm.sweep(**kw), rounds=3, iterations=1)
