@@ -55,3 +55,21 @@ def test_options_checked_before_running():
         taylor.central_flow(PROJ, t0=4200, modes=2, times=[0.0, 1.0], edge="yes")
     with pytest.raises(ValueError, match="times"):
         taylor.central_flow(PROJ, t0=4200, modes=2, times=[1.0, 0.0])
+
+
+def test_simulate_records_the_forces_without_changing_the_trajectory():
+    from eosdyn.kernels.derivatives import self_stabilization_terms
+
+    kw = dict(t0=4200, modes=4, feedback=2, steps=20)
+    a = taylor.simulate(PROJ, **kw)
+    b = taylor.simulate(PROJ, **kw, forces=True)
+    eosdyn.check_dataset(b)
+    np.testing.assert_array_equal(a.z_tilde.values, b.z_tilde.values)
+    np.testing.assert_array_equal(a.sharpness.values, b.sharpness.values)
+    Q, J0, z0, eta, _ = taylor.reduced_model(eosdyn.catalog.open(PROJ), t0=4200, modes=4, feedback=2)
+    ref = self_stabilization_terms(Q, J0, z0, eta)                   # at step 0 the state is (J0, z0)
+    for v in ("sharpening_force", "stabilization_strength", "predicted_oscillation"):
+        np.testing.assert_allclose(float(b[v].isel(step=0)), ref[v], rtol=1e-9)
+    assert eosdyn.conventions.regenerate(b).predicted_oscillation.equals(b.predicted_oscillation)
+    with pytest.raises(TypeError, match="forces"):
+        taylor.simulate(PROJ, **kw, forces=1)

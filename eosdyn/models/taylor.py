@@ -39,7 +39,7 @@ from .. import conventions
 from .._files import sha256_file
 from .._validate import HYPERPARAMETER_RANGES, check_batch_size, check_gd_options, check_int, check_optimizer
 from ..conventions import STATUS_VALUES
-from ..kernels.qrm import MAX_STEPS_LIMIT, check_representable, real_scalar, run_gd
+from ..kernels.qrm import FORCE_VARIABLES, MAX_STEPS_LIMIT, check_representable, real_scalar, run_gd
 from ..systems import Param, System, register
 from ..theory.optim import optimizer_edge
 from .qrm import OPTIMIZER_CONVENTIONS, _variants, own_sharpness
@@ -312,7 +312,7 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
              dtype="float64", max_memory="2GB", projections_sha256: str | None = None,
              projections_file_sha256: str | None = None, optimizer: str = "gd", momentum=None, beta1=None,
              beta2=None, epsilon=None, batch_size: int | None = None, sharpness_variants=None,
-             seed: int = 0) -> xr.Dataset:
+             seed: int = 0, forces: bool = False) -> xr.Dataset:
     """GD on the k-mode quadratic (second-order Taylor) model of the network around t₀.
 
     Parameters
@@ -366,6 +366,10 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
         ``"hessian_sharpness"``, ``"preconditioned_sharpness"`` (rmsprop/adam),
         ``"batch_sharpness"``, recorded like ``sharpness`` (see :func:`eosdyn.qrm.sweep`); the
         optimizer's own sharpness is always recorded.
+    forces : bool, default False
+        Also record ``sharpening_force`` α, ``stabilization_strength`` β and
+        ``predicted_oscillation`` 2α/β of the reduced model like ``sharpness`` (as
+        :func:`eosdyn.qrm.sweep` with ``forces=True``); the trajectory is unchanged.
     seed : int, default 0
         Root of the minibatch stream (only used with ``batch_size``).
 
@@ -446,10 +450,16 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
     if batch_size == k:
         batch_size = None  # the full batch
     variants = _variants(optimizer, batch_size, sharpness_variants)
+    if not isinstance(forces, (bool, np.bool_)):
+        raise TypeError(f"forces must be True or False; got {forces!r}")
+    forces = bool(forces)
+    kernel_variants = variants
+    variants = variants + (FORCE_VARIABLES if forces else ())
     args = (Q.astype(dt), J0[None].astype(dt), z0[None].astype(dt), eta_eff)
     extra = {}
     if optimizer != "gd" or batch_size is not None or variants:
-        extra = dict(optimizer=optimizer, **hyper, batch_size=batch_size, sharpness_variants=variants,
+        extra = dict(optimizer=optimizer, **hyper, batch_size=batch_size, sharpness_variants=kernel_variants,
+                     record_forces=forces,
                      batch_seed=np.random.SeedSequence(seed, spawn_key=(3,)))
 
     def run(n_steps, rec, tol_):
@@ -506,8 +516,10 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
               "record_every": record_every if every else None, "stop": stop, "tol": tol,
               "diverge_loss": diverge_loss, "dtype": dt.name, "max_memory": max_memory}
     opt_attrs = {}
-    if optimizer != "gd" or batch_size is not None or variants:  # GD runs keep today's configuration
-        params.update(optimizer=optimizer, **hyper, batch_size=batch_size, sharpness_variants=list(variants),
+    if forces:
+        params["forces"] = True
+    if optimizer != "gd" or batch_size is not None or kernel_variants:  # GD runs keep today's configuration
+        params.update(optimizer=optimizer, **hyper, batch_size=batch_size, sharpness_variants=list(kernel_variants),
                       seed=seed)
         opt_attrs = {"optimizer": optimizer, "batch_size": int(batch_size or 0),
                      "optimizer_convention": OPTIMIZER_CONVENTIONS[optimizer]}
@@ -536,8 +548,8 @@ register(System(
     example={"projections": CATALOG_NAME, "t0": 4200, "modes": 4, "feedback": 2, "steps": 30},
     function="eosdyn.models.taylor.simulate",
     options=("steps", "record_every", "stop", "tol", "diverge_loss", "dtype", "optimizer", "batch_size",
-             "sharpness_variants"),
-    defaults={**DEFAULTS, "optimizer": "gd", "batch_size": None, "sharpness_variants": None},
+             "sharpness_variants", "forces"),
+    defaults={**DEFAULTS, "optimizer": "gd", "batch_size": None, "sharpness_variants": None, "forces": False},
     notes="tol = 0: the reduced model runs for a fixed number of steps (a comparison with the network "
           "trajectory); loss = ½ Σ z̃_i² is the reduced model's own loss. The initial state z_tilde is "
           "projections.z_tilde at t0 (not a scalar parameter).",
