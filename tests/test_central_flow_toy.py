@@ -67,3 +67,26 @@ def test_regenerates_from_its_config():
     again = eosdyn.conventions.regenerate(ds)
     np.testing.assert_array_equal(again.theta.values, ds.theta.values)
     assert again.attrs["model"] == "one_datapoint_central_flow"
+
+
+def test_one_datapoint_records_the_forces_without_changing_the_trajectory():
+    from eosdyn.kernels.derivatives import self_stabilization_terms
+
+    kw = dict(Q=Q, theta0=[[1.0, 0.5], _eos_start()], eta=[0.5, 1.0], steps=40, record_every=4)
+    a, b = toy.one_datapoint(**kw), toy.one_datapoint(**kw, forces=True)
+    eosdyn.check_dataset(b)
+    np.testing.assert_array_equal(a.theta.values, b.theta.values)
+    Qm = np.diag(Q)[None]
+    for i in range(2):
+        for e in range(2):
+            for k in (0, 3, 10):
+                th = b.theta.isel(init=i, eta=e, step=k).values
+                ref = self_stabilization_terms(Qm, (Qm[0] @ th)[None], [0.5 * th @ Qm[0] @ th], 1.0)
+                for v in ("sharpening_force", "stabilization_strength", "predicted_oscillation"):
+                    np.testing.assert_allclose(float(b[v].isel(init=i, eta=e, step=k)), ref[v], rtol=1e-10, atol=1e-14)
+    fin = b.final_theta.isel(init=1, eta=1).values
+    ref = self_stabilization_terms(Qm, (Qm[0] @ fin)[None], [0.5 * fin @ Qm[0] @ fin], 1.0)
+    np.testing.assert_allclose(float(b.final_predicted_oscillation.isel(init=1, eta=1)),
+                               ref["predicted_oscillation"], rtol=1e-10)
+    with pytest.raises(TypeError, match="forces"):
+        toy.one_datapoint(**kw, forces="no")

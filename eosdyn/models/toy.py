@@ -542,9 +542,37 @@ def _datapoint_vars_adaptive(f):
 _DATAPOINT_ADAPTIVE = dataclasses.replace(_DATAPOINT, derive=_datapoint_vars_adaptive)
 
 
+def _with_forces(spec, inp):
+    """``spec`` whose variables also hold the self-stabilization quantities of each state θ
+    (f(θ) = −E/2 + ½ θᵀQθ: z₀ = −E/2, J₀ = 0 in :mod:`eosdyn.kernels.derivatives`)."""
+    from ..kernels.derivatives import _force_rows
+    from ..kernels.qrm import FORCE_VARIABLES
+
+    Q3 = np.asarray(inp.shared, np.float64)[None]
+    E = inp.prm[:, 0]
+
+    def derive(f):
+        out = spec.derive(f)
+        y = np.asarray(f["y"], np.float64)
+        th = y if y.ndim == 3 else y[:, None, :]                      # (n, R, P)
+        n, R, P = th.shape
+        Jr = np.einsum("jk,nrk->nrj", Q3[0], th).reshape(n * R, 1, P)
+        zr = (0.5 * (np.einsum("nrj,nrj->nr", th, Jr.reshape(n, R, P)) - E[:, None])).reshape(n * R, 1)
+        S, alpha, beta = _force_rows(Q3, Jr, zr)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vals = {"sharpening_force": alpha, "stabilization_strength": beta,
+                    "predicted_oscillation": np.where(beta > 0, 2.0 * alpha / beta, np.nan)}
+        for k in FORCE_VARIABLES:
+            v = vals[k].reshape(n, R).astype(y.dtype if y.dtype.kind == "f" else np.float64)
+            out[k] = (v if y.ndim == 3 else v[:, 0], ())
+        return out
+
+    return dataclasses.replace(spec, derive=derive)
+
+
 def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop="never", tol=C.TOL, diverge_loss=None,
                   dtype="float64", optimizer="gd", momentum=None, beta1=None, beta2=None,
-                  epsilon=None) -> xr.Dataset:
+                  epsilon=None, forces=False) -> xr.Dataset:
     """Gradient descent (or momentum, Nesterov, RMSProp, Adam) in parameter space for the
     one-datapoint quadratic model (Eq. 4, 9).
 
@@ -571,6 +599,12 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop="never",
     momentum, beta1, beta2, epsilon : float, optional
         The optimizer's hyperparameters (defaults 0.9, 0.9, 0.999, 1e-8; β's in [0, 1), ε > 0),
         scalar coordinates of the dataset.
+    forces : bool, default False
+        Also record the self-stabilization quantities of the recorded states (Damian, Nichani &
+        Lee 2023; as :func:`eosdyn.qrm.sweep` with ``forces=True``): ``sharpening_force``
+        α = −∇L·∇S, ``stabilization_strength`` β = ‖∇S‖² and ``predicted_oscillation`` 2α/β,
+        S = λ_max(JᵀJ + z Q) (raw units, not rescaled by η), with ``final_`` values; the
+        trajectory is unchanged.
 
     Returns
     -------
@@ -601,6 +635,9 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop="never",
     params = dict(locals())
     for k in ("HYPERPARAMETER_RANGES", "check_optimizer", "real_scalar", "optimizer_edge"):
         params.pop(k)
+    forces = params.pop("forces")
+    if not isinstance(forces, (bool, np.bool_)):
+        raise TypeError(f"forces must be True or False; got {forces!r}")
     optimizer, hyper = check_optimizer(params.pop("optimizer"), **{k: params.pop(k) for k in
                                                                      ("momentum", "beta1", "beta2", "epsilon")})
     for name, v in hyper.items():
@@ -609,10 +646,14 @@ def one_datapoint(*, Q, theta0, E=0.0, eta, steps, record_every=1, stop="never",
     opts, model = _gd(params)
     parameters = {**model, **opts, "dtype": C.dtype_name(dtype)}
     edge = {"edge": np.float64(optimizer_edge(optimizer, **hyper))}
-    if optimizer == "gd":
-        return vector.run(_DATAPOINT, parameters, model, **opts, coords=edge)
     adaptive = optimizer in ("rmsprop", "adam")
-    return vector.run(_DATAPOINT_ADAPTIVE if adaptive else _DATAPOINT, {**parameters, "optimizer": optimizer, **hyper},
+    spec = _DATAPOINT_ADAPTIVE if adaptive else _DATAPOINT
+    if forces:
+        parameters["forces"] = True
+        spec = _with_forces(spec, _datapoint_inputs(**model))
+    if optimizer == "gd":
+        return vector.run(spec, parameters, model, **opts, coords=edge)
+    return vector.run(spec, {**parameters, "optimizer": optimizer, **hyper},
                       model, **opts, optimizer=(optimizer, hyper),
                       coords={**edge, **{k: np.float64(v) for k, v in hyper.items()}},
                       roles={"sharpness": "preconditioned_sharpness"} if adaptive else None,
