@@ -181,6 +181,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "distance_gradient_flow": ("parameter-space distance ‖θ_GD − θ_GF‖ between GD and gradient flow", "1"),
     "separation_step": ("first GD step at which ‖θ_GD − θ_GF‖ exceeds the threshold (-1: never)", "1"),
     "measured_oscillation": ("measured squared oscillation amplitude along the top Hessian eigenvector", "1"),
+    "top_eigenvector": ("unit top eigenvector u of the loss Hessian (largest entry positive)", "1"),
     # --- Taylor model and network (labels the Taylor engineer adds go here)
     "network_step": ("step of the network trajectory, t0 + step (the Taylor model's step 0 is t0)", "1"),
     "final_z_tilde": ("residual z̃_i = v_iᵀ z in the NTK eigenbasis at the member's last step (steps_taken)", "1"),

@@ -107,3 +107,43 @@ def test_flow_comparison_checks_every_option_first(kw, match, monkeypatch):
     monkeypatch.setattr(central, "self_stabilization", boom)
     with pytest.raises(ValueError, match=match):
         eosdyn.qrm.flow_comparison(**{**dict(D=3, P=4, steps=3), **kw})
+
+
+def test_measured_oscillation_along_a_direction():
+    import numpy as np
+    import xarray as xr
+
+    from eosdyn.analysis import measured_oscillation
+
+    # θ_t = (1 + 0.01 t) c + (−1)^t (x u + y w), u ⟂ w unit vectors: along u the amplitude is x
+    rng = np.random.default_rng(1)
+    u, w = np.linalg.qr(rng.standard_normal((5, 2)))[0].T
+    c = rng.standard_normal(5)
+    t = np.arange(12)
+    x, y = 0.3, 0.4
+    th = xr.DataArray((1 + 0.01 * t)[:, None] * c + ((-1.0) ** t)[:, None] * (x * u + y * w), dims=("step", "param"))
+    along = measured_oscillation(th, direction=xr.DataArray(u, dims="param"))
+    every = measured_oscillation(th)
+    np.testing.assert_allclose(along.values[1:-1], x ** 2, rtol=1e-12)
+    np.testing.assert_allclose(every.values[1:-1], x ** 2 + y ** 2, rtol=1e-12)
+    with pytest.raises(ValueError, match="direction"):
+        measured_oscillation(th, direction=xr.DataArray(u[:3], dims="param"))
+
+
+def test_self_stabilization_records_the_top_eigenvector():
+    import numpy as np
+
+    import eosdyn
+    from eosdyn.kernels.derivatives import loss_hessian, model_state
+
+    ds = eosdyn.qrm.self_stabilization(D=4, P=6, sigma_z=0.3, sigma_J2=0.2, seeds=1, steps=6, record_every=2,
+                                       record_theta=True, stop="never")
+    eosdyn.check_dataset(ds)
+    Q, J0, z0 = eosdyn.qrm.initial_state(0, D=4, P=6, sigma_z=[0.3], sigma_J=[np.sqrt(0.2)])
+    for k in range(ds.sizes["step"]):
+        th = ds.theta.isel(seed=0, step=k).values
+        z, J = model_state(Q, J0[0], z0[0], th)
+        H = loss_hessian(Q, J, z)
+        lam, vec = np.linalg.eigh(H)
+        u = ds.top_eigenvector.isel(seed=0, step=k).values
+        np.testing.assert_allclose(abs(u @ vec[:, -1]), 1.0, rtol=1e-10)

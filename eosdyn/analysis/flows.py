@@ -151,22 +151,43 @@ def separation_step(ds: xr.Dataset, *, rtol: float = 0.01) -> xr.DataArray:
     return xr.DataArray(np.int64(val), name="separation_step", attrs={"rtol": float(rtol)})
 
 
-def measured_oscillation(theta: xr.DataArray, dim: str = "step") -> xr.DataArray:
+def measured_oscillation(theta: xr.DataArray, dim: str = "step", direction: xr.DataArray | None = None
+                         ) -> xr.DataArray:
     """Squared amplitude of GD's period-2 oscillation, from the second difference of θ.
 
-    With θ_t = θ̄_t + (−1)^t x_t u (θ̄ smooth), ``‖θ_{t+1} − 2θ_t + θ_{t−1}‖ = 4 x_t`` up to the
-    curvature of θ̄; returns x_t² = (‖Δ²θ‖/4)² at the interior steps (NaN at the ends), to compare
-    with ``predicted_oscillation`` = 2α/β.
+    With θ_t = θ̄_t + (−1)^t x_t u (θ̄ smooth), ``Δ²θ_t = θ_{t+1} − 2θ_t + θ_{t−1} ≈ ∓4 x_t u``;
+    returns x_t² at the interior steps (NaN at the ends), to compare with
+    ``predicted_oscillation`` = 2α/β. With ``direction`` (u on ``dim`` and ``param``, e.g. the
+    ``top_eigenvector`` of :func:`eosdyn.qrm.self_stabilization`), x_t = uᵀΔ²θ_t / 4, the
+    oscillation along u only; without it x_t = ‖Δ²θ_t‖ / 4 (every direction).
+
+    Parameters
+    ----------
+    theta : xarray.DataArray
+        θ with dims ``dim`` and ``param`` (others broadcast).
+    dim : str, default "step"
+    direction : xarray.DataArray, optional
+        Unit vectors with dim ``param`` (and ``dim``, or constant).
 
     Examples
     --------
     >>> import numpy as np, xarray as xr
-    >>> th = xr.DataArray([[0.5], [-0.5], [0.5], [-0.5]], dims=("step", "param"))
+    >>> th = xr.DataArray([[0.5, 0.1], [-0.5, 0.1], [0.5, 0.1], [-0.5, 0.1]], dims=("step", "param"))
     >>> measured_oscillation(th).values.tolist()
     [nan, 0.25, 0.25, nan]
+    >>> u = xr.DataArray([0.6, 0.8], dims="param")
+    >>> [round(float(v), 4) for v in measured_oscillation(th, direction=u).values[1:3]]
+    [0.09, 0.09]
     """
-    if not isinstance(theta, xr.DataArray) or dim not in theta.dims or "param" not in theta.dims:
+    if not isinstance(theta, xr.DataArray) or not isinstance(dim, str) or dim not in theta.dims \
+            or "param" not in theta.dims:
         raise ValueError(f"theta must be a DataArray with dims {dim!r} and 'param'")
+    if direction is not None and (not isinstance(direction, xr.DataArray) or "param" not in direction.dims
+                                  or direction.sizes["param"] != theta.sizes["param"]):
+        raise ValueError("direction must be a DataArray with dim 'param' of the same size as theta's")
     second = theta.shift({dim: -1}) - 2 * theta + theta.shift({dim: 1})
-    x = np.sqrt((second ** 2).sum("param", skipna=False)) / 4.0
+    if direction is None:
+        x = np.sqrt((second ** 2).sum("param", skipna=False)) / 4.0
+    else:
+        x = abs((second * direction).sum("param", skipna=False)) / 4.0
     return (x ** 2).rename("measured_oscillation")

@@ -259,6 +259,7 @@ def _gd_member(Q, J0, z0, eta, steps, every, tol, diverge_loss, stop, record_the
     R = rec_steps.size
     rec = {v: np.full(R, np.nan) for v in ("sharpness", "loss") + (_FORCES if forces else ())}
     th_rec = np.full((R, P), np.nan) if record_theta else None
+    u_rec = np.full((R, P), np.nan) if record_theta else None
     theta = np.zeros(P)
     status, taken, dat, cat = STATUS_VALUES["max_steps"], steps, -1, -1
     r = 0
@@ -283,6 +284,8 @@ def _gd_member(Q, J0, z0, eta, steps, every, tol, diverge_loss, stop, record_the
                     rec[v][k] = tt[v]
             if record_theta:
                 th_rec[k] = theta
+                u = _d._top(_d._hessian(Q, J, z), 1)[1][:, 0]
+                u_rec[k] = u if u[np.argmax(np.abs(u))] > 0 else -u      # sign: largest entry positive
             r += 1 if every else 0
         if cat >= 0 and stop == "member":
             status, taken = STATUS_VALUES["converged"], t
@@ -296,7 +299,7 @@ def _gd_member(Q, J0, z0, eta, steps, every, tol, diverge_loss, stop, record_the
     if status != STATUS_VALUES["diverged"]:
         z, J = _d._state(Q, J0, z0, theta)
         rec_final = {"loss": 0.5 * float(z @ z), "sharpness": eta * float(lambda_max(J[None])[0])}
-    return rec, th_rec, (status, taken, dat, cat), rec_final
+    return rec, (th_rec, u_rec), (status, taken, dat, cat), rec_final
 
 
 def _force_terms(Q, J, z, eta):
@@ -312,6 +315,7 @@ def _ss_chunk(seeds, *, D, P, grid, steps, every, stop, tol, diverge_loss, recor
     names = ("sharpness", "loss") + (_FORCES if forces else ())
     traj = {v: np.full((S, B, R), np.nan) for v in names}
     th = np.full((S, B, R, P), np.nan) if record_theta else None
+    uu = np.full((S, B, R, P), np.nan) if record_theta else None
     fate = {v: np.empty((S, B), np.int64) for v in ("status", "steps_taken", "diverged_at", "converged_at")}
     fin = {v: np.full((S, B), np.nan) for v in ("final_sharpness", "final_loss")}
     for i, s in enumerate(seeds):
@@ -322,7 +326,7 @@ def _ss_chunk(seeds, *, D, P, grid, steps, every, stop, tol, diverge_loss, recor
             for v in names:
                 traj[v][i, b] = rec[v]
             if record_theta:
-                th[i, b] = threc
+                th[i, b], uu[i, b] = threc
             for v, x in zip(("status", "steps_taken", "diverged_at", "converged_at"), f):
                 fate[v][i, b] = x
             fin["final_sharpness"][i, b], fin["final_loss"][i, b] = final["sharpness"], final["loss"]
@@ -333,6 +337,7 @@ def _ss_chunk(seeds, *, D, P, grid, steps, every, stop, tol, diverge_loss, recor
     data.update({v: (dims + ("step",), _member(a, S, grid)) for v, a in traj.items()})
     if record_theta:
         data["theta"] = (dims + ("step", "param"), _member(th, S, grid))
+        data["top_eigenvector"] = (dims + ("step", "param"), _member(uu, S, grid))
     return xr.Dataset(data, coords={"seed": np.asarray(seeds, np.int64)})
 
 
@@ -360,7 +365,9 @@ def self_stabilization(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, s
     dtype : {"float64"}
         Only float64 (the derivatives are exact in float64).
     record_theta : bool, default False
-        Also record θ (dims ..., ``step``, ``param``).
+        Also record θ and ``top_eigenvector`` u (unit, its largest entry positive; dims ...,
+        ``step``, ``param``), for the measured oscillation along u
+        (:func:`eosdyn.analysis.measured_oscillation`).
     max_memory, chunk_size, resume, scheduler, blas_threads
         As in :func:`eosdyn.qrm.sweep`.
 
@@ -391,7 +398,7 @@ def self_stabilization(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, s
     plan = _sweep.plan(seeds, chunk_size=chunk_size, scheduler=scheduler, blas_threads=blas_threads)
     B, n_seeds = grid.size, plan.seeds.size
     R = steps // every + 1 if every else 2
-    need = 8 * (plan.concurrent * 3 * D * P * P + 2 * B * n_seeds * R * (6 + (P if record_theta else 0)))
+    need = 8 * (plan.concurrent * 3 * D * P * P + 2 * B * n_seeds * R * (6 + (2 * P if record_theta else 0)))
     check_budget(need, budget, f"this run ({B} grid points x {n_seeds} seeds, {R} records, D={D}, P={P})",
                  "record fewer steps, seeds or grid points, or raise max_memory")
     params = dict(D=D, P=P, **given, seeds=plan.seeds, steps=steps, record_every=every or None, stop=stop,
@@ -405,7 +412,7 @@ def self_stabilization(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, s
     else:
         n = int(ds["steps_taken"].max())
         last = ds.isel(step=1).where(ds["steps_taken"] == n)
-        for v in ("sharpness", "loss") + _FORCES + (("theta",) if record_theta else ()):
+        for v in ("sharpness", "loss") + _FORCES + (("theta", "top_eigenvector") if record_theta else ()):
             ds[v] = xr.concat([ds[v].isel(step=0), last[v]], dim="step").transpose(*ds[v].dims)
         step = np.array([0, n], np.int64)
         if n == 0:
@@ -414,7 +421,7 @@ def self_stabilization(*, D, P, sigma_z, sigma_J=None, sigma_J2=None, eta=1.0, s
     ds = ds.assign_coords(step=step, **_grid_coords(grid)).assign_coords(D=np.int64(D), P=np.int64(P))
     keep = ["sharpness", "loss", *_FORCES, "status", "steps_taken", "diverged_at", "converged_at",
             "final_sharpness", "final_loss"]
-    ds = ds[keep + (["theta"] if record_theta else [])]
+    ds = ds[keep + (["theta", "top_eigenvector"] if record_theta else [])]
     roles = dict(sharpness="sharpness", loss="loss")
     if record_theta:
         roles["parameters"] = "theta"

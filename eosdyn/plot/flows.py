@@ -90,7 +90,8 @@ def flow_comparison_view(ds: xr.Dataset):
 
 def self_stabilization_view(ds: xr.Dataset, *, max_curves: int = 4):
     """Self-stabilization along GD: predicted squared oscillation 2α/β against the measured one
-    (from θ's second difference), and the Hessian sharpness, one colour per member.
+    (θ's second difference along the top eigenvector u), and the Hessian sharpness, one colour per
+    member.
 
     Examples
     --------
@@ -118,7 +119,10 @@ def self_stabilization_view(ds: xr.Dataset, *, max_curves: int = 4):
     for i in range(n):
         m = stacked.isel(member=i)
         lab = ", ".join(f"{symbol(k)}$=${float(m[k]):g}" for k in other if m[k].size == 1 and ds.sizes[k] > 1)
-        meas = measured_oscillation(m["theta"])
+        meas = measured_oscillation(m["theta"], direction=m["top_eigenvector"] if "top_eigenvector" in m else None)
+        # u swaps between nearly degenerate edge eigenvectors from one step to the next: the mean
+        # over two consecutive steps shows the level without the period-2 saw-tooth
+        meas = meas.rolling(step=2).mean()
         pred = m["predicted_oscillation"]
         with np.errstate(divide="ignore", invalid="ignore"):
             lp, lm = np.log10(pred.where(pred > 0)), np.log10(meas.where(meas > 0))
@@ -126,7 +130,7 @@ def self_stabilization_view(ds: xr.Dataset, *, max_curves: int = 4):
         first = i == 0
         osc.append(_curve(hv, step, lp, r"predicted $2\alpha/\beta$" if first else "", PALETTE[i % 8],
                           vdim="log10_x2", linestyle="--"))
-        osc.append(_curve(hv, step, lm, "measured" if first else "", PALETTE[i % 8], vdim="log10_x2"))
+        osc.append(_curve(hv, step, lm, "measured (2-step mean)" if first else "", PALETTE[i % 8], vdim="log10_x2"))
         sharp.append(_curve(hv, step, m["hessian_sharpness"], lab or "GD", PALETTE[i % 8], vdim="hessian_sharpness"))
     vals = np.concatenate([np.ravel(v) for v in seen]) if seen else np.array([])
     vals = vals[np.isfinite(vals) & (vals > 0)]
