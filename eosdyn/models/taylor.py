@@ -307,6 +307,15 @@ def _resolve_source(projections, sha, file_sha):
         "this dataset regenerable)"
 
 
+def _check_digests(projections_sha256, projections_file_sha256) -> None:
+    """Both digests are None or 64 lower-case hexadecimal digits."""
+    for name, value in (("projections_sha256", projections_sha256),
+                        ("projections_file_sha256", projections_file_sha256)):
+        if value is not None and not (isinstance(value, str) and len(value) == 64
+                                      and all(c in "0123456789abcdef" for c in value)):
+            raise ValueError(f"{name} must be 64 lower-case hexadecimal digits or None; got {value!r}")
+
+
 def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int = 500,
              record_every: int | None = 1, stop: str = "never", tol: float = 0.0, diverge_loss: float = 1e8,
              dtype="float64", max_memory="2GB", projections_sha256: str | None = None,
@@ -434,11 +443,7 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
     steps, every, stop, tol, diverge_loss, dt = check_gd_options(
         steps=steps, record_every=record_every, stop=stop, tol=tol, diverge_loss=diverge_loss, dtype=dtype,
         max_steps=MAX_STEPS_LIMIT)
-    for name, value in (("projections_sha256", projections_sha256),
-                        ("projections_file_sha256", projections_file_sha256)):
-        if value is not None and not (isinstance(value, str) and len(value) == 64
-                                      and all(c in "0123456789abcdef" for c in value)):
-            raise ValueError(f"{name} must be 64 lower-case hexadecimal digits or None; got {value!r}")
+    _check_digests(projections_sha256, projections_file_sha256)
     ds_in, source_params, source_text = _resolve_source(projections, projections_sha256, projections_file_sha256)
     Q, J0, z0, eta_eff, t0 = reduced_model(ds_in, t0=t0, modes=modes, feedback=feedback)
     for name, arr in (("Q_tilde", Q), ("ntk_eigenvalue (its square root, J0)", J0), ("z_tilde", z0),
@@ -532,17 +537,20 @@ def simulate(projections, *, t0=None, modes=None, feedback: int = 0, steps: int 
     )
 
 
+#: the model parameters of the Taylor producers (simulate and its flows)
+_PARAMS = (
+    Param("projections", "projections of the network (catalog entry, NetCDF path or Dataset)",
+          domain="a cifar_fcn_projections dataset", dim=False),
+    Param("t0", "GD step t0 of the expansion point", domain="one of projections.t0", dim=False),
+    Param("modes", "number k of top NTK modes", domain="[1, stored modes]", dim=False),
+    Param("feedback", "number of feedback directions", domain="[0, stored feedback directions]", dim=False),
+)
+
 register(System(
     name=PUBLIC_NAME, kind="parameter_gd",
     title="second-order Taylor model of the CIFAR FCN around t0 (k NTK modes)",
     equations=EQUATIONS,
-    params=(
-        Param("projections", "projections of the network (catalog entry, NetCDF path or Dataset)",
-              domain="a cifar_fcn_projections dataset", dim=False),
-        Param("t0", "GD step t0 of the expansion point", domain="one of projections.t0", dim=False),
-        Param("modes", "number k of top NTK modes", domain="[1, stored modes]", dim=False),
-        Param("feedback", "number of feedback directions", domain="[0, stored feedback directions]", dim=False),
-    ),
+    params=_PARAMS,
     state=("z_tilde",),
     roles={"residual": "z_tilde", "sharpness": "sharpness", "loss": "loss"},
     example={"projections": CATALOG_NAME, "t0": 4200, "modes": 4, "feedback": 2, "steps": 30},
@@ -660,11 +668,7 @@ def central_flow(projections, *, t0=None, modes=None, feedback: int = 0, times, 
         raise TypeError(f"edge must be True or False; got {edge!r}")
     band, kappa = _check_band_kappa(band, kappa)
     tv = check_times(times)
-    for name, value in (("projections_sha256", projections_sha256),
-                        ("projections_file_sha256", projections_file_sha256)):
-        if value is not None and not (isinstance(value, str) and len(value) == 64
-                                      and all(c in "0123456789abcdef" for c in value)):
-            raise ValueError(f"{name} must be 64 lower-case hexadecimal digits or None; got {value!r}")
+    _check_digests(projections_sha256, projections_file_sha256)
     ds_in, source_params, source_text = _resolve_source(projections, projections_sha256, projections_file_sha256)
     Q, J0, z0, eta_eff, t0 = reduced_model(ds_in, t0=t0, modes=modes, feedback=feedback)
     eta, n = _eta_and_n(ds_in)
@@ -691,13 +695,7 @@ _CENTRAL_RECORD = register(System(
     name=CENTRAL_NAME, kind="flow",
     title="second-order Taylor model of the CIFAR FCN around t0, central flow",
     equations="dφ/dt = −(η/n) [∇L + ½ Σ_ij X_ij ∇³L[u_i, u_j]] (Cohen et al. 2025) on " + EQUATIONS,
-    params=(
-        Param("projections", "projections of the network (catalog entry, NetCDF path or Dataset)",
-              domain="a cifar_fcn_projections dataset", dim=False),
-        Param("t0", "GD step t0 of the expansion point", domain="one of projections.t0", dim=False),
-        Param("modes", "number k of top NTK modes", domain="[1, stored modes]", dim=False),
-        Param("feedback", "number of feedback directions", domain="[0, stored feedback directions]", dim=False),
-    ),
+    params=_PARAMS,
     state=("z_tilde",),
     roles={"residual": "z_tilde", "sharpness": "sharpness", "loss": "loss"},
     example={"projections": CATALOG_NAME, "t0": 4200, "modes": 3, "feedback": 1, "times": [0.0, 2.0, 5.0]},
